@@ -1,0 +1,88 @@
+/**
+ * The only module that loads the native addon. Everything else imports the typed functions
+ * from here, so the shape of the native surface is written down in one place.
+ *
+ * The addon is loaded lazily, on first use: pure-TypeScript parts of nodevisor (OCI
+ * conversion, hooks, mapping) work on a machine where the addon was not built.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { NodevisorError } from '../errors.js';
+
+export interface BuildInfo {
+  version: string;
+  napiVersion: number;
+  compiler: string;
+  cplusplus: number;
+  sanitizers: string;
+  assertions: boolean;
+  arch: string;
+}
+
+/** The raw addon, as native/addon/module.cc exports it. Each entry says which thread runs it. */
+export interface NativeAddon {
+  /** JS thread. Hands the error class to C++ once, right after loading. */
+  init(errorClass: typeof NodevisorError): void;
+  /** JS thread. */
+  buildInfo(): BuildInfo;
+}
+
+const require = createRequire(import.meta.url);
+
+/** The package root: this file is src/native/binding.ts or dist/src/native/binding.js. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
+    dir = dirname(dir);
+  }
+  throw new NodevisorError('cannot find the nodevisor package root (binding.gyp)', { code: 'ENOENT' });
+}
+
+/** Candidate addon paths, in the order they are tried. */
+export function addonCandidates(): string[] {
+  const root = packageRoot();
+  const fromEnv = process.env.NODEVISOR_ADDON;
+  const list = [
+    join(root, 'build', 'Release', 'nodevisor.node'),
+    join(root, 'build', 'Debug', 'nodevisor.node'),
+  ];
+  return fromEnv ? [resolve(fromEnv), ...list] : list;
+}
+
+let loaded: NativeAddon | undefined;
+
+/** Loads the addon once; throws a NodevisorError naming the paths tried and how to build. */
+export function addon(): NativeAddon {
+  if (loaded) return loaded;
+  if (process.platform !== 'linux') {
+    throw new NodevisorError(`nodevisor's native addon runs on Linux only (this is ${process.platform})`, {
+      code: 'ENOTSUP',
+    });
+  }
+  const tried = addonCandidates();
+  const failures: string[] = [];
+  for (const path of tried) {
+    if (!existsSync(path)) {
+      failures.push(`${path} (missing)`);
+      continue;
+    }
+    try {
+      const mod = require(path) as NativeAddon;
+      mod.init(NodevisorError);
+      loaded = mod;
+      return mod;
+    } catch (err) {
+      failures.push(`${path} (${(err as Error).message})`);
+    }
+  }
+  throw new NodevisorError(
+    `nodevisor's native addon could not be loaded. Tried:\n  ${failures.join('\n  ')}\n` +
+      `Build it with \`npm run build\` (or \`npx node-gyp rebuild\`) in ${packageRoot()}; ` +
+      'it needs python3, make and a C++20 compiler. NODEVISOR_ADDON=<path> selects another binary.',
+    { code: 'ENOADDON' },
+  );
+}

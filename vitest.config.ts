@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+// Native code, signals, namespaces: every test file runs in its own forked process so a
+// thread that changed namespace, or a crash in the addon, cannot affect another file.
+export default defineConfig({
+  test: {
+    pool: 'forks',
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    reporters: ['default'],
+  },
+});
