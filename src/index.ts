@@ -1,3 +1,53 @@
 // Public surface of nodevisor. Only exports live here; each name is defined in its layer.
 export { NodevisorError, type NodevisorErrorDetails } from './errors.js';
 export { addon as nativeAddon, type BuildInfo } from './native/binding.js';
+
+// Configuration and kernel parameters (Kata's katautils).
+export type { FactoryConfig, HypervisorConfig, Param, RuntimeConfig } from './config/types.js';
+export {
+  getKernelParams,
+  kernelParamsToCmdline,
+  needSystemd,
+  NO_TRACE_KERNEL_PARAMS,
+  setKernelParams,
+  SYSTEMD_KERNEL_PARAMS,
+} from './config/kernel-params.js';
+export { checkFactoryConfig } from './factory/check-config.js';
+
+// Rootfs.
+export type { RootFs } from './rootfs/rootfs.js';
+export { isBlockDevice, resolvePath } from './rootfs/paths.js';
+export { EPHEMERAL_TYPE, isEphemeralStorage, setEphemeralStorageType } from './rootfs/ephemeral.js';
+
+// OCI spec → configuration.
+export type * from './oci/spec.js';
+export { parseConfigJson } from './oci/parse.js';
+export { validateSpec } from './oci/validate.js';
+export { validateId, ID_PATTERN } from './oci/ids.js';
+export { containerType, sandboxId, type ContainerType } from './oci/annotations.js';
+export {
+  containerConfig,
+  type Cmd,
+  type ContainerConfig,
+  type ContainerConfigOptions,
+  type DeviceInfo,
+  type EnvVar,
+} from './oci/container-config.js';
+export {
+  sandboxConfig,
+  DEFAULT_SHM_SIZE,
+  type NetworkConfig,
+  type SandboxConfig,
+  type SandboxConfigOptions,
+} from './oci/sandbox-config.js';
+
+// Container id → sandbox id.
+export { ContainerIdMapping, DEFAULT_MAPPING_ROOT } from './mapping/container-id-mapping.js';
+
+// OCI hooks.
+export { runHook, HOOK_OUTPUT_LIMIT, type RunHookOptions } from './hooks/run-hook.js';
+export { preStartHooks, postStartHooks, postStopHooks, type HookKind, type HookRunOptions } from './hooks/hooks.js';
+export type { HookState, ContainerStatus } from './hooks/state.js';
+
+// Logging and tracing.
+export { logger, setLogger, type Logger, type Subsystem } from './log/logger.js';
