@@ -14,7 +14,11 @@
       "sources": [
         "native/addon/module.cc",
         "native/addon/errors.cc",
-        "native/addon/build_info.cc"
+        "native/addon/build_info.cc",
+        "native/addon/netns_binding.cc",
+        "native/addon/blockdev_binding.cc",
+        "native/sys/netns.cc",
+        "native/sys/blockdev.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -31,6 +31,8 @@ Napi::Object module_init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonState>(new AddonState());
   exports.Set("init", Napi::Function::New(env, init, "init"));
   register_build_info(env, exports);
+  register_netns(env, exports);
+  register_blockdev(env, exports);
   return exports;
 }
 
