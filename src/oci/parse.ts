@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 
 import { NodevisorError, errorCode, invalid } from '../errors.js';
 import { normalizeCapabilities } from './capabilities.js';
+import { jsonErrorOffset } from '../util/json-error-offset.js';
 import type { ValidSpec } from './spec.js';
 import { validateSpec } from './validate.js';
 
@@ -28,27 +29,14 @@ export function lineAndColumn(text: string, offset: number): { line: number; col
   return { line, column: clamped - lineStart + 1 };
 }
 
-/** The offset V8 reports for a JSON syntax error; the end of the text when it gives none. */
-function syntaxErrorOffset(err: SyntaxError, text: string): number {
-  const m = /position (\d+)/.exec(err.message);
-  if (m) return Number(m[1]);
-  const lc = /line (\d+) column (\d+)/.exec(err.message);
-  if (lc) {
-    const lines = text.split('\n');
-    let offset = 0;
-    for (let i = 0; i < Number(lc[1]) - 1 && i < lines.length; i++) offset += lines[i]!.length + 1;
-    return offset + Number(lc[2]) - 1;
-  }
-  return text.length;
-}
-
 /** Parses JSON text; a syntax error names `source` and the line and column. */
 export function parseJsonText(text: string, source: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
     if (!(err instanceof SyntaxError)) throw err;
-    const { line, column } = lineAndColumn(text, syntaxErrorOffset(err, text));
+    const offset = jsonErrorOffset(text);
+    const { line, column } = lineAndColumn(text, offset < 0 ? text.length : offset);
     throw invalid(`${source}: invalid JSON at line ${line}, column ${column}: ${err.message}`, err);
   }
 }
