@@ -22,12 +22,54 @@ export interface BuildInfo {
   arch: string;
 }
 
+/** A namespace's identity: device and inode of its nsfs file (`ls -iL /proc/self/ns/net`). */
+export interface NsIdentity {
+  dev: number;
+  ino: number;
+}
+
+/** native/sys/blockdev.h `BlockDeviceInfo`; the rules for each field are written there. */
+export interface BlockDeviceInfo {
+  kind: 'block' | 'file' | 'other';
+  /** Device number of a block device; 0 for anything else. */
+  major: number;
+  minor: number;
+  /** Block device: BLKGETSIZE64; regular file: its size; other: 0. */
+  sizeBytes: number;
+  /** Block device: BLKSSZGET; regular file: 512; other: 0. */
+  logicalBlockSize: number;
+  /** Block device: BLKROGET. Else: not writable by this process, or on a read-only mount. */
+  readOnly: boolean;
+  /** /sys/dev/block/<major>:<minor>/dm exists. */
+  deviceMapper: boolean;
+}
+
 /** The raw addon, as native/addon/module.cc exports it. Each entry says which thread runs it. */
 export interface NativeAddon {
   /** JS thread. Hands the error class to C++ once, right after loading. */
   init(errorClass: typeof NodevisorError): void;
   /** JS thread. */
   buildInfo(): BuildInfo;
+
+  /**
+   * A libuv worker thread, which starts one short-lived thread that unshares and bind-mounts
+   * (so no pooled thread changes namespace). `name` '' draws `nodevisor-<32 hex>`. → the path.
+   */
+  createNetNs(dir: string, name: string): Promise<string>;
+  /** A libuv worker thread. Lazy unmount + unlink; resolves false when the path did not exist. */
+  deleteNetNs(path: string): Promise<boolean>;
+  /** A libuv worker thread. Rejects (EINVAL) "not a network namespace: <path>". */
+  checkNetNs(path: string): Promise<NsIdentity>;
+  /** JS thread (it asks about the calling thread): /proc/thread-self/ns/net. */
+  threadNetNsIdentity(): NsIdentity;
+  /**
+   * JS thread, synchronous: setns the JS thread into `path`, call `fn`, setns back (also when
+   * `fn` throws; a failure to switch back stops the process). Use src/netns `enterNetNs`,
+   * which also rejects async functions.
+   */
+  enterNetNs<T>(path: string, fn: () => T): T;
+  /** A libuv worker thread (stat and ioctls may wait on the device). */
+  inspectBlockDevice(path: string): Promise<BlockDeviceInfo>;
 }
 
 const require = createRequire(import.meta.url);
