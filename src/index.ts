@@ -51,3 +51,21 @@ export type { HookState, ContainerStatus } from './hooks/state.js';
 
 // Logging and tracing.
 export { logger, setLogger, type Logger, type Subsystem } from './log/logger.js';
+
+// Network namespaces (Kata B14-B18): lifecycle, running code inside, sandbox setup.
+export {
+  createNetNs,
+  currentNetNsIdentity,
+  deleteNetNs,
+  DEFAULT_NETNS_DIR,
+  enterNetNs,
+  hostNetworkingRequested,
+  netNsIdentity,
+  sameNetNs,
+  setupNetworkNamespace,
+  type CreateNetNsOptions,
+  type NsIdentity,
+} from './netns/index.js';
+
+// Block devices and disk images as VM disks.
+export { inspectBlockDevice, type BlockDeviceInfo } from './rootfs/blockdev.js';
