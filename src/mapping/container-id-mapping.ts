@@ -24,6 +24,8 @@ export const DEFAULT_MAPPING_ROOT = '/run/nodevisor/mapping';
 
 /** How often `add` retries when other writers keep replacing the same entry. */
 const MAX_ADD_ATTEMPTS = 1000;
+/** How often `fetch` reads an entry again that it found empty (see there). */
+const EMPTY_READ_RETRIES = 20;
 
 function fsError(action: string, path: string, err: unknown): NodevisorError {
   return new NodevisorError(`${action} ${path}: ${(err as Error).message}`, {
@@ -91,12 +93,17 @@ export class ContainerIdMapping {
   async fetch(containerId: string): Promise<string | undefined> {
     const cid = validateId(containerId, 'container ID');
     const entry = this.entry(cid);
-    let names: string[];
-    try {
-      names = await readdir(entry);
-    } catch (err) {
-      if (errorCode(err) === 'ENOENT') return undefined;
-      throw fsError('cannot read the mapping entry', entry, err);
+    let names: string[] = [];
+    for (let attempt = 0; attempt < EMPTY_READ_RETRIES; attempt++) {
+      try {
+        names = await readdir(entry);
+      } catch (err) {
+        if (errorCode(err) === 'ENOENT') return undefined;
+        throw fsError('cannot read the mapping entry', entry, err);
+      }
+      // An empty read can be an entry a concurrent add or delete has just renamed away and is
+      // emptying: the path now names the next entry, or none. Read again before calling it corrupt.
+      if (names.length !== 0) break;
     }
     if (names.length !== 1) {
       throw new NodevisorError(

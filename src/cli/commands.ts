@@ -1,0 +1,24 @@
+/** The table of subcommands of the `nodevisor` CLI. */
+export interface Command {
+  run(args: string[]): Promise<number>;
+}
+
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  load(): Promise<Command>;
+}
+
+export const commands: CommandEntry[] = [
+  {
+    name: 'info',
+    summary: 'show the addon build, and whether this machine can run VMs (KVM, PVM) and the tests (root)',
+    load: async () => (await import('./commands/info.js')).default,
+  },
+];
+
+export function usage(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return `usage: nodevisor <command> [options]\n\ncommands:\n${lines.join('\n')}\n`;
+}
