@@ -3,9 +3,11 @@
  * map, by a separate Node process), and its emitted `.d.ts` compiled against a consumer.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+
+import { tempDir } from '../helpers/tmp.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
@@ -46,4 +48,28 @@ describe('the built package', () => {
     const project = join(root, 'test', 'fixtures', 'consumer', 'tsconfig.json');
     expect(() => execFileSync(process.execPath, [tsc, '-p', project], { cwd: root, stdio: 'pipe' })).not.toThrow();
   }, 60_000);
+
+  it('says which addon paths it tried, and how to build, when the binary is missing', () => {
+    // A copy of the installed package without its build/ directory.
+    const copy = tempDir();
+    cpSync(join(root, 'dist'), join(copy, 'dist'), { recursive: true });
+    for (const f of ['package.json', 'binding.gyp']) cpSync(join(root, f), join(copy, f));
+    symlinkSync(join(root, 'node_modules'), join(copy, 'node_modules'));
+    const garbage = join(copy, 'garbage.node');
+    writeFileSync(garbage, 'not an ELF');
+    const program = `
+      import { nativeAddon } from 'nodevisor';
+      try { nativeAddon(); console.log('loaded'); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }
+    `;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', program], {
+      cwd: copy,
+      encoding: 'utf8',
+      env: { ...process.env, NODEVISOR_ADDON: garbage },
+    });
+    const err = JSON.parse(out) as { code: string; message: string };
+    expect(err.code).toBe('ENOADDON');
+    expect(err.message).toContain(`${garbage} (`);
+    expect(err.message).toContain(`${join(copy, 'build', 'Release', 'nodevisor.node')} (missing)`);
+    expect(err.message).toContain('npm run build');
+  });
 });
