@@ -4,6 +4,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readlink } from 'node:fs/promises';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -155,6 +156,16 @@ describe.skipIf(!canRun)('network namespaces (root)', () => {
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     await once(child, 'exit');
     expect(out.trim()).toBe(`net:[${id.ino}]`);
+  });
+
+  it('creation never moves a libuv worker thread out of the host namespace', async () => {
+    const host = `net:[${threadNetNsInode()}]`;
+    // More concurrent creations than pool threads, so every worker takes part.
+    const paths = await Promise.all(Array.from({ length: 16 }, () => fresh()));
+    expect(new Set(paths).size).toBe(16);
+    // fs.promises runs readlink on the pool threads; /proc/thread-self is the worker's own.
+    const seen = await Promise.all(Array.from({ length: 64 }, () => readlink('/proc/thread-self/ns/net')));
+    expect(new Set(seen)).toEqual(new Set([host]));
   });
 
   it('restores the original namespace when fn throws, and rethrows the same error', async () => {
