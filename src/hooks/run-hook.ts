@@ -14,6 +14,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 
 import { NodevisorError } from '../errors.js';
+import { enterNetNs } from '../netns/enter.js';
 import { logger } from '../log/logger.js';
 import type { Hook } from '../oci/spec.js';
 import { validateHook } from '../oci/validate.js';
@@ -27,10 +28,10 @@ const PIPE_GRACE_MS = 200;
 
 export interface RunHookOptions {
   /**
-   * Starts the process. The default is `child_process.spawn`; the netns layer passes one that
-   * spawns inside the sandbox's network namespace.
+   * The sandbox's network namespace. The hook is spawned with the JS thread inside it (so the
+   * hook and everything it starts live there); waiting for it happens outside, as usual.
    */
-  spawnProcess?: (path: string, args: string[], options: Parameters<typeof spawn>[2]) => ChildProcess;
+  netns?: string;
 }
 
 class BoundedBuffer {
@@ -70,14 +71,14 @@ export function envListToObject(list: readonly string[]): NodeJS.ProcessEnv {
 export async function runHook(hook: Hook, state: HookState, options: RunHookOptions = {}): Promise<void> {
   const valid = validateHook(hook, 'hook');
   const args = valid.args && valid.args.length > 0 ? valid.args : [valid.path];
-  return withSpan('hook', { 'hook.path': valid.path, 'hook.args': args.join(' ') }, () =>
+  const attributes = { 'hook.path': valid.path, 'hook.args': args.join(' '), ...(options.netns ? { netns: options.netns } : {}) };
+  return withSpan('hook', attributes, () =>
     runProcess(valid, args, state, options),
   );
 }
 
 function runProcess(hook: Hook, args: string[], state: HookState, options: RunHookOptions): Promise<void> {
   const log = logger('hooks', { container: state.id });
-  const spawnProcess = options.spawnProcess ?? spawn;
   return new Promise<void>((resolvePromise, rejectPromise) => {
     const stdout = new BoundedBuffer();
     const stderr = new BoundedBuffer();
@@ -98,14 +99,17 @@ function runProcess(hook: Hook, args: string[], state: HookState, options: RunHo
 
     let child: ChildProcess;
     try {
-      child = spawnProcess(hook.path, args.slice(1), {
-        argv0: args[0],
-        env: hook.env ? envListToObject(hook.env) : process.env,
-        stdio: ['pipe', 'pipe', 'pipe'],
-        detached: true,
-      });
+      const start = () =>
+        spawn(hook.path, args.slice(1), {
+          argv0: args[0],
+          env: hook.env ? envListToObject(hook.env) : process.env,
+          stdio: ['pipe', 'pipe', 'pipe'],
+          detached: true,
+        });
+      child = options.netns ? enterNetNs(options.netns, start) : start();
     } catch (err) {
-      settle(startError(hook, err));
+      // enterNetNs failures (not a netns, EPERM) are already NodevisorErrors that say so.
+      settle(err instanceof NodevisorError ? err : startError(hook, err));
       return;
     }
 
