@@ -75,8 +75,11 @@ SysStatus unshare_and_bind(const std::string& target) {
   if (::unshare(CLONE_NEWNET) != 0) {
     return SysError::from_errno("unshare", target, "cannot create a network namespace");
   }
-  std::string source = "/proc/self/task/" + std::to_string(::gettid()) + "/ns/net";
-  if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+  // This thread's own ns file. /proc/thread-self rather than /proc/self/task/<gettid()>:
+  // the same file, but resolved by procfs itself, so it stays right when /proc belongs to
+  // another pid namespace than ours (a container given the host's /proc).
+  const char* source = "/proc/thread-self/ns/net";
+  if (::mount(source, target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
     return SysError::from_errno("mount", target,
                                 "cannot bind-mount the new network namespace on " + target);
   }
