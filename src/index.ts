@@ -17,6 +17,7 @@ export { checkFactoryConfig } from './factory/check-config.js';
 // Rootfs.
 export type { RootFs } from './rootfs/rootfs.js';
 export { isBlockDevice, resolvePath } from './rootfs/paths.js';
+export { resolveRootFs, type ResolvedRootFs } from './rootfs/resolve.js';
 export { EPHEMERAL_TYPE, isEphemeralStorage, setEphemeralStorageType } from './rootfs/ephemeral.js';
 
 // OCI spec → configuration.

@@ -5,6 +5,7 @@
  */
 import { createNetNs, deleteNetNs } from '../netns/netns.js';
 import { enterNetNs } from '../netns/enter.js';
+import { round2 as round, summarize } from './stats.js';
 
 export interface NetnsBenchOptions {
   /** create+delete cycles timed back to back. */
@@ -19,14 +20,6 @@ export interface NetnsBenchResult {
   createDelete: { cycles: number; totalMs: number; perSecond: number };
   enterNetNs: { iterations: number; medianUs: number; p99Us: number; minUs: number; maxUs: number };
 }
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
-  return sorted[Math.max(0, index)]!;
-}
-
-const round = (x: number): number => Math.round(x * 100) / 100;
 
 export async function benchNetns(options: NetnsBenchOptions = {}): Promise<NetnsBenchResult> {
   const cycles = options.cycles ?? 200;
@@ -52,16 +45,16 @@ export async function benchNetns(options: NetnsBenchOptions = {}): Promise<Netns
   } finally {
     await deleteNetNs(path);
   }
-  samples.sort((a, b) => a - b);
+  const enter = summarize(samples);
 
   return {
     createDelete: { cycles, totalMs: round(totalMs), perSecond: round(cycles / (totalMs / 1000)) },
     enterNetNs: {
       iterations: enters,
-      medianUs: round(percentile(samples, 50)),
-      p99Us: round(percentile(samples, 99)),
-      minUs: round(samples[0] ?? 0),
-      maxUs: round(samples[samples.length - 1] ?? 0),
+      medianUs: enter.median,
+      p99Us: enter.p99,
+      minUs: enter.min,
+      maxUs: enter.max,
     },
   };
 }

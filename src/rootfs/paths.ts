@@ -2,10 +2,11 @@
  * Path helpers for rootfs sources (Kata B10, B11). Asynchronous: they touch the disk, and
  * nodevisor never blocks the event loop on disk I/O.
  */
-import { realpath, stat } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 
 import { NodevisorError, errorCode, invalid } from '../errors.js';
+import { inspectBlockDevice } from './blockdev.js';
 
 /**
  * Makes `path` absolute (against the working directory) and resolves every symlink in it.
@@ -29,12 +30,14 @@ export async function resolvePath(path: string): Promise<string> {
   }
 }
 
-/** True exactly when `path` resolves to a block device; false for anything else or on error. */
+/**
+ * True exactly when `path` resolves to a block device; false for anything else or on any
+ * error (Kata B11). The check is the addon's inspect, on a worker thread.
+ */
 export async function isBlockDevice(path: string): Promise<boolean> {
   if (typeof path !== 'string' || path === '') return false;
   try {
-    const st = await stat(await resolvePath(path));
-    return st.isBlockDevice();
+    return (await inspectBlockDevice(await resolvePath(path))).kind === 'block';
   } catch {
     return false;
   }

@@ -1,0 +1,47 @@
+/** The benchmarks `npm run bench` knows; each says what it needs and how to print its figures. */
+import { access, constants } from 'node:fs/promises';
+
+export interface BenchContext {
+  /** Fewer iterations, for a smoke run. */
+  quick: boolean;
+}
+
+export interface Bench<R = unknown> {
+  name: string;
+  title: string;
+  /** Why it cannot run here, or undefined when it can. */
+  missing(): Promise<string | undefined>;
+  run(ctx: BenchContext): Promise<R>;
+  format(result: R): string;
+}
+
+export async function needRoot(): Promise<string | undefined> {
+  return process.getuid?.() === 0 ? undefined : 'needs root';
+}
+
+export async function needKvm(): Promise<string | undefined> {
+  try {
+    await access('/dev/kvm', constants.R_OK | constants.W_OK);
+    return undefined;
+  } catch {
+    return '/dev/kvm is missing or not accessible';
+  }
+}
+
+const netns: Bench<import('./netns.js').NetnsBenchResult> = {
+  name: 'netns',
+  title: 'network namespace create+delete, and one enterNetNs',
+  missing: needRoot,
+  async run(ctx) {
+    const { benchNetns } = await import('./netns.js');
+    return benchNetns(ctx.quick ? { cycles: 20, enters: 500 } : {});
+  },
+  format(r) {
+    return [
+      `   create+delete: ${r.createDelete.perSecond} per second (${r.createDelete.cycles} cycles in ${r.createDelete.totalMs} ms)`,
+      `   enterNetNs:    median ${r.enterNetNs.medianUs} µs, p99 ${r.enterNetNs.p99Us} µs (n=${r.enterNetNs.iterations})`,
+    ].join('\n');
+  },
+};
+
+export const benches: Bench<any>[] = [netns];
