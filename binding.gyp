@@ -18,7 +18,25 @@
         "native/addon/netns_binding.cc",
         "native/addon/blockdev_binding.cc",
         "native/sys/netns.cc",
-        "native/sys/blockdev.cc"
+        "native/sys/blockdev.cc",
+        "native/vmm/util/result.cc",
+        "native/vmm/util/read_file.cc",
+        "native/vmm/memory/guest_memory.cc",
+        "native/vmm/kvm/kvm_system.cc",
+        "native/vmm/kvm/kvm_vm.cc",
+        "native/vmm/kvm/kvm_vcpu.cc",
+        "native/vmm/kvm/cpuid.cc",
+        "native/vmm/arch/x86_64/elf_loader.cc",
+        "native/vmm/arch/x86_64/pvh_boot.cc",
+        "native/vmm/bus/bus.cc",
+        "native/vmm/devices/legacy/serial_8250.cc",
+        "native/vmm/devices/legacy/i8042.cc",
+        "native/vmm/devices/legacy/debug_port.cc",
+        "native/vmm/devices/legacy/exit_port.cc",
+        "native/vmm/devices/legacy/wait_port.cc",
+        "native/vmm/vstate/vcpu_thread.cc",
+        "native/vmm/vstate/vcpu_state.cc",
+        "native/vmm/vm.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -44,6 +62,38 @@
       ],
       "cflags_cc": ["-std=c++20", "-fexceptions", "-fvisibility-inlines-hidden"],
       "ldflags": ["-Wl,-z,relro", "-Wl,-z,now", "-Wl,-z,noexecstack", "-Wl,--as-needed"]
+    },
+    {
+      # The probe guest (native/guest/probe): a freestanding ELF for tests and benchmarks,
+      # built with the host's gcc and a linker script, not linked into the addon.
+      "target_name": "probe_guest",
+      "type": "none",
+      "conditions": [
+        ["OS=='linux'", {
+          "actions": [
+            {
+              "action_name": "build_probe_elf",
+              "inputs": [
+                "native/guest/probe/entry.S",
+                "native/guest/probe/main.c",
+                "native/guest/probe/probe_abi.h",
+                "native/guest/probe/probe.ld"
+              ],
+              "outputs": ["<(PRODUCT_DIR)/probe.elf"],
+              "action": [
+                "gcc", "-m64", "-O2", "-ffreestanding", "-nostdlib", "-static", "-fno-pic", "-no-pie",
+                "-fno-stack-protector", "-fcf-protection=none", "-mno-red-zone", "-mgeneral-regs-only",
+                "-fno-asynchronous-unwind-tables", "-Wall", "-Wextra",
+                "-Wl,-T,native/guest/probe/probe.ld", "-Wl,--build-id=none",
+                "-Wl,-z,max-page-size=4096", "-Wl,-z,noexecstack",
+                "-o", "<(PRODUCT_DIR)/probe.elf",
+                "native/guest/probe/entry.S", "native/guest/probe/main.c"
+              ],
+              "message": "Building the probe guest"
+            }
+          ]
+        }]
+      ]
     }
   ]
 }

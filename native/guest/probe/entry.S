@@ -1,0 +1,135 @@
+// PVH entry of the probe guest, from 32-bit protected mode to 64-bit long mode.
+//
+// On kvm_pvm every CPL-0 instruction is run by KVM's instruction emulator (~0.5 us each), so
+// this file does as little as possible: the page tables, the GDT and the TSS descriptor are
+// static data laid out by the assembler and the linker script; the code only loads them
+// (about 25 instructions). The main loop (main.c) then runs at CPL 0 by default; built with
+// -DPROBE_USER_MODE it runs at CPL 3 with IOPL 3 instead (see README.md for why that is not
+// the default on kvm_pvm).
+//
+// Entry state (Xen PVH ABI, also what QEMU's microvm sets up): 32-bit flat protected mode,
+// paging off, %ebx = physical address of struct hvm_start_info.
+#include "probe_abi.h"
+
+#define SEL_KERNEL_CODE 0x08
+#define SEL_KERNEL_DATA 0x10
+#define SEL_USER_DATA   0x18
+#define SEL_USER_CODE   0x20
+#define SEL_TSS         0x28
+#define RPL3            3
+
+#define CR0_PE  (1 << 0)
+#define CR0_ET  (1 << 4)
+#define CR0_PG  (1 << 31)
+#define CR4_PAE (1 << 5)
+#define MSR_EFER 0xc0000080
+#define EFER_LME (1 << 8)
+#define RFLAGS_IOPL3 (3 << 12)
+#define RFLAGS_RESERVED1 (1 << 1)
+
+// Xen ELF note: the 32-bit physical entry point (XEN_ELFNOTE_PHYS32_ENTRY = 18). Our VMM,
+// QEMU and Firecracker find it through the PT_NOTE program header.
+    .section .note.Xen, "a", @note
+    .balign 4
+    .long 4                 // namesz ("Xen\0")
+    .long 4                 // descsz
+    .long 18                // type: XEN_ELFNOTE_PHYS32_ENTRY
+    .asciz "Xen"
+    .balign 4
+    .long pvh_entry32
+
+    .section .text.entry32, "ax"
+    .code32
+    .globl pvh_entry32
+pvh_entry32:
+    movb $PROBE_PHASE_STARTED, %al
+    outb %al, $PROBE_PHASE_PORT
+    lgdt gdt_pointer
+    movl $pml4, %eax
+    movl %eax, %cr3
+    movl $CR4_PAE, %eax
+    movl %eax, %cr4
+    movl $MSR_EFER, %ecx
+    movl $EFER_LME, %eax
+    xorl %edx, %edx
+    wrmsr
+    movl $(CR0_PE | CR0_ET | CR0_PG), %eax
+    movl %eax, %cr0
+    movl $kernel_stack_top, %esp
+    ljmp $SEL_KERNEL_CODE, $long_mode_entry
+
+    .code64
+long_mode_entry:
+    // %ss must hold a data selector before iretq pops a new one; %ds/%es are unused at CPL 0.
+    movl $SEL_KERNEL_DATA, %eax
+    movl %eax, %ss
+    movl $SEL_TSS, %eax
+    ltr %ax
+    movl %ebx, %edi         // first argument of probe_main: the hvm_start_info address
+#ifdef PROBE_USER_MODE
+    // Drop to CPL 3 with IOPL 3 (see README.md: on kvm_pvm the IOPL does not survive this
+    // iretq and port I/O at CPL 3 faults, so this path is off by default).
+    pushq $(SEL_USER_DATA | RPL3)
+    pushq $user_stack_top
+    pushq $(RFLAGS_IOPL3 | RFLAGS_RESERVED1)   // interrupts off: the probe polls
+    pushq $(SEL_USER_CODE | RPL3)
+    pushq $probe_main
+    iretq
+#else
+    movq $user_stack_top, %rsp
+    jmp probe_main
+#endif
+
+    .section .rodata.gdt, "a"
+    .balign 16
+gdt:
+    .quad 0                          // null
+    .quad 0x00af9b000000ffff         // 0x08 kernel code, 64-bit, DPL 0
+    .quad 0x00cf93000000ffff         // 0x10 kernel data, DPL 0
+    .quad 0x00cff3000000ffff         // 0x18 user data, DPL 3
+    .quad 0x00affb000000ffff         // 0x20 user code, 64-bit, DPL 3
+    // 0x28: 64-bit TSS descriptor, 16 bytes. The base is split across the descriptor; the
+    // linker script computes both halves (probe_tss_descriptor_low/_high) from `tss`.
+    .quad probe_tss_descriptor_low
+    .quad probe_tss_descriptor_high
+gdt_end:
+
+    .balign 4
+gdt_pointer:
+    .word gdt_end - gdt - 1
+    .long gdt
+
+    // Identity map of the first 1 GiB with 2 MiB pages, user-accessible at every level
+    // (present | writable | user = 0x7; PS = 0x80 for the 2 MiB leaves).
+    .section .data.page_tables, "aw"
+    .balign 4096
+pml4:
+    .quad pdpt + 0x7
+    .fill 511, 8, 0
+pdpt:
+    .quad pd0 + 0x7
+    .fill 511, 8, 0
+pd0:
+    .set page, 0
+    .rept 512
+    .quad (page << 21) | 0x87
+    .set page, page + 1
+    .endr
+
+    // Task state segment: only rsp0 matters (the stack an exception from CPL 3 would use).
+    .section .data.tss, "aw"
+    .balign 16
+    .globl tss
+tss:
+    .long 0
+    .quad kernel_stack_top   // rsp0
+    .fill 104 - 12, 1, 0
+
+    .section .bss.stacks, "aw", @nobits
+    .balign 4096
+kernel_stack:
+    .skip 4096
+kernel_stack_top:
+user_stack:
+    .skip 16384
+user_stack_top:

@@ -1,0 +1,38 @@
+// The contract between the probe guest and a VMM, shared by native/guest/probe (guest side,
+// freestanding C/asm) and native/vmm (host side). Plain constants only, so both a freestanding
+// assembler file and C++20 can include it. See README.md in this directory.
+#ifndef NODEVISOR_PROBE_ABI_H
+#define NODEVISOR_PROBE_ABI_H
+
+// COM1 (8250 UART). The probe writes bytes to THR without waiting on LSR: our 8250 and QEMU's
+// are always ready, and every extra `in` is a VM exit.
+#define PROBE_COM1_PORT 0x3f8
+
+// POST/debug port: the probe writes a phase code (one byte).
+#define PROBE_PHASE_PORT 0x80
+#define PROBE_PHASE_STARTED 0x40  // first instruction of the 32-bit PVH entry
+#define PROBE_PHASE_READY 0x41    // banner printed, main loop about to park
+
+// Exit port, at QEMU's isa-debug-exit default address (iobase=0x501), so the same ELF ends a
+// QEMU run: QEMU exits with status (value << 1) | 1; nodevisor ends the VM with reason
+// "guest-exit" and the value as code.
+#define PROBE_EXIT_PORT 0x501
+
+// Wait port (32-bit `in`): blocks the vCPU in the VMM until the VMM has work for the guest or a
+// timeout passes, then returns a command word. An unassigned port reads as all ones under QEMU
+// (and real hardware): the probe then knows no nodevisor VMM is there and exits.
+#define PROBE_WAIT_PORT 0x504
+#define PROBE_CMD_NONE 0u           // timeout or VMM interruption: park again
+#define PROBE_CMD_EXIT 1u           // write the exit port with status 0
+#define PROBE_CMD_COUNT 2u          // spin forever, incrementing the status page counter
+#define PROBE_CMD_CONSOLE_INPUT 3u  // drain the UART receiver, echoing each byte
+#define PROBE_CMD_ABSENT 0xffffffffu
+
+// Status page: guest-physical address where the probe publishes what it is doing, read by
+// tests through the VMM (a 64-bit little-endian counter at offset 0, incremented in COUNT mode).
+#define PROBE_STATUS_GPA 0x5000
+#define PROBE_STATUS_COUNTER_OFFSET 0
+
+#define PROBE_BANNER "nodevisor probe ready\n"
+
+#endif

@@ -1,0 +1,50 @@
+#include "vmm/devices/legacy/debug_port.h"
+
+#include <time.h>
+
+#include <cstring>
+
+#include "vmm/util/state_codec.h"
+
+namespace nodevisor::vmm {
+
+namespace {
+constexpr uint32_t kStateTag = state_tag("DBG0");
+constexpr uint32_t kStateVersion = 1;
+}  // namespace
+
+uint64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void DebugPort::read(uint64_t, std::span<uint8_t> data) {
+  // Reading returns the last code, as QEMU's POST port does.
+  std::memset(data.data(), last_code_.load(), data.size());
+}
+
+void DebugPort::write(uint64_t, std::span<const uint8_t> data) {
+  if (data.empty()) return;
+  const uint64_t now = monotonic_ns();
+  const uint64_t origin = origin_ns_.load();
+  last_code_ = data[0];
+  on_phase_(data[0], now >= origin ? now - origin : 0);
+}
+
+std::vector<uint8_t> DebugPort::save() const {
+  StateWriter w(kStateTag, kStateVersion);
+  w.put(last_code_.load());
+  return w.take();
+}
+
+Status DebugPort::restore(std::span<const uint8_t> state) {
+  StateReader r(state);
+  NV_TRY(r.expect_header(kStateTag, kStateVersion, "debug port"));
+  uint8_t code;
+  if (!r.get(code) || !r.at_end()) return truncated_state("debug port");
+  last_code_ = code;
+  return {};
+}
+
+}  // namespace nodevisor::vmm

@@ -1,0 +1,85 @@
+// virtio-console with one port: the agent channel (DESIGN §4; /dev/hvc0 in a Linux guest).
+//
+// Queue 0 (receiveq) carries host → guest bytes into buffers the guest offers; queue 1
+// (transmitq) carries guest → host bytes. Both directions are flow-controlled through
+// bounded buffers: when the host does not read, the device stops taking the guest's transmit
+// buffers (the guest then waits); when the guest does not offer receive buffers, host input
+// stays queued and `write_input` accepts less (the host then waits for `input_space`).
+// A transmit chain longer than kMaxTxChainBytes is dropped and counted, so the guest cannot
+// make the host buffer unbounded data.
+//
+// Threads: queue work on the device's worker thread; `write_input` / `read_output` on the
+// host side (a libuv worker or the JS thread through the addon); all under the device mutex.
+// The notifications run on the worker thread with the mutex held: they must only signal
+// (e.g. a thread-safe function call), never call back into the device.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "vmm/devices/virtio/byte_queue.h"
+#include "vmm/devices/virtio/device_worker.h"
+#include "vmm/devices/virtio/virtio_device.h"
+
+namespace nodevisor::vmm::virtio {
+
+inline constexpr size_t kConsoleBufferBytes = 4 * 1024 * 1024;
+inline constexpr uint64_t kMaxTxChainBytes = 1024 * 1024;
+
+struct ConsoleNotifications {
+  std::function<void()> output_ready;  // guest output waits in read_output()
+  std::function<void()> input_space;   // write_input() may accept more
+};
+
+struct ConsoleStats {
+  uint64_t bytes_in = 0;   // host → guest, delivered
+  uint64_t bytes_out = 0;  // guest → host, taken from the guest
+  uint64_t dropped_chains = 0;
+  uint64_t ring_errors = 0;
+};
+
+class ConsoleDevice final : public VirtioDevice {
+ public:
+  static Result<std::shared_ptr<ConsoleDevice>> create(std::string name, ConsoleNotifications notify);
+  ~ConsoleDevice() override;
+
+  uint32_t device_id() const override { return kDeviceIdConsole; }
+  uint64_t device_features() const override { return 0; }
+  const char* name() const override { return name_.c_str(); }
+
+  void read_config(uint64_t offset, std::span<uint8_t> data) override;
+  Status activate(GuestMemory& mem, InterruptSink& interrupts) override;
+  void reset() override;
+  void kick(uint16_t queue) override;
+  void save(StateWriter& out) const override;
+  bool restore(StateReader& in) override;
+
+  // Host side. Queues as much of `data` as fits and returns how much was taken.
+  size_t write_input(std::span<const uint8_t> data);
+  // Takes up to `max` bytes of guest output.
+  std::vector<uint8_t> read_output(size_t max);
+  ConsoleStats stats();
+
+  int queue_eventfd(uint16_t queue) const { return worker_->queue_eventfd(queue); }
+
+ private:
+  ConsoleDevice(std::string name, ConsoleNotifications notify)
+      : VirtioDevice(2), name_(std::move(name)), notify_(std::move(notify)) {}
+  void on_doorbell(uint16_t doorbell);  // worker thread, mutex held
+  void fill_receive_queue();
+  void drain_transmit_queue();
+  void broken_ring();
+
+  std::string name_;
+  ConsoleNotifications notify_;
+  ByteQueue input_{kConsoleBufferBytes};   // host → guest, waiting for receive buffers
+  ByteQueue output_{kConsoleBufferBytes};  // guest → host, waiting for the host to read
+  bool input_was_full_ = false;
+  GuestMemory* mem_ = nullptr;
+  InterruptSink* interrupts_ = nullptr;
+  ConsoleStats stats_;
+  std::unique_ptr<DeviceWorker> worker_;
+};
+
+}  // namespace nodevisor::vmm::virtio

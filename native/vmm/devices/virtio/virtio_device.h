@@ -1,0 +1,90 @@
+// What a virtio device implements, independent of its transport (Firecracker's split:
+// devices/virtio/device.rs vs transport/mmio.rs). The transport owns the registers, the
+// status state machine and the interrupt status; the device owns its queues, its config
+// space and its work.
+//
+// Threads and locking: every method is called with the device's mutex held (`lock()`),
+// by the transport on a vCPU thread, by the VM on the JS side (hot-plug), or by the device's
+// own worker thread. Only `kick` may be called without it (it only wakes the worker).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "vmm/devices/virtio/queue.h"
+#include "vmm/memory/guest_memory.h"
+#include "vmm/util/result.h"
+
+namespace nodevisor::vmm::virtio {
+
+// How a device tells the driver something happened. Implemented by the transport, which
+// sets the interrupt status bit and raises the VM's interrupt line.
+class InterruptSink {
+ public:
+  virtual ~InterruptSink() = default;
+  virtual void used_buffer() = 0;
+  virtual void config_changed() = 0;
+};
+
+class VirtioDevice {
+ public:
+  virtual ~VirtioDevice() = default;
+
+  virtual uint32_t device_id() const = 0;
+  virtual uint64_t device_features() const = 0;
+  virtual const char* name() const = 0;
+
+  std::mutex& lock() { return mutex_; }
+  std::vector<Queue>& queues() { return queues_; }
+
+  // Features the driver accepted; set by the transport when FEATURES_OK is accepted.
+  uint64_t acked_features() const { return acked_features_; }
+  void set_acked_features(uint64_t features) { acked_features_ = features; }
+
+  // Device-specific config space. `offset` is inside the config area; `data.size()` comes
+  // from the guest. Reads past the end give zeros; writes to read-only fields are ignored.
+  virtual void read_config(uint64_t offset, std::span<uint8_t> data) = 0;
+  virtual void write_config(uint64_t /*offset*/, std::span<const uint8_t> /*data*/) {}
+  // Bumped whenever the device changes its config space (hot-plug).
+  uint32_t config_generation() const { return config_generation_; }
+
+  // The driver set DRIVER_OK: the queues are validated; the device starts serving them.
+  virtual Status activate(GuestMemory& mem, InterruptSink& interrupts) = 0;
+  bool activated() const { return activated_; }
+  // The driver reset the device (status 0) or the VM is torn down: stop using the queues.
+  virtual void reset() = 0;
+  // The driver notified `queue` (QueueNotify). Wakes the device's worker; never blocks.
+  virtual void kick(uint16_t queue) = 0;
+
+  // Device-specific state (not the queues, which the transport saves).
+  virtual void save(StateWriter& out) const = 0;
+  [[nodiscard]] virtual bool restore(StateReader& in) = 0;
+
+ protected:
+  explicit VirtioDevice(uint16_t queue_count, uint16_t max_queue_size = kMaxQueueSize)
+      : queues_(queue_count, Queue(max_queue_size)) {}
+
+  void bump_config_generation() { config_generation_++; }
+  void set_config_generation(uint32_t generation) { config_generation_ = generation; }
+  void set_activated(bool on) { activated_ = on; }
+
+  // Copies `data.size()` bytes of `config` at `offset` into `data`; zeros past the end.
+  static void read_config_bytes(std::span<const uint8_t> config, uint64_t offset, std::span<uint8_t> data) {
+    for (size_t i = 0; i < data.size(); i++) {
+      const uint64_t at = offset + i;
+      data[i] = (at >= offset && at < config.size()) ? config[at] : 0;
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<Queue> queues_;
+  uint64_t acked_features_ = 0;
+  uint32_t config_generation_ = 0;
+  bool activated_ = false;
+};
+
+}  // namespace nodevisor::vmm::virtio

@@ -1,0 +1,67 @@
+#include "vmm/kvm/kvm_vm.h"
+
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+
+#include "vmm/kvm/kvm_system.h"
+
+namespace nodevisor::vmm {
+
+Result<KvmVm> KvmVm::create() {
+  auto system = KvmSystem::get();
+  if (!system.ok()) return system.error();
+  KvmVm vm;
+  int fd;
+  do {
+    fd = ioctl(system.value()->fd(), KVM_CREATE_VM, 0);
+  } while (fd < 0 && errno == EINTR);  // the kernel may be interrupted while setting up
+  if (fd < 0) return sys_error(errno, "ioctl(KVM_CREATE_VM)", "cannot create a KVM VM", "EKVM_CREATE_VM");
+  vm.fd_.reset(fd);
+
+  // Intel needs these before the first vCPU runs; other KVM flavours (AMD, kvm_pvm) accept
+  // and ignore them, and an ENOTTY/EINVAL from a flavour without them is not fatal.
+  uint64_t identity = kIdentityMapAddress;
+  if (ioctl(vm.fd(), KVM_SET_IDENTITY_MAP_ADDR, &identity) != 0 && errno != ENOTTY && errno != EINVAL) {
+    return sys_error(errno, "ioctl(KVM_SET_IDENTITY_MAP_ADDR)", "cannot set the identity map address", "EKVM_SETUP");
+  }
+  if (ioctl(vm.fd(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(kTssAddress)) != 0 && errno != ENOTTY &&
+      errno != EINVAL) {
+    return sys_error(errno, "ioctl(KVM_SET_TSS_ADDR)", "cannot set the TSS address", "EKVM_SETUP");
+  }
+  if (ioctl(vm.fd(), KVM_CREATE_IRQCHIP, 0) != 0) {
+    return sys_error(errno, "ioctl(KVM_CREATE_IRQCHIP)", "cannot create the in-kernel irqchip", "EKVM_SETUP");
+  }
+  kvm_pit_config pit{};
+  pit.flags = KVM_PIT_SPEAKER_DUMMY;
+  if (ioctl(vm.fd(), KVM_CREATE_PIT2, &pit) != 0) {
+    return sys_error(errno, "ioctl(KVM_CREATE_PIT2)", "cannot create the in-kernel PIT", "EKVM_SETUP");
+  }
+  return vm;
+}
+
+Status KvmVm::register_memory(const GuestMemory& memory) {
+  uint32_t slot = 0;
+  for (const GuestRegion& region : memory.regions()) {
+    kvm_userspace_memory_region kvm_region{};
+    kvm_region.slot = slot++;
+    kvm_region.guest_phys_addr = region.guest_address;
+    kvm_region.memory_size = region.size;
+    kvm_region.userspace_addr = memory.host_address_for_kvm(region);
+    if (ioctl(fd(), KVM_SET_USER_MEMORY_REGION, &kvm_region) != 0) {
+      return sys_error(errno, "ioctl(KVM_SET_USER_MEMORY_REGION)", "cannot register guest memory", "EKVM_MEMORY");
+    }
+  }
+  return {};
+}
+
+Status KvmVm::set_irq_line(uint32_t irq, bool level) {
+  kvm_irq_level line{};
+  line.irq = irq;
+  line.level = level ? 1 : 0;
+  if (ioctl(fd(), KVM_IRQ_LINE, &line) != 0) {
+    return sys_error(errno, "ioctl(KVM_IRQ_LINE)", "cannot set an interrupt line", "EKVM_IRQ");
+  }
+  return {};
+}
+
+}  // namespace nodevisor::vmm

@@ -1,0 +1,105 @@
+#include "vmm/memory/guest_memory.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <utility>
+
+namespace nodevisor::vmm {
+
+Result<GuestMemory> GuestMemory::create(uint64_t size_bytes) {
+  constexpr uint64_t kPage = 4096;
+  if (size_bytes == 0 || size_bytes % kPage != 0) {
+    return plain_error("EINVAL", "guest memory size must be a non-zero multiple of 4 KiB");
+  }
+  GuestMemory mem;
+  // The memfd is sparse: pages cost host memory only once the guest or the loader touches them.
+  mem.memfd_.reset(memfd_create("nodevisor-guest-ram", MFD_CLOEXEC));
+  if (!mem.memfd_.valid()) return sys_error(errno, "memfd_create", "cannot create guest memory");
+  if (ftruncate(mem.memfd_.get(), static_cast<off_t>(size_bytes)) != 0) {
+    return sys_error(errno, "ftruncate", "cannot size guest memory");
+  }
+  void* map = mmap(nullptr, size_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+                   mem.memfd_.get(), 0);
+  if (map == MAP_FAILED) return sys_error(errno, "mmap", "cannot map guest memory");
+  mem.mapping_ = static_cast<uint8_t*>(map);
+  mem.size_ = size_bytes;
+  if (size_bytes <= kMmioHoleStart) {
+    mem.regions_.push_back({0, size_bytes, 0});
+  } else {
+    mem.regions_.push_back({0, kMmioHoleStart, 0});
+    mem.regions_.push_back({kMmioHoleEnd, size_bytes - kMmioHoleStart, kMmioHoleStart});
+  }
+  return mem;
+}
+
+GuestMemory::GuestMemory(GuestMemory&& other) noexcept
+    : memfd_(std::move(other.memfd_)),
+      mapping_(std::exchange(other.mapping_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      regions_(std::move(other.regions_)) {}
+
+GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
+  if (this != &other) {
+    if (mapping_ != nullptr) munmap(mapping_, size_);
+    memfd_ = std::move(other.memfd_);
+    mapping_ = std::exchange(other.mapping_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    regions_ = std::move(other.regions_);
+  }
+  return *this;
+}
+
+GuestMemory::~GuestMemory() {
+  if (mapping_ != nullptr) munmap(mapping_, size_);
+}
+
+uint8_t* GuestMemory::checked_host_range(uint64_t address, uint64_t length) const {
+  for (const GuestRegion& region : regions_) {
+    if (address < region.guest_address) continue;
+    const uint64_t offset = address - region.guest_address;
+    // offset < size and length <= size - offset: no addition that could overflow.
+    if (offset >= region.size || length > region.size - offset) continue;
+    return mapping_ + region.file_offset + offset;
+  }
+  return nullptr;
+}
+
+bool GuestMemory::contains(uint64_t address, uint64_t length) const {
+  return checked_host_range(address, length) != nullptr;
+}
+
+static Error out_of_range(uint64_t address, uint64_t length) {
+  char text[128];
+  snprintf(text, sizeof text, "guest memory access [0x%llx, +0x%llx) is outside guest RAM",
+           static_cast<unsigned long long>(address), static_cast<unsigned long long>(length));
+  return plain_error("EFAULT", text);
+}
+
+Status GuestMemory::read(uint64_t address, std::span<uint8_t> out) const {
+  const uint8_t* host = checked_host_range(address, out.size());
+  if (host == nullptr) return out_of_range(address, out.size());
+  std::memcpy(out.data(), host, out.size());
+  return {};
+}
+
+Status GuestMemory::write(uint64_t address, std::span<const uint8_t> in) {
+  uint8_t* host = checked_host_range(address, in.size());
+  if (host == nullptr) return out_of_range(address, in.size());
+  std::memcpy(host, in.data(), in.size());
+  return {};
+}
+
+Status GuestMemory::fill_zero(uint64_t address, uint64_t length) {
+  uint8_t* host = checked_host_range(address, length);
+  if (host == nullptr) return out_of_range(address, length);
+  std::memset(host, 0, length);
+  return {};
+}
+
+uint64_t GuestMemory::host_address_for_kvm(const GuestRegion& region) const {
+  return reinterpret_cast<uint64_t>(mapping_ + region.file_offset);
+}
+
+}  // namespace nodevisor::vmm

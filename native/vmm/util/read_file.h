@@ -1,0 +1,15 @@
+// Reads a whole regular file (kernel, initrd) with a size cap. Runs on: a worker thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "vmm/util/result.h"
+
+namespace nodevisor::vmm {
+
+// `what` names the file in messages ("kernel", "initrd").
+Result<std::vector<uint8_t>> read_whole_file(const std::string& path, uint64_t max_size, const char* what);
+
+}  // namespace nodevisor::vmm

@@ -1,0 +1,291 @@
+#include "vmm/vm.h"
+
+#include "guest/probe/probe_abi.h"
+#include "vmm/arch/x86_64/elf_loader.h"
+#include "vmm/arch/x86_64/pvh_boot.h"
+#include "vmm/devices/legacy/debug_port.h"
+#include "vmm/devices/legacy/exit_port.h"
+#include "vmm/devices/legacy/i8042.h"
+#include "vmm/devices/legacy/serial_8250.h"
+#include "vmm/devices/legacy/wait_port.h"
+#include "vmm/kvm/cpuid.h"
+#include "vmm/kvm/kvm_system.h"
+#include "vmm/util/read_file.h"
+#include "vmm/vstate/vcpu_state.h"
+
+namespace nodevisor::vmm {
+
+const char* vm_state_name(VmState state) {
+  switch (state) {
+    case VmState::kCreated: return "created";
+    case VmState::kRunning: return "running";
+    case VmState::kPaused: return "paused";
+    case VmState::kExited: return "exited";
+    case VmState::kStopped: return "stopped";
+  }
+  return "unknown";
+}
+
+Vm::Vm(const VmConfig& config, VmEventSink& sink) : config_(config), sink_(sink) {}
+
+Vm::~Vm() {
+  // A VM that never started (or failed to build) ends silently; a running one is stopped.
+  bool never_started;
+  {
+    std::lock_guard lock(state_mutex_);
+    never_started = state_ == VmState::kCreated;
+  }
+  if (!never_started) stop();
+}
+
+Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config, VmEventSink& sink) {
+  if (config.memory_mib == 0 || config.memory_mib > kMaxMemoryMib) {
+    return plain_error("EINVAL", "memoryMiB must be between 1 and " + std::to_string(kMaxMemoryMib));
+  }
+  if (config.vcpus == 0 || config.vcpus > kMaxVcpus) {
+    return plain_error("EINVAL", "vcpus must be between 1 and " + std::to_string(kMaxVcpus));
+  }
+  std::unique_ptr<Vm> vm(new Vm(config, sink));
+  NV_TRY(vm->build());
+  return vm;
+}
+
+Status Vm::build() {
+  const uint64_t memory_bytes = config_.memory_mib << 20;
+  auto kernel = read_whole_file(config_.kernel_path, memory_bytes, "kernel");
+  if (!kernel.ok()) return kernel.error();
+  std::vector<uint8_t> initrd;
+  if (!config_.initrd_path.empty()) {
+    auto read = read_whole_file(config_.initrd_path, memory_bytes, "initrd");
+    if (!read.ok()) return read.error();
+    initrd = std::move(read.value());
+  }
+  if (!x86_64::looks_like_elf(kernel.value())) {
+    Error e = plain_error("EBADELF", "the kernel " + config_.kernel_path +
+                                         " is not an ELF file (only PVH ELF kernels boot so far)");
+    e.path = config_.kernel_path;
+    return e;
+  }
+
+  auto kvm_vm = KvmVm::create();
+  if (!kvm_vm.ok()) return kvm_vm.error();
+  kvm_vm_ = std::move(kvm_vm.value());
+  auto memory = GuestMemory::create(memory_bytes);
+  if (!memory.ok()) return memory.error();
+  memory_ = std::make_unique<GuestMemory>(std::move(memory.value()));
+
+  auto loaded = x86_64::load_pvh_elf(*memory_, kernel.value());
+  if (!loaded.ok()) {
+    Error e = loaded.error();
+    e.path = config_.kernel_path;
+    return e;
+  }
+  x86_64::PvhBootData boot{config_.cmdline, initrd, loaded->end_address};
+  auto start_info = x86_64::write_pvh_boot_data(*memory_, boot);
+  if (!start_info.ok()) return start_info.error();
+  NV_TRY(kvm_vm_.register_memory(*memory_));
+  NV_TRY(add_legacy_devices());
+  return setup_vcpus(loaded->pvh_entry, start_info.value());
+}
+
+Status Vm::add_legacy_devices() {
+  serial_ = std::make_shared<Serial8250>(
+      [this](uint8_t byte) { sink_.on_console_output(byte); },
+      [this] {
+        // ISA interrupts are edges: pulse the line. A failure here cannot be reported to the
+        // guest; the in-kernel irqchip does not fail for a valid line.
+        (void)kvm_vm_.set_irq_line(Serial8250::kCom1Irq, true);
+        (void)kvm_vm_.set_irq_line(Serial8250::kCom1Irq, false);
+      });
+  debug_port_ = std::make_shared<DebugPort>([this](uint8_t code, uint64_t ns) { sink_.on_phase(code, ns); });
+  wait_port_ = std::make_shared<WaitPort>(config_.wait_port_timeout);
+  auto i8042 = std::make_shared<I8042>([this] { end({"reset", 0, "the guest reset the machine (i8042)"}); });
+  auto exit_port = std::make_shared<ExitPort>([this](uint32_t code) { end({"guest-exit", code, ""}); });
+
+  NV_TRY(pio_bus_.insert(Serial8250::kCom1Port, Serial8250::kPortCount, serial_));
+  NV_TRY(pio_bus_.insert(DebugPort::kPort, 1, debug_port_));
+  NV_TRY(pio_bus_.insert(I8042::kDataPort, I8042::kCommandPort - I8042::kDataPort + 1, i8042));
+  NV_TRY(pio_bus_.insert(ExitPort::kPort, ExitPort::kPortCount, exit_port));
+  NV_TRY(pio_bus_.insert(WaitPort::kPort, WaitPort::kPortCount, wait_port_));
+  devices_ = {serial_, debug_port_, i8042, exit_port, wait_port_};
+  return {};
+}
+
+Status Vm::setup_vcpus(uint64_t entry, uint64_t start_info) {
+  auto system = KvmSystem::get();
+  if (!system.ok()) return system.error();
+  for (uint32_t index = 0; index < config_.vcpus; ++index) {
+    auto vcpu = KvmVcpu::create(kvm_vm_, index);
+    if (!vcpu.ok()) return vcpu.error();
+    auto owned = std::make_unique<KvmVcpu>(std::move(vcpu.value()));
+    NV_TRY(owned->set_cpuid(vcpu_cpuid(system.value()->supported_cpuid(), index, config_.vcpus)));
+    NV_TRY(owned->set_msrs(boot_msrs()));
+    if (index == 0) {
+      // The boot vCPU starts at the PVH entry. The others stay in KVM's wait-for-SIPI state
+      // until the guest wakes them through its local APIC, as on real hardware.
+      kvm_regs regs{};
+      kvm_sregs sregs{};
+      NV_TRY(owned->get_sregs(sregs));
+      x86_64::pvh_entry_registers(entry, start_info, regs, sregs);
+      NV_TRY(owned->set_sregs(sregs));
+      NV_TRY(owned->set_regs(regs));
+      kvm_fpu fpu{};
+      fpu.fcw = 0x37f;     // x87 default control word
+      fpu.mxcsr = 0x1f80;  // SSE exceptions masked
+      NV_TRY(owned->set_fpu(fpu));
+    }
+    vcpus_.push_back(std::move(owned));
+  }
+  return {};
+}
+
+Status Vm::start() {
+  std::lock_guard control(control_mutex_);
+  {
+    std::lock_guard lock(state_mutex_);
+    if (state_ != VmState::kCreated) {
+      return plain_error("EBUSY", std::string("cannot start a VM that is ") + vm_state_name(state_));
+    }
+  }
+  debug_port_->set_origin(monotonic_ns());
+  for (auto& vcpu : vcpus_) {
+    VcpuExitHandler& handler = *this;  // private base: converted here, where it is accessible
+    auto thread = std::make_unique<VcpuThread>(*vcpu, handler);
+    Status spawned = thread->spawn();
+    threads_.push_back(std::move(thread));
+    if (!spawned.ok()) {
+      // Leave nothing running behind a failed start.
+      for (auto& t : threads_) t->request_stop();
+      for (auto& t : threads_) t->join();
+      std::lock_guard lock(state_mutex_);
+      state_ = VmState::kStopped;
+      ended_ = true;
+      return spawned.error();
+    }
+  }
+  std::lock_guard lock(state_mutex_);
+  if (state_ == VmState::kCreated) state_ = ended_ ? VmState::kExited : VmState::kRunning;
+  return {};
+}
+
+Status Vm::pause() {
+  std::lock_guard control(control_mutex_);
+  {
+    std::lock_guard lock(state_mutex_);
+    if (state_ == VmState::kPaused) return {};
+    if (state_ != VmState::kRunning) {
+      return plain_error("EBUSY", std::string("cannot pause a VM that is ") + vm_state_name(state_));
+    }
+  }
+  // Unblock a vCPU parked on the wait port first, so it reaches its mailbox.
+  wait_port_->set_held(true);
+  for (auto& t : threads_) t->request_pause();
+  for (auto& t : threads_) t->wait_paused_or_finished();
+  std::lock_guard lock(state_mutex_);
+  if (state_ == VmState::kRunning) state_ = VmState::kPaused;
+  return {};
+}
+
+Status Vm::resume() {
+  std::lock_guard control(control_mutex_);
+  {
+    std::lock_guard lock(state_mutex_);
+    if (state_ == VmState::kRunning) return {};
+    if (state_ != VmState::kPaused) {
+      return plain_error("EBUSY", std::string("cannot resume a VM that is ") + vm_state_name(state_));
+    }
+    state_ = VmState::kRunning;
+  }
+  wait_port_->set_held(false);
+  for (auto& t : threads_) t->request_resume();
+  return {};
+}
+
+void Vm::stop() {
+  std::lock_guard control(control_mutex_);
+  {
+    std::lock_guard lock(state_mutex_);
+    if (state_ == VmState::kStopped) return;
+  }
+  if (wait_port_) wait_port_->set_held(true);
+  for (auto& t : threads_) t->request_stop();
+  for (auto& t : threads_) t->join();
+  bool report = false;
+  {
+    std::lock_guard lock(state_mutex_);
+    state_ = VmState::kStopped;
+    report = !ended_;
+    ended_ = true;
+  }
+  if (report) sink_.on_exit({"stopped", 0, ""});
+}
+
+void Vm::end(VmExitInfo info) {
+  // Runs on the vCPU thread that saw the end. The first reason wins; every vCPU is asked to
+  // stop (this one leaves its loop right after); stop() joins them later.
+  {
+    std::lock_guard lock(state_mutex_);
+    if (ended_) return;
+    ended_ = true;
+    if (state_ == VmState::kRunning || state_ == VmState::kPaused || state_ == VmState::kCreated) {
+      state_ = VmState::kExited;
+    }
+  }
+  wait_port_->set_held(true);
+  for (auto& t : threads_) t->request_stop();
+  sink_.on_exit(info);
+}
+
+VmState Vm::state() const {
+  std::lock_guard lock(state_mutex_);
+  return state_;
+}
+
+size_t Vm::write_console(std::span<const uint8_t> bytes) {
+  size_t accepted = serial_->enqueue_input(bytes);
+  // A probe parked on the wait port learns that input arrived; a Linux guest does not read
+  // the port and gets the UART interrupt instead.
+  if (accepted > 0) wait_port_->post(PROBE_CMD_CONSOLE_INPUT);
+  return accepted;
+}
+
+bool Vm::post_wait_word(uint32_t word) { return wait_port_->post(word); }
+
+Result<std::vector<uint8_t>> Vm::read_guest(uint64_t address, uint64_t length) const {
+  if (length > (1u << 20)) return plain_error("EINVAL", "read at most 1 MiB of guest memory at a time");
+  std::vector<uint8_t> bytes(length);
+  NV_TRY(memory_->read(address, bytes));
+  return bytes;
+}
+
+Result<size_t> Vm::save_restore_round_trip() {
+  std::lock_guard control(control_mutex_);
+  {
+    std::lock_guard lock(state_mutex_);
+    if (state_ != VmState::kPaused) return plain_error("EBUSY", "save/restore needs a paused VM");
+  }
+  size_t total = 0;
+  for (auto& vcpu : vcpus_) {
+    auto saved = save_vcpu_state(*vcpu);
+    if (!saved.ok()) return saved.error();
+    total += saved->size();
+    NV_TRY(restore_vcpu_state(*vcpu, saved.value()));
+  }
+  for (auto& device : devices_) {
+    std::vector<uint8_t> saved = device->save();
+    total += saved.size();
+    NV_TRY(device->restore(saved));
+  }
+  return total;
+}
+
+void Vm::pio_read(uint16_t port, std::span<uint8_t> data) { pio_bus_.read(port, data); }
+void Vm::pio_write(uint16_t port, std::span<const uint8_t> data) { pio_bus_.write(port, data); }
+void Vm::mmio_read(uint64_t address, std::span<uint8_t> data) { mmio_bus_.read(address, data); }
+void Vm::mmio_write(uint64_t address, std::span<const uint8_t> data) { mmio_bus_.write(address, data); }
+
+void Vm::vcpu_failed(uint32_t vcpu_index, const std::string& reason, const std::string& detail) {
+  end({reason, 0, "vCPU " + std::to_string(vcpu_index) + ": " + detail});
+}
+
+}  // namespace nodevisor::vmm

@@ -1,0 +1,119 @@
+// One virtual machine: KVM VM and vCPUs, guest memory, the legacy devices on the port-I/O
+// bus, an (empty for now) MMIO bus, the vCPU threads, and how the VM ends.
+//
+// Threads:
+// - `create` runs on a worker thread (it reads files and makes many ioctls).
+// - `start`, `pause`, `resume`, `stop` run on a controlling thread (the JS thread or a libuv
+//   worker); a control mutex serialises them, so two callers never interleave.
+// - vCPU threads run the guest and call the VmEventSink; the sink must outlive the Vm.
+// - `write_console`, `post_wait_word`, `read_guest` may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "vmm/bus/bus.h"
+#include "vmm/kvm/kvm_vcpu.h"
+#include "vmm/kvm/kvm_vm.h"
+#include "vmm/memory/guest_memory.h"
+#include "vmm/util/result.h"
+#include "vmm/vstate/vcpu_exit_handler.h"
+#include "vmm/vstate/vcpu_thread.h"
+
+namespace nodevisor::vmm {
+
+class Serial8250;
+class DebugPort;
+class WaitPort;
+
+struct VmConfig {
+  std::string kernel_path;
+  std::string initrd_path;  // empty: none
+  std::string cmdline;
+  uint64_t memory_mib = 128;
+  uint32_t vcpus = 1;
+  std::chrono::milliseconds wait_port_timeout{1000};
+};
+
+constexpr uint64_t kMaxMemoryMib = 64 * 1024;
+constexpr uint32_t kMaxVcpus = 64;
+
+struct VmExitInfo {
+  std::string reason;  // "stopped", "guest-exit", "reset", "shutdown", "poweroff", "internal-error", ...
+  uint32_t code = 0;   // the value written to the exit port (guest-exit)
+  std::string detail;  // human text for errors
+};
+
+// Called on vCPU threads (console, phase, exit) or the stopping thread (exit "stopped").
+// Implementations must not block and must not call back into the Vm.
+class VmEventSink {
+ public:
+  virtual ~VmEventSink() = default;
+  virtual void on_console_output(uint8_t byte) = 0;
+  virtual void on_phase(uint8_t code, uint64_t ns_since_start) = 0;
+  virtual void on_exit(const VmExitInfo& exit) = 0;
+};
+
+enum class VmState { kCreated, kRunning, kPaused, kExited, kStopped };
+const char* vm_state_name(VmState state);
+
+class Vm final : private VcpuExitHandler {
+ public:
+  static Result<std::unique_ptr<Vm>> create(const VmConfig& config, VmEventSink& sink);
+  ~Vm() override;
+
+  Status start();
+  Status pause();
+  Status resume();
+  // Idempotent: stops the vCPU threads, joins them, and reports exit "stopped" unless the
+  // guest ended first.
+  void stop();
+
+  VmState state() const;
+  size_t write_console(std::span<const uint8_t> bytes);
+  bool post_wait_word(uint32_t word);
+  Result<std::vector<uint8_t>> read_guest(uint64_t address, uint64_t length) const;
+  // Saves, then restores, every vCPU's and device's state while paused: proves the
+  // save/restore paths against the live KVM (for tests until snapshots use them).
+  Result<size_t> save_restore_round_trip();
+
+ private:
+  Vm(const VmConfig& config, VmEventSink& sink);
+  Status build();
+  Status add_legacy_devices();
+  Status setup_vcpus(uint64_t entry, uint64_t start_info);
+  void end(VmExitInfo info);
+
+  // VcpuExitHandler, on vCPU threads.
+  void pio_read(uint16_t port, std::span<uint8_t> data) override;
+  void pio_write(uint16_t port, std::span<const uint8_t> data) override;
+  void mmio_read(uint64_t address, std::span<uint8_t> data) override;
+  void mmio_write(uint64_t address, std::span<const uint8_t> data) override;
+  void vcpu_failed(uint32_t vcpu_index, const std::string& reason, const std::string& detail) override;
+
+  const VmConfig config_;
+  VmEventSink& sink_;
+
+  KvmVm kvm_vm_;
+  std::unique_ptr<GuestMemory> memory_;
+  Bus pio_bus_{"port I/O"};
+  Bus mmio_bus_{"MMIO"};
+  std::shared_ptr<Serial8250> serial_;
+  std::shared_ptr<DebugPort> debug_port_;
+  std::shared_ptr<WaitPort> wait_port_;
+  std::vector<std::shared_ptr<BusDevice>> devices_;  // every device, for save/restore
+  std::vector<std::unique_ptr<KvmVcpu>> vcpus_;
+  std::vector<std::unique_ptr<VcpuThread>> threads_;
+
+  std::mutex control_mutex_;      // serialises start/pause/resume/stop
+  mutable std::mutex state_mutex_;  // guards state_, ended_
+  VmState state_ = VmState::kCreated;
+  bool ended_ = false;
+};
+
+}  // namespace nodevisor::vmm

@@ -1,0 +1,24 @@
+// What a vCPU thread calls for the exits it cannot finish alone. Implemented by the VM (it
+// owns the buses and decides how the VM ends); the KVM layer never sees devices.
+//
+// Threads: every method runs on the calling vCPU thread.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace nodevisor::vmm {
+
+class VcpuExitHandler {
+ public:
+  virtual ~VcpuExitHandler() = default;
+  virtual void pio_read(uint16_t port, std::span<uint8_t> data) = 0;
+  virtual void pio_write(uint16_t port, std::span<const uint8_t> data) = 0;
+  virtual void mmio_read(uint64_t address, std::span<uint8_t> data) = 0;
+  virtual void mmio_write(uint64_t address, std::span<const uint8_t> data) = 0;
+  // The guest or KVM ended this vCPU (triple fault, internal error, reset...): the VM ends.
+  virtual void vcpu_failed(uint32_t vcpu_index, const std::string& reason, const std::string& detail) = 0;
+};
+
+}  // namespace nodevisor::vmm

@@ -1,0 +1,25 @@
+// Save and restore of one vCPU's architectural state (registers, segment and control
+// registers, FPU/SSE, local APIC, MP state, pending events, a fixed MSR list) as a tagged,
+// versioned byte vector. The VM must be paused, and every in-flight exit completed, first.
+//
+// Runs on: the controlling thread, while the vCPU thread is paused (KVM allows vCPU ioctls
+// from another thread when the vCPU is not in KVM_RUN).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "vmm/kvm/kvm_vcpu.h"
+#include "vmm/util/result.h"
+
+namespace nodevisor::vmm {
+
+Result<std::vector<uint8_t>> save_vcpu_state(const KvmVcpu& vcpu);
+Status restore_vcpu_state(KvmVcpu& vcpu, std::span<const uint8_t> state);
+
+// MSRs a boot vCPU starts with (fast strings on, MTRRs enabled with write-back default), as
+// Firecracker sets them: a Linux guest that finds MTRRs off maps all memory uncached.
+std::vector<kvm_msr_entry> boot_msrs();
+
+}  // namespace nodevisor::vmm

@@ -1,0 +1,73 @@
+// One thread per vCPU running the KVM_RUN loop, driven through a mailbox (Firecracker's
+// Running / Paused / Finished): other threads post a request (run, pause, stop), then kick
+// the vCPU out of KVM_RUN with `immediate_exit` plus a signal whose handler does nothing and
+// is installed without SA_RESTART, so KVM_RUN returns EINTR. Never pthread_cancel: the thread
+// always leaves at the top of its loop, with no lock held and the vCPU in a known state.
+//
+// Threads: the public methods run on a controlling thread (libuv worker or JS thread); the
+// loop runs on the vCPU thread, named "nv-vcpu<N>".
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <pthread.h>
+
+#include <string>
+
+#include "vmm/kvm/kvm_vcpu.h"
+#include "vmm/util/result.h"
+#include "vmm/vstate/vcpu_exit_handler.h"
+
+namespace nodevisor::vmm {
+
+enum class VcpuRunState { kIdle, kRunning, kPaused, kFinished };
+
+class VcpuThread {
+ public:
+  VcpuThread(KvmVcpu& vcpu, VcpuExitHandler& handler) : vcpu_(vcpu), handler_(handler) {}
+  VcpuThread(const VcpuThread&) = delete;
+  VcpuThread& operator=(const VcpuThread&) = delete;
+  ~VcpuThread();  // stops and joins if still running
+
+  // Starts the thread, running the guest at once.
+  Status spawn();
+  // Requests; each returns at once. `wait_settled` waits until the thread acted on them.
+  void request_pause();
+  void request_resume();
+  void request_stop();
+  // Waits until the thread is paused (after request_pause) or finished.
+  void wait_paused_or_finished();
+  // Waits for the thread to end and joins it. Safe to call more than once.
+  void join();
+
+  VcpuRunState state() const;
+
+ private:
+  enum class Request { kRun, kPause, kStop };
+  static void* thread_main(void* self);
+  void run_loop();
+  // Handles one exit; returns false when the vCPU must stop.
+  bool handle_exit();
+  std::string where() const;
+  void kick();
+  void set_state(VcpuRunState state);
+
+  KvmVcpu& vcpu_;
+  VcpuExitHandler& handler_;
+  pthread_t thread_{};
+  // Atomic: a sibling vCPU thread ending the VM may kick this one while a controller joins.
+  std::atomic<bool> spawned_{false};
+  std::atomic<bool> joined_{false};
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  Request request_ = Request::kRun;
+  VcpuRunState state_ = VcpuRunState::kIdle;
+};
+
+// Installs the no-op kick signal handler once per process. Returns an error if it cannot.
+Status install_vcpu_kick_signal();
+
+}  // namespace nodevisor::vmm
