@@ -97,7 +97,8 @@ Result<std::optional<PoppedChain>> Queue::pop(const GuestMemory& mem) {
 }
 
 Status Queue::add_used(GuestMemory& mem, uint16_t head, uint32_t len) {
-  if (head >= size) return queue_error("used head " + std::to_string(head) + " is out of range");
+  // `head` is echoed back as the driver gave it, even an out-of-range one (its chain was
+  // refused): the used slot is ours to choose, so nothing here indexes by it.
   const uint64_t slot = next_used_ % size;
   NV_TRY(mem.write_obj(used_ring + kRingEntriesOffset + sizeof(UsedElement) * slot, UsedElement{head, len}));
   // The element must be visible before the index that publishes it.

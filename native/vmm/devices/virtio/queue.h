@@ -70,6 +70,7 @@ class Queue {
   Result<std::optional<PoppedChain>> pop(const GuestMemory& mem);
 
   // Returns a chain to the driver with `len` bytes written into its writable buffers.
+  // `head` may be any value the driver published (a refused chain is returned too).
   Status add_used(GuestMemory& mem, uint16_t head, uint32_t len);
 
   // False when the driver asked not to be interrupted (avail.flags NO_INTERRUPT).

@@ -1,0 +1,42 @@
+#include <cstring>
+
+#include "tests/framework.h"
+
+namespace nodevisor::tests {
+
+namespace {
+int g_failures_in_case = 0;
+}
+
+std::vector<TestCase>& registry() {
+  static std::vector<TestCase> cases;
+  return cases;
+}
+
+void record_failure(const char* file, int line, const std::string& what) {
+  g_failures_in_case++;
+  std::fprintf(stdout, "    %s:%d: %s\n", file, line, what.c_str());
+}
+
+}  // namespace nodevisor::tests
+
+int main(int argc, char** argv) {
+  using namespace nodevisor::tests;
+  const char* filter = argc > 1 ? argv[1] : nullptr;
+  int passed = 0, failed = 0;
+  for (const auto& test : registry()) {
+    if (filter != nullptr && std::strstr(test.name, filter) == nullptr) continue;
+    g_failures_in_case = 0;
+    test.body();
+    if (g_failures_in_case == 0) {
+      passed++;
+      std::fprintf(stdout, "ok   %s\n", test.name);
+    } else {
+      failed++;
+      std::fprintf(stdout, "FAIL %s\n", test.name);
+    }
+    std::fflush(stdout);
+  }
+  std::fprintf(stdout, "%d passed, %d failed\n", passed, failed);
+  return failed == 0 && passed > 0 ? 0 : 1;
+}
