@@ -19,6 +19,8 @@
         "native/addon/blockdev_binding.cc",
         "native/sys/netns.cc",
         "native/sys/blockdev.cc",
+        "native/addon/vm_binding.cc",
+        "native/addon/vm_events.cc",
         "native/vmm/util/result.cc",
         "native/vmm/util/read_file.cc",
         "native/vmm/memory/guest_memory.cc",

@@ -70,3 +70,14 @@ export {
 
 // Block devices and disk images as VM disks.
 export { inspectBlockDevice, type BlockDeviceInfo } from './rootfs/blockdev.js';
+
+// Virtual machines (the VMM in the addon) and the probe guest.
+export { Vm, type VmConfig, type VmEvents, type VmExit, type VmPhase, type VmState } from './vm/vm.js';
+export {
+  probeGuestPath,
+  ProbeCommand,
+  PROBE_BANNER,
+  PROBE_COUNTER_GPA,
+  PHASE_READY,
+  PHASE_STARTED,
+} from './guest/probe.js';

@@ -9,5 +9,6 @@ namespace nodevisor::addon {
 void register_build_info(Napi::Env env, Napi::Object exports);
 void register_netns(Napi::Env env, Napi::Object exports);
 void register_blockdev(Napi::Env env, Napi::Object exports);
+void register_vm(Napi::Env env, Napi::Object exports);
 
 }  // namespace nodevisor::addon

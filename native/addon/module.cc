@@ -33,6 +33,7 @@ Napi::Object module_init(Napi::Env env, Napi::Object exports) {
   register_build_info(env, exports);
   register_netns(env, exports);
   register_blockdev(env, exports);
+  register_vm(env, exports);
   return exports;
 }
 

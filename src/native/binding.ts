@@ -44,6 +44,41 @@ export interface BlockDeviceInfo {
   deviceMapper: boolean;
 }
 
+/** What `vmCreate` takes; src/vm/vm.ts has already checked and defaulted every field. */
+export interface NativeVmConfig {
+  kernel: string;
+  initrd?: string;
+  cmdline?: string;
+  memoryMiB: number;
+  vcpus: number;
+  /** How long a read of the probe's wait port blocks before returning 0. */
+  waitTimeoutMs?: number;
+}
+
+export type NativeVmEventKind = 'console' | 'phase' | 'exit';
+
+/** A VM in the addon (native/addon/vm_binding.cc). Each method says which thread does the work. */
+export interface NativeVmHandle {
+  /** JS thread: spawns the vCPU threads (never waits on the guest). */
+  start(): Promise<void>;
+  /** A libuv worker: kicks every vCPU out of KVM_RUN and waits until each is parked. */
+  pause(): Promise<void>;
+  /** JS thread. */
+  resume(): Promise<void>;
+  /** A libuv worker: stops and joins the vCPU threads. Idempotent. */
+  stop(): Promise<void>;
+  /** JS thread. 'created' | 'running' | 'paused' | 'exited' | 'stopped'. */
+  state(): string;
+  /** JS thread: queues bytes for the UART; returns how many were accepted. */
+  writeConsole(bytes: Uint8Array): number;
+  /** JS thread: the next read of the probe's wait port returns `word`. */
+  postWaitWord(word: number): boolean;
+  /** JS thread, tests only: a copy of guest memory (at most 1 MiB). */
+  debugReadGuest(address: number, length: number): Buffer;
+  /** JS thread, tests only, VM paused: saves then restores every vCPU and device state; returns the bytes saved. */
+  debugSaveRestore(): number;
+}
+
 /** The raw addon, as native/addon/module.cc exports it. Each entry says which thread runs it. */
 export interface NativeAddon {
   /** JS thread. Hands the error class to C++ once, right after loading. */
@@ -70,6 +105,12 @@ export interface NativeAddon {
   enterNetNs<T>(path: string, fn: () => T): T;
   /** A libuv worker thread (stat and ioctls may wait on the device). */
   inspectBlockDevice(path: string): Promise<BlockDeviceInfo>;
+  /**
+   * Builds a VM on a libuv worker thread (reads the kernel, KVM ioctls, loads the ELF) and
+   * resolves its handle. `onEvent` runs on the JS thread, fed by one thread-safe function per
+   * VM (vCPU threads never touch N-API). Use src/vm `Vm.create`, which validates first.
+   */
+  vmCreate(config: NativeVmConfig, onEvent: (kind: NativeVmEventKind, payload: unknown) => void): Promise<NativeVmHandle>;
 }
 
 const require = createRequire(import.meta.url);

@@ -1,0 +1,273 @@
+// N-API binding of native/vmm's Vm: `vmCreate(config, onEvent)` -> Promise<VmHandle>, and the
+// handle's methods (start, pause, resume, stop, writeConsole, postWaitWord, state, and two
+// debug helpers for tests). src/vm/vm.ts wraps this into the public `Vm` class.
+//
+// Threads:
+// - Every function here is entered on the JS thread.
+// - Building the VM (file reads, KVM ioctls), pause and stop (they wait for vCPU threads)
+//   run on libuv workers through VmTask; they touch only the plain-C++ VmSession.
+// - vCPU threads report through VmEventQueue (one ThreadSafeFunction per VM) and never see
+//   N-API. The TSFN is referenced only while the VM runs, so a created or stopped VM does
+//   not keep the process alive.
+// - Teardown: `stop` is idempotent; the handle's finalizer and an environment cleanup hook
+//   both stop (and join) the VM threads before the TSFN is released.
+#include <napi.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "addon/errors.h"
+#include "addon/exports.h"
+#include "addon/vm_events.h"
+#include "vmm/vm.h"
+
+namespace nodevisor::addon {
+
+namespace {
+
+NativeFailure to_failure(const vmm::Error& error) {
+  NativeFailure failure;
+  failure.code = !error.code.empty() ? error.code : errno_code(error.errnum);
+  failure.errnum = error.errnum;
+  failure.syscall = error.syscall;
+  failure.path = error.path;
+  failure.message = error.message;
+  return failure;
+}
+
+// What a VM handle owns; shared with in-flight workers so a handle collected while a stop
+// runs cannot free the VM under it.
+struct VmSession {
+  std::shared_ptr<VmEventQueue> events = std::make_shared<VmEventQueue>();
+  std::unique_ptr<vmm::Vm> vm;
+  bool tsfn_released = false;    // JS thread only
+
+  // JS thread. Stops the VM (joins its threads), then lets the TSFN go.
+  void shut_down(Napi::Env env) {
+    if (vm) vm->stop();
+    if (!tsfn_released) {
+      events->tsfn().Unref(env);
+      events->tsfn().Release();
+      tsfn_released = true;
+    }
+  }
+};
+
+// Runs `work` on a libuv worker and settles a promise with its Status on the JS thread.
+class VmTask final : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<vmm::Status()>;
+  static Napi::Promise start(Napi::Env env, const char* name, Work work) {
+    auto* task = new VmTask(env, name, std::move(work));
+    Napi::Promise promise = task->deferred_.Promise();
+    task->Queue();
+    return promise;
+  }
+
+ private:
+  VmTask(Napi::Env env, const char* name, Work work)
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)) {}
+  void Execute() override { result_.emplace(work_()); }  // libuv worker
+  void OnOK() override {                                  // JS thread
+    Napi::HandleScope scope(Env());
+    if (result_->ok()) {
+      deferred_.Resolve(Env().Undefined());
+    } else {
+      deferred_.Reject(make_error(Env(), to_failure(result_->error())).Value());
+    }
+  }
+  Napi::Promise::Deferred deferred_;
+  Work work_;
+  std::optional<vmm::Status> result_;
+};
+
+Napi::Promise resolved(Napi::Env env, const vmm::Status& status) {
+  auto deferred = Napi::Promise::Deferred::New(env);
+  if (status.ok()) {
+    deferred.Resolve(env.Undefined());
+  } else {
+    deferred.Reject(make_error(env, to_failure(status.error())).Value());
+  }
+  return deferred.Promise();
+}
+
+class VmHandle final : public Napi::ObjectWrap<VmHandle> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "VmHandle",
+                       {InstanceMethod<&VmHandle::start>("start"), InstanceMethod<&VmHandle::pause>("pause"),
+                        InstanceMethod<&VmHandle::resume>("resume"), InstanceMethod<&VmHandle::stop>("stop"),
+                        InstanceMethod<&VmHandle::state>("state"),
+                        InstanceMethod<&VmHandle::write_console>("writeConsole"),
+                        InstanceMethod<&VmHandle::post_wait_word>("postWaitWord"),
+                        InstanceMethod<&VmHandle::debug_read_guest>("debugReadGuest"),
+                        InstanceMethod<&VmHandle::debug_save_restore>("debugSaveRestore")});
+  }
+
+  // Called through the constructor from CreateVmWorker::OnOK with an External<shared_ptr>.
+  explicit VmHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VmHandle>(info) {
+    auto* session = info[0].As<Napi::External<std::shared_ptr<VmSession>>>().Data();
+    session_ = *session;
+    env_ = info.Env();
+    napi_add_env_cleanup_hook(env_, &VmHandle::on_env_cleanup, this);
+  }
+
+  // JS thread (GC finalizer, or environment teardown).
+  ~VmHandle() override {
+    if (!cleanup_ran_) napi_remove_env_cleanup_hook(env_, &VmHandle::on_env_cleanup, this);
+    session_->shut_down(env_);
+  }
+
+ private:
+  // JS thread, while the environment shuts down: stop the VM before Node tears down.
+  static void on_env_cleanup(void* self) {
+    auto* handle = static_cast<VmHandle*>(self);
+    handle->cleanup_ran_ = true;
+    handle->session_->shut_down(handle->env_);
+  }
+
+  Napi::Value start(const Napi::CallbackInfo& info) {
+    // Spawning the vCPU threads is quick and never waits on the guest: done right here.
+    vmm::Status status = session_->vm->start();
+    if (status.ok() && !session_->tsfn_released) session_->events->tsfn().Ref(info.Env());
+    return resolved(info.Env(), status);
+  }
+
+  Napi::Value pause(const Napi::CallbackInfo& info) {
+    auto session = session_;
+    return VmTask::start(info.Env(), "nodevisor.vm.pause", [session] { return session->vm->pause(); });
+  }
+
+  Napi::Value resume(const Napi::CallbackInfo& info) { return resolved(info.Env(), session_->vm->resume()); }
+
+  Napi::Value stop(const Napi::CallbackInfo& info) {
+    auto session = session_;
+    return VmTask::start(info.Env(), "nodevisor.vm.stop", [session] {
+      session->vm->stop();
+      return vmm::Status{};
+    });
+  }
+
+  Napi::Value state(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), vmm::vm_state_name(session_->vm->state()));
+  }
+
+  Napi::Value write_console(const Napi::CallbackInfo& info) {
+    auto bytes = info[0].As<Napi::Uint8Array>();
+    size_t accepted = session_->vm->write_console(std::span<const uint8_t>(bytes.Data(), bytes.ByteLength()));
+    return Napi::Number::New(info.Env(), static_cast<double>(accepted));
+  }
+
+  Napi::Value post_wait_word(const Napi::CallbackInfo& info) {
+    uint32_t word = info[0].As<Napi::Number>().Uint32Value();
+    return Napi::Boolean::New(info.Env(), session_->vm->post_wait_word(word));
+  }
+
+  Napi::Value debug_read_guest(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const double address = info[0].As<Napi::Number>().DoubleValue();
+    const double length = info[1].As<Napi::Number>().DoubleValue();
+    if (address < 0 || length < 0 || address > 9007199254740991.0 || length > 9007199254740991.0) {
+      throw Napi::RangeError::New(env, "debugReadGuest: address and length must be non-negative safe integers");
+    }
+    auto bytes = session_->vm->read_guest(static_cast<uint64_t>(address), static_cast<uint64_t>(length));
+    if (!bytes.ok()) throw make_error(env, to_failure(bytes.error()));
+    return Napi::Buffer<uint8_t>::Copy(env, bytes->data(), bytes->size());
+  }
+
+  Napi::Value debug_save_restore(const Napi::CallbackInfo& info) {
+    auto total = session_->vm->save_restore_round_trip();
+    if (!total.ok()) throw make_error(info.Env(), to_failure(total.error()));
+    return Napi::Number::New(info.Env(), static_cast<double>(total.value()));
+  }
+
+  std::shared_ptr<VmSession> session_;
+  napi_env env_ = nullptr;
+  bool cleanup_ran_ = false;
+};
+
+class CreateVmWorker final : public Napi::AsyncWorker {
+ public:
+  CreateVmWorker(Napi::Env env, vmm::VmConfig config, std::shared_ptr<VmSession> session)
+      : Napi::AsyncWorker(env, "nodevisor.vm.create"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        config_(std::move(config)),
+        session_(std::move(session)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ private:
+  void Execute() override {  // libuv worker
+    auto vm = vmm::Vm::create(config_, *session_->events);
+    if (vm.ok()) {
+      session_->vm = std::move(vm.value());
+    } else {
+      error_ = vm.error();
+    }
+  }
+  void OnOK() override {  // JS thread
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    if (error_) {
+      session_->shut_down(env);
+      deferred_.Reject(make_error(env, to_failure(*error_)).Value());
+      return;
+    }
+    auto* external_data = new std::shared_ptr<VmSession>(session_);
+    auto external = Napi::External<std::shared_ptr<VmSession>>::New(
+        env, external_data, [](Napi::Env, std::shared_ptr<VmSession>* data) { delete data; });
+    deferred_.Resolve(handle_class_->Value().New({external}));
+  }
+
+ public:
+  Napi::FunctionReference* handle_class_ = nullptr;
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  vmm::VmConfig config_;
+  std::shared_ptr<VmSession> session_;
+  std::optional<vmm::Error> error_;
+};
+
+// vmCreate(config, onEvent) -> Promise<VmHandle>. The config was validated in TS already;
+// the VMM checks it again (sizes, files, ELF headers) and its errors reject the promise.
+Napi::Value vm_create(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
+    throw Napi::TypeError::New(env, "vmCreate(config, onEvent): expected an object and a function");
+  }
+  Napi::Object js = info[0].As<Napi::Object>();
+  vmm::VmConfig config;
+  config.kernel_path = js.Get("kernel").As<Napi::String>().Utf8Value();
+  if (js.Has("initrd") && js.Get("initrd").IsString()) config.initrd_path = js.Get("initrd").As<Napi::String>().Utf8Value();
+  if (js.Has("cmdline") && js.Get("cmdline").IsString()) config.cmdline = js.Get("cmdline").As<Napi::String>().Utf8Value();
+  config.memory_mib = static_cast<uint64_t>(js.Get("memoryMiB").As<Napi::Number>().Int64Value());
+  config.vcpus = js.Get("vcpus").As<Napi::Number>().Uint32Value();
+  if (js.Has("waitTimeoutMs") && js.Get("waitTimeoutMs").IsNumber()) {
+    config.wait_port_timeout = std::chrono::milliseconds(js.Get("waitTimeoutMs").As<Napi::Number>().Int64Value());
+  }
+
+  auto session = std::make_shared<VmSession>();
+  // One TSFN per VM, unreferenced until start(). Its finalizer (JS thread, after the last
+  // Release, when the VM threads are joined) drops the queue it kept alive for late calls.
+  auto queue = session->events;
+  session->events->attach(Napi::ThreadSafeFunction::New(
+      env, info[1].As<Napi::Function>(), "nodevisor.vm.events", 0, 1, [queue](Napi::Env) {}));
+  session->events->tsfn().Unref(env);
+  auto* worker = new CreateVmWorker(env, std::move(config), session);
+  worker->handle_class_ = static_cast<Napi::FunctionReference*>(info.Data());
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
+}  // namespace
+
+void register_vm(Napi::Env env, Napi::Object exports) {
+  // The VmHandle class, per environment, freed when the environment goes away.
+  auto* handle_class = new Napi::FunctionReference(Napi::Persistent(VmHandle::define(env)));
+  env.AddCleanupHook([handle_class] { delete handle_class; });
+  exports.Set("vmCreate", Napi::Function::New(env, vm_create, "vmCreate", handle_class));
+}
+
+}  // namespace nodevisor::addon

@@ -1,0 +1,74 @@
+#include "addon/vm_events.h"
+
+#include <utility>
+
+namespace nodevisor::addon {
+
+void VmEventQueue::push_locked_and_wake(std::unique_lock<std::mutex>& lock) {
+  if (wake_pending_) return;
+  wake_pending_ = true;
+  lock.unlock();
+  // No data: the JS callback drains the queue. Fails only while the environment shuts down,
+  // when nobody is left to see the event.
+  (void)tsfn_.NonBlockingCall(this, &VmEventQueue::deliver);
+}
+
+void VmEventQueue::on_console_output(uint8_t byte) {
+  std::unique_lock lock(mutex_);
+  if (!events_.empty() && events_.back().kind == VmEvent::Kind::kConsole) {
+    events_.back().bytes.push_back(byte);
+  } else {
+    VmEvent event{VmEvent::Kind::kConsole, {byte}, 0, 0, {}};
+    events_.push_back(std::move(event));
+  }
+  push_locked_and_wake(lock);
+}
+
+void VmEventQueue::on_phase(uint8_t code, uint64_t ns_since_start) {
+  std::unique_lock lock(mutex_);
+  events_.push_back(VmEvent{VmEvent::Kind::kPhase, {}, code, ns_since_start, {}});
+  push_locked_and_wake(lock);
+}
+
+void VmEventQueue::on_exit(const vmm::VmExitInfo& exit) {
+  std::unique_lock lock(mutex_);
+  events_.push_back(VmEvent{VmEvent::Kind::kExit, {}, 0, 0, exit});
+  push_locked_and_wake(lock);
+}
+
+std::vector<VmEvent> VmEventQueue::drain() {
+  std::lock_guard lock(mutex_);
+  wake_pending_ = false;
+  return std::exchange(events_, {});
+}
+
+void VmEventQueue::deliver(Napi::Env env, Napi::Function on_event, VmEventQueue* queue) {
+  if (env == nullptr || on_event.IsEmpty()) return;  // the environment is shutting down
+  for (VmEvent& event : queue->drain()) {
+    switch (event.kind) {
+      case VmEvent::Kind::kConsole:
+        on_event.Call({Napi::String::New(env, "console"),
+                       Napi::Buffer<uint8_t>::Copy(env, event.bytes.data(), event.bytes.size())});
+        break;
+      case VmEvent::Kind::kPhase: {
+        Napi::Object phase = Napi::Object::New(env);
+        phase.Set("code", event.code);
+        phase.Set("ns", static_cast<double>(event.ns));
+        on_event.Call({Napi::String::New(env, "phase"), phase});
+        break;
+      }
+      case VmEvent::Kind::kExit: {
+        Napi::Object exit = Napi::Object::New(env);
+        exit.Set("reason", event.exit.reason);
+        exit.Set("code", event.exit.code);
+        if (!event.exit.detail.empty()) exit.Set("detail", event.exit.detail);
+        // The VM no longer produces events: let the process exit if nothing else runs.
+        queue->tsfn().Unref(env);
+        on_event.Call({Napi::String::New(env, "exit"), exit});
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace nodevisor::addon

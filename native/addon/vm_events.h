@@ -1,0 +1,52 @@
+// The one event channel of a VM to JS: vCPU threads (and the thread that stops the VM) queue
+// console bytes, phase stamps and the exit; one Napi::ThreadSafeFunction per VM wakes the JS
+// thread, which drains the queue in order. Consecutive console bytes are merged, and at most
+// one wake-up is in flight, so a chatty guest costs one JS call per batch, not per byte.
+//
+// Threads: `on_*` on any thread (never touching N-API beyond NonBlockingCall); `drain` on
+// the JS thread only.
+#pragma once
+
+#include <napi.h>
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "vmm/vm.h"
+
+namespace nodevisor::addon {
+
+struct VmEvent {
+  enum class Kind { kConsole, kPhase, kExit } kind;
+  std::vector<uint8_t> bytes;  // console
+  uint8_t code = 0;            // phase code
+  uint64_t ns = 0;             // phase time
+  vmm::VmExitInfo exit;        // exit
+};
+
+class VmEventQueue final : public vmm::VmEventSink {
+ public:
+  // JS thread. `tsfn` must call `drain` on the JS thread.
+  void attach(Napi::ThreadSafeFunction tsfn) { tsfn_ = std::move(tsfn); }
+  Napi::ThreadSafeFunction& tsfn() { return tsfn_; }
+
+  void on_console_output(uint8_t byte) override;
+  void on_phase(uint8_t code, uint64_t ns_since_start) override;
+  void on_exit(const vmm::VmExitInfo& exit) override;
+
+  // JS thread: takes every queued event.
+  std::vector<VmEvent> drain();
+
+ private:
+  void push_locked_and_wake(std::unique_lock<std::mutex>& lock);
+  // JS thread: the TSFN callback; calls onEvent(kind, payload) per queued event.
+  static void deliver(Napi::Env env, Napi::Function on_event, VmEventQueue* queue);
+
+  std::mutex mutex_;
+  std::vector<VmEvent> events_;
+  bool wake_pending_ = false;
+  Napi::ThreadSafeFunction tsfn_;
+};
+
+}  // namespace nodevisor::addon

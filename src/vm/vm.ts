@@ -1,0 +1,139 @@
+/**
+ * A KVM virtual machine running inside this Node process (DESIGN §2, §3).
+ *
+ * Every call that can wait on the VM returns a Promise; the event loop never blocks on KVM.
+ * Events arrive on the JS thread: 'console' (Buffer of guest serial output), 'phase'
+ * ({ code, ns }: a write to port 0x80, ns since `start()`), 'exit' ({ reason, code, detail? }:
+ * 'stopped', 'guest-exit', 'reset', 'shutdown', 'internal-error', ...).
+ *
+ * Keep a reference to a running Vm: the native handle stops its vCPU threads when it is
+ * garbage-collected (and when the Node environment shuts down).
+ */
+import { EventEmitter } from 'node:events';
+
+import { NodevisorError, wrapError } from '../errors.js';
+import { addon, type NativeVmEventKind, type NativeVmHandle } from '../native/binding.js';
+import { checkVmConfig, type VmConfig } from './config.js';
+
+export type { VmConfig } from './config.js';
+
+export type VmState = 'created' | 'running' | 'paused' | 'exited' | 'stopped';
+
+export interface VmPhase {
+  /** The byte the guest wrote to port 0x80 (0x40 kernel start, 0x41 ready). */
+  code: number;
+  /** Monotonic nanoseconds since `start()` was called. */
+  ns: number;
+}
+
+export interface VmExit {
+  reason: string;
+  /** The value written to the exit port (reason 'guest-exit'), else 0. */
+  code: number;
+  detail?: string;
+}
+
+export interface VmEvents {
+  console: [data: Buffer];
+  phase: [phase: VmPhase];
+  exit: [exit: VmExit];
+}
+
+export class Vm extends EventEmitter<VmEvents> {
+  #handle: NativeVmHandle | undefined;
+  #exit: VmExit | undefined;
+
+  private constructor() {
+    super();
+  }
+
+  /** Validates `config`, then builds the VM off the JS thread. The VM is not running yet. */
+  static async create(config: VmConfig): Promise<Vm> {
+    const checked = await checkVmConfig(config);
+    const vm = new Vm();
+    // The native side holds this callback for the VM's lifetime; a WeakRef keeps it from
+    // pinning the Vm, so a dropped Vm can be collected (and its threads stopped).
+    const ref = new WeakRef(vm);
+    const onEvent = (kind: NativeVmEventKind, payload: unknown): void => {
+      const target = ref.deref();
+      if (target) target.#dispatch(kind, payload);
+    };
+    try {
+      vm.#handle = await addon().vmCreate(checked, onEvent);
+    } catch (err) {
+      if (err instanceof NodevisorError) throw err;
+      throw wrapError('cannot create the VM', err);
+    }
+    return vm;
+  }
+
+  #dispatch(kind: NativeVmEventKind, payload: unknown): void {
+    if (kind === 'console') {
+      this.emit('console', payload as Buffer);
+    } else if (kind === 'phase') {
+      this.emit('phase', payload as VmPhase);
+    } else {
+      this.#exit = payload as VmExit;
+      // The guest ended (or stop() was called): join the vCPU threads now rather than at GC.
+      this.#handle?.stop().catch(() => undefined);
+      this.emit('exit', this.#exit);
+    }
+  }
+
+  #native(): NativeVmHandle {
+    if (!this.#handle) throw new NodevisorError('the VM was not created', { code: 'EINVAL' });
+    return this.#handle;
+  }
+
+  get state(): VmState {
+    return this.#native().state() as VmState;
+  }
+
+  /** How the VM ended, once it has. */
+  get exitInfo(): VmExit | undefined {
+    return this.#exit;
+  }
+
+  /** Starts the vCPU threads; resolves once they are running (not when the guest is ready). */
+  start(): Promise<void> {
+    return this.#native().start();
+  }
+
+  /** Resolves once every vCPU is parked outside the guest. */
+  pause(): Promise<void> {
+    return this.#native().pause();
+  }
+
+  resume(): Promise<void> {
+    return this.#native().resume();
+  }
+
+  /** Stops the VM and joins its threads. Idempotent; emits 'exit' { reason: 'stopped' } unless the guest ended first. */
+  stop(): Promise<void> {
+    return this.#native().stop();
+  }
+
+  /** Queues bytes for the guest's serial port; returns how many were accepted. */
+  writeConsole(data: Uint8Array | string): number {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    return this.#native().writeConsole(bytes);
+  }
+
+  /** The probe guest's wait port: its next read returns `word` (see native/guest/probe/README.md). */
+  postWaitWord(word: number): boolean {
+    if (!Number.isInteger(word) || word < 0 || word > 0xfffffffe) {
+      throw new NodevisorError('postWaitWord: word must be an integer from 0 to 0xfffffffe', { code: 'EINVAL' });
+    }
+    return this.#native().postWaitWord(word);
+  }
+
+  /** @internal Tests: a copy of guest memory. */
+  debugReadGuest(address: number, length: number): Buffer {
+    return this.#native().debugReadGuest(address, length);
+  }
+
+  /** @internal Tests: save and restore every vCPU and device state of a paused VM. */
+  debugSaveRestore(): number {
+    return this.#native().debugSaveRestore();
+  }
+}

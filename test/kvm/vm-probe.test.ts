@@ -1,0 +1,170 @@
+/**
+ * Tier 3 (DESIGN §6): the VMM boots the probe guest. Needs /dev/kvm and the built addon.
+ */
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+import { NodevisorError } from '../../src/errors.js';
+import { PHASE_READY, PROBE_BANNER, PROBE_COUNTER_GPA, ProbeCommand, probeGuestPath } from '../../src/guest/probe.js';
+import { Vm, type VmExit, type VmPhase } from '../../src/vm/vm.js';
+import { needs } from '../helpers/needs.js';
+
+function waitFor<T>(vm: Vm, event: 'phase' | 'exit', match: (value: T) => boolean, ms = 5000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${event}`)), ms);
+    const listener = (value: T): void => {
+      if (match(value)) {
+        clearTimeout(timer);
+        (vm as unknown as NodeJS.EventEmitter).off(event, listener);
+        resolve(value);
+      }
+    };
+    (vm as unknown as NodeJS.EventEmitter).on(event, listener);
+  });
+}
+
+function consoleText(vm: Vm): { text: () => string } {
+  let text = '';
+  vm.on('console', (data) => {
+    text += data.toString('latin1');
+  });
+  return { text: () => text };
+}
+
+async function bootProbe(vcpus = 1): Promise<{ vm: Vm; console: { text: () => string }; ready: VmPhase }> {
+  const vm = await Vm.create({ kernel: probeGuestPath(), vcpus, memoryMiB: 64 });
+  const output = consoleText(vm);
+  const ready = waitFor<VmPhase>(vm, 'phase', (p) => p.code === PHASE_READY);
+  await vm.start();
+  return { vm, console: output, ready: await ready };
+}
+
+function counter(vm: Vm): bigint {
+  return vm.debugReadGuest(PROBE_COUNTER_GPA, 8).readBigUInt64LE(0);
+}
+
+/** Names of this process's vCPU threads (native/vmm/vstate names them nv-vcpu<N>). */
+function vcpuThreads(): string[] {
+  return readdirSync('/proc/self/task')
+    .map((tid) => {
+      try {
+        return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      } catch {
+        return '';
+      }
+    })
+    .filter((name) => name.startsWith('nv-vcpu'));
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with the probe guest', () => {
+  it('boots: the banner arrives on console and phase 0x41 on the debug port', async () => {
+    const { vm, console: out, ready } = await bootProbe();
+    expect(ready.ns).toBeGreaterThan(0);
+    expect(out.text()).toContain(PROBE_BANNER);
+    expect(vm.state).toBe('running');
+    const exit = waitFor<VmExit>(vm, 'exit', () => true);
+    await vm.stop();
+    expect((await exit).reason).toBe('stopped');
+    expect(vm.state).toBe('stopped');
+    await vm.stop(); // idempotent
+  });
+
+  it('the guest exits through the exit port on request', async () => {
+    const { vm } = await bootProbe();
+    const exit = waitFor<VmExit>(vm, 'exit', () => true);
+    vm.postWaitWord(ProbeCommand.exit);
+    expect(await exit).toMatchObject({ reason: 'guest-exit', code: 0 });
+    await vm.stop();
+  });
+
+  it('echoes console input written with writeConsole', async () => {
+    const { vm, console: out } = await bootProbe();
+    expect(vm.writeConsole('ping!')).toBe(5);
+    for (let i = 0; i < 100 && !out.text().includes('ping!'); i++) await sleep(10);
+    expect(out.text()).toContain(PROBE_BANNER + 'ping!');
+    await vm.stop();
+  });
+
+  it('pause stops the guest counter, resume lets it advance; state survives a save/restore round trip', async () => {
+    const { vm } = await bootProbe();
+    vm.postWaitWord(ProbeCommand.count);
+    await sleep(30);
+    await vm.pause();
+    expect(vm.state).toBe('paused');
+    const paused = counter(vm);
+    expect(paused).toBeGreaterThan(0n);
+    await sleep(50);
+    expect(counter(vm)).toBe(paused);
+    expect(vm.debugSaveRestore()).toBeGreaterThan(0);
+    await vm.resume();
+    await sleep(50);
+    expect(counter(vm)).toBeGreaterThan(paused);
+    await vm.stop(); // stop while the guest is busy running
+    expect(vm.state).toBe('stopped');
+  });
+
+  it('runs with 2 vCPUs (the second waits for a SIPI) and stops both threads', async () => {
+    expect(vcpuThreads()).toEqual([]);
+    const { vm, console: out } = await bootProbe(2);
+    expect(out.text()).toContain(PROBE_BANNER);
+    expect(vcpuThreads().sort()).toEqual(['nv-vcpu0', 'nv-vcpu1']);
+    await vm.pause();
+    expect(vm.state).toBe('paused');
+    await vm.resume();
+    await vm.stop();
+    expect(vcpuThreads()).toEqual([]);
+  });
+
+  describe('bad configs give clear errors', () => {
+    it('0 MiB of memory', async () => {
+      await expect(Vm.create({ kernel: probeGuestPath(), memoryMiB: 0 })).rejects.toMatchObject({
+        name: 'NodevisorError',
+        code: 'EINVAL',
+        message: expect.stringContaining('memoryMiB'),
+      });
+    });
+    it('vcpus out of range', async () => {
+      await expect(Vm.create({ kernel: probeGuestPath(), vcpus: 0 })).rejects.toMatchObject({ code: 'EINVAL' });
+      await expect(Vm.create({ kernel: probeGuestPath(), vcpus: 1000 })).rejects.toMatchObject({ code: 'EINVAL' });
+    });
+    it('a missing kernel file', async () => {
+      const err = await Vm.create({ kernel: '/nonexistent/vmlinux' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NodevisorError);
+      expect(err).toMatchObject({ code: 'ENOENT', path: '/nonexistent/vmlinux' });
+    });
+    it('a garbage kernel', async () => {
+      const path = join(tmpdir(), `nodevisor-garbage-${process.pid}.elf`);
+      writeFileSync(path, Buffer.from('this is not an ELF file at all'.repeat(10)));
+      await expect(Vm.create({ kernel: path })).rejects.toMatchObject({
+        code: 'EBADELF',
+        message: expect.stringContaining('not an ELF'),
+      });
+    });
+    it('an ELF with a broken program header table', async () => {
+      const elf = Buffer.from(readFileSync(probeGuestPath()));
+      elf.writeBigUInt64LE(BigInt(elf.length - 16), 0x20); // e_phoff: the table now runs past the end
+      const path = join(tmpdir(), `nodevisor-badph-${process.pid}.elf`);
+      writeFileSync(path, elf);
+      await expect(Vm.create({ kernel: path })).rejects.toMatchObject({
+        code: 'EBADELF',
+        message: expect.stringContaining('program header table'),
+      });
+    });
+    it('a kernel that does not fit in guest memory', async () => {
+      const elf = Buffer.from(readFileSync(probeGuestPath()));
+      // Move the first segment's physical address to 3 GiB: outside a 64 MiB guest.
+      const phoff = Number(elf.readBigUInt64LE(0x20));
+      elf.writeBigUInt64LE(0xc000_0000n, phoff + 0x18);
+      const path = join(tmpdir(), `nodevisor-toobig-${process.pid}.elf`);
+      writeFileSync(path, elf);
+      await expect(Vm.create({ kernel: path, memoryMiB: 64 })).rejects.toMatchObject({
+        code: 'EBADELF',
+        message: expect.stringContaining('does not fit in guest memory'),
+      });
+    });
+  });
+});
