@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang (ASan + UBSan) into build-fuzz/ and runs each one:
+# first over its regression inputs (test/fixtures/fuzz/<target>/), then a campaign with the
+# arguments given (default -runs=20000). A crash is saved under build-fuzz/crashes/; fix it
+# and keep the input as a regression file in test/fixtures/fuzz/<target>/.
+#
+#   npm run fuzz -- -runs=100000        npm run fuzz -- -max_total_time=60
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+CXX=${CLANGXX:-$(command -v clang++ || command -v clang++-14 || true)}
+if [ -z "$CXX" ]; then
+  echo "fuzz: clang++ is not installed (Debian: apt-get install clang libclang-rt-14-dev)" >&2
+  exit 2
+fi
+args=("$@")
+[ ${#args[@]} -eq 0 ] && args=(-runs=20000)
+
+out=build-fuzz
+mkdir -p "$out/crashes"
+FLAGS=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+       -D_GNU_SOURCE -Inative)
+CORE=(native/vmm/memory/guest_memory.cc native/vmm/util/result.cc
+      native/vmm/devices/virtio/queue.cc native/vmm/devices/virtio/mmio_transport.cc
+      native/vmm/devices/virtio/device_worker.cc native/vmm/devices/virtio/block/block_backend.cc
+      native/vmm/devices/virtio/block/block_request.cc native/vmm/devices/virtio/block/block_device.cc)
+
+status=0
+for src in native/fuzz/*_fuzz.cc; do
+  name=$(basename "$src" .cc)
+  bin="$out/$name"
+  if [ ! -x "$bin" ] || [ -n "$(find "$src" "${CORE[@]}" native/fuzz/fuzz_guest.h -newer "$bin" 2>/dev/null | head -1)" ]; then
+    echo "fuzz: building $name"
+    "$CXX" "${FLAGS[@]}" -o "$bin" "$src" "${CORE[@]}" -lpthread
+  fi
+  corpus="$out/corpus/$name"
+  regress="test/fixtures/fuzz/$name"
+  mkdir -p "$corpus" "$regress"
+  if [ -n "$(ls -A "$regress")" ]; then
+    echo "fuzz: $name regression inputs"
+    "$bin" "$regress"/* >/dev/null 2>&1 || { echo "fuzz: $name FAILED on a regression input"; status=1; }
+  fi
+  echo "fuzz: $name ${args[*]}"
+  if ! "$bin" "${args[@]}" -artifact_prefix="$out/crashes/$name-" "$corpus" "$regress" 2>"$out/$name.log"; then
+    echo "fuzz: $name found a crash (see $out/$name.log and $out/crashes/)"
+    tail -30 "$out/$name.log"
+    status=1
+  else
+    grep -E '^(#[0-9]+|Done)' "$out/$name.log" | tail -1
+  fi
+done
+exit $status
