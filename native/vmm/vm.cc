@@ -210,6 +210,12 @@ void Vm::stop() {
   if (wait_port_) wait_port_->set_held(true);
   for (auto& t : threads_) t->request_stop();
   for (auto& t : threads_) t->join();
+  // Release the kernel resources now rather than when the JS handle is collected: a stopped
+  // VM holds no fds, threads or guest memory (the garbage collector may run much later).
+  threads_.clear();
+  vcpus_.clear();
+  memory_.reset();
+  kvm_vm_ = KvmVm{};
   bool report = false;
   {
     std::lock_guard lock(state_mutex_);
@@ -242,6 +248,7 @@ VmState Vm::state() const {
 }
 
 size_t Vm::write_console(std::span<const uint8_t> bytes) {
+  if (state() == VmState::kStopped) return 0;
   size_t accepted = serial_->enqueue_input(bytes);
   // A probe parked on the wait port learns that input arrived; a Linux guest does not read
   // the port and gets the UART interrupt instead.
@@ -253,6 +260,8 @@ bool Vm::post_wait_word(uint32_t word) { return wait_port_->post(word); }
 
 Result<std::vector<uint8_t>> Vm::read_guest(uint64_t address, uint64_t length) const {
   if (length > (1u << 20)) return plain_error("EINVAL", "read at most 1 MiB of guest memory at a time");
+  std::lock_guard control(control_mutex_);  // stop() frees the memory under this lock
+  if (!memory_) return plain_error("EBUSY", "the VM is stopped; its memory is gone");
   std::vector<uint8_t> bytes(length);
   NV_TRY(memory_->read(address, bytes));
   return bytes;

@@ -110,7 +110,7 @@ class Vm final : private VcpuExitHandler {
   std::vector<std::unique_ptr<KvmVcpu>> vcpus_;
   std::vector<std::unique_ptr<VcpuThread>> threads_;
 
-  std::mutex control_mutex_;      // serialises start/pause/resume/stop
+  mutable std::mutex control_mutex_;  // serialises start/pause/resume/stop (and memory release)
   mutable std::mutex state_mutex_;  // guards state_, ended_
   VmState state_ = VmState::kCreated;
   bool ended_ = false;

@@ -57,14 +57,15 @@ Status VcpuThread::spawn() {
     return sys_error(rc, "pthread_create", "cannot start vCPU thread " + std::to_string(vcpu_.index()));
   }
   spawned_ = true;
+  // Named here, not in the thread, so the name is set by the time spawn() returns.
+  char name[16];
+  snprintf(name, sizeof name, "nv-vcpu%u", vcpu_.index());
+  pthread_setname_np(thread_, name);
   return {};
 }
 
 void* VcpuThread::thread_main(void* self) {
   auto* thread = static_cast<VcpuThread*>(self);
-  char name[16];
-  snprintf(name, sizeof name, "nv-vcpu%u", thread->vcpu_.index());
-  pthread_setname_np(pthread_self(), name);
   // The creating thread's mask is inherited; the kick must get through here.
   sigset_t unblock;
   sigemptyset(&unblock);
