@@ -1,0 +1,117 @@
+/**
+ * Start benchmark (DESIGN §7, issue 4): create + start -> phase 0x41 (the probe's "ready"),
+ * for nodevisor from the JS call, and for QEMU microvm from spawn to the probe's banner line,
+ * on the same probe ELF, in one run. Figures are microseconds. No main here: src/bench/main.ts
+ * (another engineer's) registers and prints it.
+ */
+import { spawn } from 'node:child_process';
+
+import { PHASE_READY, PROBE_BANNER, probeGuestPath } from '../guest/probe.js';
+import { Vm } from '../vm/vm.js';
+import { round2, summarize, type Summary } from './stats.js';
+
+export interface VmStartBenchOptions {
+  iterations?: number;
+  qemuIterations?: number;
+  memoryMiB?: number;
+  /** Per-QEMU-run limit; a run past it counts as failed (QEMU's firmware is emulated on kvm_pvm). */
+  qemuTimeoutMs?: number;
+  qemuBinary?: string;
+}
+
+export interface VmStartBenchResult {
+  nodevisor: { p50Us: number; p99Us: number; summaryUs: Summary };
+  qemu: { p50Us: number; p99Us: number; summaryUs: Summary; failures: number; error?: string } | { skipped: string };
+  /** QEMU p50 / nodevisor p50, when both ran. */
+  ratio?: number;
+}
+
+async function nodevisorStartUs(kernel: string, memoryMiB: number): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  const vm = await Vm.create({ kernel, memoryMiB });
+  let readyAt = 0n;
+  const ready = new Promise<void>((resolve) =>
+    vm.on('phase', (phase) => {
+      if (phase.code === PHASE_READY) {
+        readyAt = process.hrtime.bigint();
+        resolve();
+      }
+    }),
+  );
+  await vm.start();
+  await ready;
+  await vm.stop();
+  return Number(readyAt - t0) / 1000;
+}
+
+/** Spawn -> the banner on QEMU's stdout; rejects on timeout or exit without the banner. */
+function qemuStartUs(binary: string, kernel: string, memoryMiB: number, timeoutMs: number): Promise<number> {
+  const args = [
+    '-M', 'microvm,accel=kvm', '-cpu', 'host,-arch-capabilities', '-m', `${memoryMiB}M`,
+    '-nodefaults', '-no-user-config', '-display', 'none', '-serial', 'stdio',
+    '-device', 'isa-debug-exit', '-kernel', kernel,
+  ];
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let done = false;
+    const finish = (err: Error | undefined, us?: number): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      if (err) reject(err);
+      else resolve(us!);
+    };
+    const timer = setTimeout(() => finish(new Error(`no banner within ${timeoutMs} ms`)), timeoutMs);
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString('latin1');
+      if (out.includes(PROBE_BANNER.trim())) finish(undefined, Number(process.hrtime.bigint() - t0) / 1000);
+    });
+    child.on('error', (err) => finish(err));
+    child.on('exit', (code) => finish(new Error(`qemu exited (${String(code)}) before the banner`)));
+  });
+}
+
+export async function benchVmStart(options: VmStartBenchOptions = {}): Promise<VmStartBenchResult> {
+  const kernel = probeGuestPath();
+  const memoryMiB = options.memoryMiB ?? 128;
+  const iterations = options.iterations ?? 200;
+  for (let i = 0; i < 10; i++) await nodevisorStartUs(kernel, memoryMiB); // warm up
+  const ours: number[] = [];
+  for (let i = 0; i < iterations; i++) ours.push(await nodevisorStartUs(kernel, memoryMiB));
+  const oursSummary = summarize(ours);
+  const result: VmStartBenchResult = {
+    nodevisor: { p50Us: oursSummary.median, p99Us: oursSummary.p99, summaryUs: oursSummary },
+    qemu: { skipped: '' },
+  };
+
+  const binary = options.qemuBinary ?? 'qemu-system-x86_64';
+  const qemuRuns = options.qemuIterations ?? 10;
+  const theirs: number[] = [];
+  let failures = 0;
+  let lastError: string | undefined;
+  for (let i = 0; i < qemuRuns; i++) {
+    try {
+      theirs.push(await qemuStartUs(binary, kernel, memoryMiB, options.qemuTimeoutMs ?? 10_000));
+    } catch (err) {
+      failures++;
+      lastError = (err as Error).message;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        result.qemu = { skipped: `${binary} is not installed` };
+        return result;
+      }
+      if (failures >= 2 && theirs.length === 0) break; // it does not boot here: do not wait 10x
+    }
+  }
+  if (theirs.length === 0) {
+    result.qemu = { skipped: `QEMU did not print the probe banner: ${lastError ?? 'unknown'}` };
+    return result;
+  }
+  const qemuSummary = summarize(theirs);
+  result.qemu = { p50Us: qemuSummary.median, p99Us: qemuSummary.p99, summaryUs: qemuSummary, failures };
+  if (lastError !== undefined) result.qemu.error = lastError;
+  result.ratio = round2(qemuSummary.median / oursSummary.median);
+  return result;
+}
