@@ -1,0 +1,117 @@
+// The agent's request server. One thread (the process's main thread) runs everything: a poll(2)
+// loop over the channel, a signalfd for SIGCHLD, and each container process's pipes. Keeping it
+// single-threaded is deliberate: clone3/setns tricks in spawn.cc and reaping by waitpid(-1) are
+// only safe when no other thread exists.
+#ifndef NODEVISOR_AGENT_AGENT_H
+#define NODEVISOR_AGENT_AGENT_H
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "channel.h"
+#include "guest/protocol/json.h"
+#include "request.h"
+#include "spawn.h"
+#include "storage.h"
+#include "unique_fd.h"
+
+namespace nv::agent {
+
+struct Options {
+  int channel_fd = -1;            // host mode: an inherited socket
+  std::string channel_path;       // host mode: a path to open; or /dev/hvc0 as PID 1
+  std::string sys_block = "/sys/block";
+  bool pid1 = false;              // boot duties done; reopen the channel when it closes
+  bool no_pivot = false;
+};
+
+class Agent {
+ public:
+  explicit Agent(Options options);
+  // Serves until the channel closes (host mode) → exit status. As PID 1 it never returns.
+  int run();
+
+ private:
+  enum class Pending { None, Create, Start, Exec };
+
+  struct Proc {
+    std::string container_id;
+    std::string exec_id;  // empty for the container's first process
+    Spawned io;
+    enum class Phase { Setup, Created, Starting, Running } phase = Phase::Setup;
+    Pending pending = Pending::None;
+    uint64_t pending_request = 0;
+    bool exited = false;
+    int exit_code = -1;
+    int signal = -1;
+    std::vector<uint64_t> waiters;
+    std::string stdin_buffer;
+    bool stdin_close_when_flushed = false;
+  };
+
+  struct Container {
+    std::string id;
+    std::unique_ptr<Proc> init;
+    std::map<std::string, std::unique_ptr<Proc>> execs;
+    bool destroying = false;
+    uint64_t destroy_request = 0;
+    bool failed = false;  // setup failed: removed once its process is reaped
+  };
+
+  struct PendingMount {
+    uint64_t request;
+    std::string serial;
+    std::string fstype;
+    MountOptions options;
+    std::string mount_point;
+    int64_t deadline_ms;
+  };
+
+  // Channel side.
+  void open_channel();
+  void on_frame(std::string_view payload);
+  void dispatch(uint64_t id, const std::string& type, const Fields& f);
+  void send_ok(uint64_t id, const std::function<void(json::Writer&)>& fill = {});
+  void send_error(uint64_t id, const std::string& code, const std::string& message);
+
+  // Requests.
+  void handle_storage_mount(uint64_t id, const Fields& f);
+  void handle_create(uint64_t id, const Fields& f);
+  void handle_start(uint64_t id, const Fields& f);
+  void handle_exec(uint64_t id, const Fields& f);
+  void handle_wait(uint64_t id, const Fields& f);
+  void handle_signal(const Fields& f);
+  void handle_stdin(const Fields& f);
+  void handle_destroy(uint64_t id, const Fields& f);
+  void handle_disk_checksum(uint64_t id, const Fields& f);
+
+  // Processes.
+  Container& container(const std::string& id);
+  Proc& proc(const Fields& f);
+  Proc* find_proc(pid_t pid);
+  void on_status(Proc& p);
+  void on_output(Proc& p, bool is_stderr);
+  void on_stdin_writable(Proc& p);
+  void reap_children();
+  void on_exited(Proc& p, int status);
+  void answer_waiters(Proc& p);
+  void maybe_finish_container(const std::string& id);
+  void check_pending_mounts();
+  void kill_everything();
+
+  Options options_;
+  UniqueFd channel_fd_;
+  std::unique_ptr<Channel> channel_;
+  UniqueFd signal_fd_;
+  UniqueFd self_pidfd_;
+  std::map<std::string, Container> containers_;
+  std::vector<PendingMount> pending_mounts_;
+};
+
+}  // namespace nv::agent
+
+#endif

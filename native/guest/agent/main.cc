@@ -1,0 +1,82 @@
+// nodevisor-agent: the guest's /init, and the same binary in host-mode tests.
+//
+//   nodevisor-agent                      as PID 1: boot duties, then serve on /dev/hvc0
+//   nodevisor-agent --channel-fd N       serve on an inherited fd (a socketpair end)
+//   nodevisor-agent --channel PATH       serve on a path
+//   options: --sys-block DIR (where disks are looked up by serial), --no-pivot
+//
+// Single-threaded (see agent.h). docs/protocol.md describes what it serves.
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "agent.h"
+#include "errors.h"
+#include "init.h"
+#include "log.h"
+
+using nv::agent::AgentError;
+using nv::agent::log;
+
+namespace {
+
+[[noreturn]] void usage(const char* why) {
+  log("%s", why);
+  log("usage: nodevisor-agent [--channel-fd N | --channel PATH] [--sys-block DIR] [--no-pivot]");
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  nv::agent::Options options;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(("missing value for " + arg).c_str());
+      return argv[++i];
+    };
+    if (arg == "--channel-fd") {
+      char* end = nullptr;
+      std::string v = value();
+      long fd = std::strtol(v.c_str(), &end, 10);
+      if (*end != '\0' || fd < 0 || fd > 65535) usage("--channel-fd needs a descriptor number");
+      options.channel_fd = static_cast<int>(fd);
+    } else if (arg == "--channel") {
+      options.channel_path = value();
+    } else if (arg == "--sys-block") {
+      options.sys_block = value();
+    } else if (arg == "--no-pivot") {
+      options.no_pivot = true;
+    } else {
+      // The kernel passes unknown command-line words to init as arguments: ignore them as PID 1.
+      if (::getpid() != 1) usage(("unknown argument " + arg).c_str());
+    }
+  }
+
+  bool host_mode = options.channel_fd >= 0 || !options.channel_path.empty();
+  if (!host_mode) {
+    if (::getpid() != 1) usage("give --channel-fd or --channel when not running as PID 1");
+    options.pid1 = true;
+    options.channel_path = "/dev/hvc0";
+    nv::agent::boot_as_pid1();
+  } else {
+    nv::agent::ensure_stdio_open();
+    // Orphans of our children come to us, as they would to PID 1 in a guest, and get reaped.
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  }
+
+  try {
+    nv::agent::Agent agent(options);
+    return agent.run();
+  } catch (const AgentError& e) {
+    log("fatal: %s (%s)", e.message.c_str(), e.code.c_str());
+  } catch (const std::exception& e) {
+    log("fatal: %s", e.what());
+  }
+  if (options.pid1) nv::agent::power_off();
+  return 1;
+}

@@ -1,0 +1,286 @@
+#include "spawn.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "errors.h"
+
+namespace nv::agent {
+
+namespace {
+
+// The kernel's struct clone_args (v0, 64 bytes), written out here because <linux/sched.h> and
+// glibc's <sched.h> disagree on some macros.
+struct CloneArgs {
+  uint64_t flags;
+  uint64_t pidfd;
+  uint64_t child_tid;
+  uint64_t parent_tid;
+  uint64_t exit_signal;
+  uint64_t stack;
+  uint64_t stack_size;
+  uint64_t tls;
+};
+
+constexpr unsigned kPidfdFlag = 0x00001000;  // CLONE_PIDFD
+
+// Everything the child needs, prepared by the parent so the child only makes system calls.
+struct Plan {
+  std::vector<std::string> candidates;  // full paths to try for args[0]
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+  const ProcessSpec* process = nullptr;
+  const ContainerSetup* setup = nullptr;  // null for exec
+  int container_pidfd = -1;               // exec only
+  int stdin_r = -1, stdout_w = -1, stderr_w = -1, status_w = -1, start_r = -1;
+};
+
+Plan make_plan(const ProcessSpec& process) {
+  Plan plan;
+  plan.process = &process;
+  for (const auto& a : process.args) plan.argv.push_back(const_cast<char*>(a.c_str()));
+  plan.argv.push_back(nullptr);
+  for (const auto& e : process.env) plan.envp.push_back(const_cast<char*>(e.c_str()));
+  plan.envp.push_back(nullptr);
+  const std::string& program = process.args[0];
+  if (program.find('/') != std::string::npos) {
+    plan.candidates.push_back(program);
+  } else {
+    std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (const auto& e : process.env) {
+      if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
+    }
+    size_t start = 0;
+    while (start <= path.size()) {
+      size_t end = path.find(':', start);
+      if (end == std::string::npos) end = path.size();
+      std::string dir = path.substr(start, end - start);
+      plan.candidates.push_back((dir.empty() ? "." : dir) + "/" + program);
+      start = end + 1;
+    }
+  }
+  return plan;
+}
+
+// ---- Child side: runs in the new process only, between clone3 and execve. ----
+
+[[noreturn]] void child_fail(const Plan& plan, const char* step, int err) {
+  ChildReport report{};
+  report.tag = 'E';
+  std::strncpy(report.step, step, sizeof report.step - 1);
+  report.error = err;
+  ssize_t ignored = ::write(plan.status_w, &report, sizeof report);
+  (void)ignored;
+  ::_exit(127);
+}
+
+void make_node(const char* path, unsigned major, unsigned minor) {
+  ::mknod(path, S_IFCHR | 0666, makedev(major, minor));
+  ::chmod(path, 0666);  // mknod applies the umask
+}
+
+// Called in the child after the new root is in place.
+void setup_root_mounts(const Plan& plan) {
+  ::mkdir("/proc", 0555);
+  if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+    child_fail(plan, "mount /proc", errno);
+  }
+  struct stat st {};
+  if (::stat("/dev", &st) == 0 && S_ISDIR(st.st_mode)) {
+    // A tmpfs with only harmless nodes: a devtmpfs would show the container every device.
+    if (::mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536") != 0) {
+      child_fail(plan, "mount /dev", errno);
+    }
+    make_node("/dev/null", 1, 3);
+    make_node("/dev/zero", 1, 5);
+    make_node("/dev/full", 1, 7);
+    make_node("/dev/random", 1, 8);
+    make_node("/dev/urandom", 1, 9);
+    make_node("/dev/tty", 5, 0);
+    // Conveniences only: a failure leaves a usable /dev.
+    const char* links[][2] = {{"/proc/self/fd", "/dev/fd"},
+                              {"/proc/self/fd/0", "/dev/stdin"},
+                              {"/proc/self/fd/1", "/dev/stdout"},
+                              {"/proc/self/fd/2", "/dev/stderr"}};
+    for (const auto& link : links) {
+      if (::symlink(link[0], link[1]) != 0) continue;
+    }
+  }
+}
+
+void enter_root(const Plan& plan) {
+  const ContainerSetup& setup = *plan.setup;
+  // Nothing mounted from here on may propagate back to the agent's namespace.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) child_fail(plan, "make / private", errno);
+  if (::mount(setup.rootfs.c_str(), setup.rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+    child_fail(plan, "bind-mount the rootfs", errno);
+  }
+  if (::chdir(setup.rootfs.c_str()) != 0) child_fail(plan, "chdir to the rootfs", errno);
+  bool pivoted = false;
+  if (!setup.no_pivot) {
+    // pivot_root(".", "."): the old root ends up stacked on the new one and is detached next;
+    // no directory for it is needed in the (possibly read-only) rootfs.
+    if (::syscall(SYS_pivot_root, ".", ".") == 0) {
+      if (::umount2(".", MNT_DETACH) != 0) child_fail(plan, "detach the old root", errno);
+      pivoted = true;
+    } else if (errno != EINVAL) {
+      child_fail(plan, "pivot_root", errno);
+    }
+    // EINVAL: the agent's root is the initramfs (rootfs cannot be pivoted); move instead.
+  }
+  if (!pivoted) {
+    if (::mount(".", "/", nullptr, MS_MOVE, nullptr) != 0) child_fail(plan, "move the rootfs to /", errno);
+    if (::chroot(".") != 0) child_fail(plan, "chroot", errno);
+  }
+  if (::chdir("/") != 0) child_fail(plan, "chdir /", errno);
+  setup_root_mounts(plan);
+  const std::string& hostname = setup.hostname;
+  if (::sethostname(hostname.c_str(), hostname.size()) != 0) child_fail(plan, "sethostname", errno);
+}
+
+// The child inherited every fd of the agent (the channel, other containers' pipes): close all
+// but the few it still needs, so it holds no other process's pipe end open while it waits.
+void close_inherited_fds(const Plan& plan) {
+  int keep[3] = {plan.status_w, plan.start_r, plan.container_pidfd};
+  std::sort(keep, keep + 3);
+  unsigned next = 3;
+  for (int fd : keep) {
+    if (fd < 3) continue;
+    if (static_cast<unsigned>(fd) > next) ::syscall(SYS_close_range, next, static_cast<unsigned>(fd) - 1, 0u);
+    next = static_cast<unsigned>(fd) + 1;
+  }
+  ::syscall(SYS_close_range, next, ~0u, 0u);
+}
+
+[[noreturn]] void child_main(const Plan& plan) {
+  // The agent blocks SIGCHLD (for its signalfd) and ignores SIGPIPE; both survive execve.
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  signal(SIGPIPE, SIG_DFL);
+  ::setsid();
+
+  if (::dup2(plan.stdin_r, 0) < 0 || ::dup2(plan.stdout_w, 1) < 0 || ::dup2(plan.stderr_w, 2) < 0) {
+    child_fail(plan, "dup2 stdio", errno);
+  }
+  close_inherited_fds(plan);
+
+  if (plan.setup != nullptr) {
+    enter_root(plan);
+  } else if (::setns(plan.container_pidfd, CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC) != 0) {
+    child_fail(plan, "setns into the container", errno);
+  }
+
+  const ProcessSpec& p = *plan.process;
+  // cwd is resolved in the container's root: ".." at "/" stays at "/", so it cannot leave it.
+  if (::chdir(p.cwd.c_str()) != 0) child_fail(plan, "chdir to cwd", errno);
+  if (::setgroups(p.additional_gids.size(), p.additional_gids.data()) != 0) child_fail(plan, "setgroups", errno);
+  if (::setresgid(p.gid, p.gid, p.gid) != 0) child_fail(plan, "setgid", errno);
+  if (::setresuid(p.uid, p.uid, p.uid) != 0) child_fail(plan, "setuid", errno);
+
+  if (plan.start_r >= 0) {
+    ChildReport ready{};
+    ready.tag = 'R';
+    if (::write(plan.status_w, &ready, sizeof ready) != static_cast<ssize_t>(sizeof ready)) ::_exit(127);
+    char go = 0;
+    ssize_t n;
+    do {
+      n = ::read(plan.start_r, &go, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) ::_exit(127);  // the agent destroyed the container before starting it
+  }
+
+  // Every fd except stdio and the status pipe (close-on-exec already) must not reach the program.
+  ::syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */);
+
+  int err = ENOENT;
+  for (const auto& candidate : plan.candidates) {
+    ::execve(candidate.c_str(), plan.argv.data(), plan.envp.data());
+    // Like execvp: remember a permission problem, keep looking after "not found".
+    if (errno != ENOENT && errno != ENOTDIR) err = errno;
+  }
+  child_fail(plan, "execve", err);
+}
+
+// ---- Parent side. ----
+
+void make_pipe(UniqueFd& read_end, UniqueFd& write_end) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) fail_errno(errno, "pipe2");
+  read_end.reset(fds[0]);
+  write_end.reset(fds[1]);
+}
+
+void set_nonblocking(int fd) {
+  int flags = ::fcntl(fd, F_GETFL);
+  ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+Spawned spawn(Plan& plan, uint64_t namespaces, int enter_pidns_fd, int self_pidfd) {
+  Spawned out;
+  UniqueFd stdin_r, stdout_w, stderr_w, status_w, start_r;
+  make_pipe(stdin_r, out.stdin_w);
+  make_pipe(out.stdout_r, stdout_w);
+  make_pipe(out.stderr_r, stderr_w);
+  make_pipe(out.status_r, status_w);
+  if (plan.setup != nullptr) make_pipe(start_r, out.start_w);
+  plan.stdin_r = stdin_r.get();
+  plan.stdout_w = stdout_w.get();
+  plan.stderr_w = stderr_w.get();
+  plan.status_w = status_w.get();
+  plan.start_r = start_r.get();
+
+  // For an exec, the child must be born in the container's PID namespace: setns(CLONE_NEWPID)
+  // only changes where the agent's *next* children go, so switch, clone, and switch back.
+  if (enter_pidns_fd >= 0 && ::setns(enter_pidns_fd, CLONE_NEWPID) != 0) {
+    fail_errno(errno, "setns into the container's PID namespace");
+  }
+  int pidfd = -1;
+  CloneArgs args{};
+  args.flags = namespaces | kPidfdFlag;
+  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  int clone_errno = errno;
+  if (pid == 0) child_main(plan);
+  if (enter_pidns_fd >= 0 && ::setns(self_pidfd, CLONE_NEWPID) != 0) {
+    // Later containers would be created inside this one's namespace: better to stop.
+    ::abort();
+  }
+  if (pid < 0) fail_errno(clone_errno, "clone3");
+  out.pid = static_cast<pid_t>(pid);
+  out.pidfd.reset(pidfd);
+  set_nonblocking(out.stdin_w.get());
+  set_nonblocking(out.stdout_r.get());
+  set_nonblocking(out.stderr_r.get());
+  set_nonblocking(out.status_r.get());
+  return out;  // the child's ends close here, so EOFs reach the agent
+}
+
+}  // namespace
+
+Spawned spawn_container_init(const ProcessSpec& process, const ContainerSetup& setup) {
+  Plan plan = make_plan(process);
+  plan.setup = &setup;
+  return spawn(plan, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC, -1, -1);
+}
+
+Spawned spawn_exec(const ProcessSpec& process, int container_pidfd, int self_pidfd) {
+  Plan plan = make_plan(process);
+  plan.container_pidfd = container_pidfd;
+  return spawn(plan, 0, container_pidfd, self_pidfd);
+}
+
+}  // namespace nv::agent

@@ -1,0 +1,137 @@
+#include "storage.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <string_view>
+
+#include "errors.h"
+
+namespace nv::agent {
+
+namespace {
+
+struct FlagName {
+  std::string_view name;
+  bool clear;  // "rw", "suid", ... remove the flag instead of setting it
+  unsigned long flag;
+  bool propagation;
+};
+
+// Kata's agent (mount.go flagList) and util-linux agree on these names.
+constexpr FlagName kFlags[] = {
+    {"ro", false, MS_RDONLY, false},          {"rw", true, MS_RDONLY, false},
+    {"nosuid", false, MS_NOSUID, false},      {"suid", true, MS_NOSUID, false},
+    {"nodev", false, MS_NODEV, false},        {"dev", true, MS_NODEV, false},
+    {"noexec", false, MS_NOEXEC, false},      {"exec", true, MS_NOEXEC, false},
+    {"sync", false, MS_SYNCHRONOUS, false},   {"async", true, MS_SYNCHRONOUS, false},
+    {"dirsync", false, MS_DIRSYNC, false},    {"remount", false, MS_REMOUNT, false},
+    {"mand", false, MS_MANDLOCK, false},      {"nomand", true, MS_MANDLOCK, false},
+    {"noatime", false, MS_NOATIME, false},    {"atime", true, MS_NOATIME, false},
+    {"nodiratime", false, MS_NODIRATIME, false}, {"diratime", true, MS_NODIRATIME, false},
+    {"relatime", false, MS_RELATIME, false},  {"norelatime", true, MS_RELATIME, false},
+    {"strictatime", false, MS_STRICTATIME, false}, {"nostrictatime", true, MS_STRICTATIME, false},
+    {"lazytime", false, MS_LAZYTIME, false},  {"nolazytime", true, MS_LAZYTIME, false},
+    {"bind", false, MS_BIND, false},          {"rbind", false, MS_BIND | MS_REC, false},
+    {"silent", false, MS_SILENT, false},      {"loud", true, MS_SILENT, false},
+    {"private", false, MS_PRIVATE, true},     {"rprivate", false, MS_PRIVATE | MS_REC, true},
+    {"shared", false, MS_SHARED, true},       {"rshared", false, MS_SHARED | MS_REC, true},
+    {"slave", false, MS_SLAVE, true},         {"rslave", false, MS_SLAVE | MS_REC, true},
+    {"unbindable", false, MS_UNBINDABLE, true}, {"runbindable", false, MS_UNBINDABLE | MS_REC, true},
+};
+
+std::string trim_trailing_space(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t' || s.back() == '\0')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+MountOptions split_mount_options(const std::vector<std::string>& options) {
+  MountOptions out;
+  for (const auto& option : options) {
+    const FlagName* known = nullptr;
+    for (const auto& f : kFlags) {
+      if (f.name == option) known = &f;
+    }
+    if (known == nullptr) {
+      if (option.empty()) continue;
+      if (!out.data.empty()) out.data += ',';
+      out.data += option;
+    } else if (known->propagation) {
+      out.propagation |= known->flag;
+    } else if (known->clear) {
+      out.flags &= ~known->flag;
+    } else {
+      out.flags |= known->flag;
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> find_disk_by_serial(const std::string& sys_block, const std::string& serial) {
+  DIR* dir = ::opendir(sys_block.c_str());
+  if (dir == nullptr) return std::nullopt;
+  std::optional<std::string> found;
+  while (dirent* entry = ::readdir(dir)) {
+    std::string name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    std::string path = sys_block + "/" + name + "/serial";
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buffer[128];  // virtio-blk serials are at most 20 bytes
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    ::close(fd);
+    if (n <= 0) continue;
+    if (trim_trailing_space(std::string(buffer, static_cast<size_t>(n))) == serial) {
+      found = name;
+      break;
+    }
+  }
+  ::closedir(dir);
+  return found;
+}
+
+void make_directories(const std::string& path) {
+  for (size_t pos = 1; pos <= path.size(); ++pos) {
+    if (pos != path.size() && path[pos] != '/') continue;
+    std::string prefix = path.substr(0, pos);
+    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) fail_errno(errno, "mkdir " + prefix);
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) fail_errno(errno, "stat " + path);
+  if (!S_ISDIR(st.st_mode)) fail("ENOTDIR", "mount point " + path + " is not a directory");
+}
+
+std::string mount_block_device(const std::string& device, const std::string& fstype,
+                               const MountOptions& options, const std::string& mount_point) {
+  char resolved[PATH_MAX];
+  if (::realpath(device.c_str(), resolved) == nullptr) fail_errno(errno, "resolve device " + device);
+  struct stat st {};
+  if (::stat(resolved, &st) != 0) fail_errno(errno, "stat " + std::string(resolved));
+  if (!S_ISBLK(st.st_mode)) fail("EINVAL", std::string(resolved) + " is not a block device");
+  make_directories(mount_point);
+  if (::mount(resolved, mount_point.c_str(), fstype.c_str(), options.flags,
+              options.data.empty() ? nullptr : options.data.c_str()) != 0) {
+    fail_errno(errno, "Could not mount " + std::string(resolved) + " to " + mount_point);
+  }
+  if (options.propagation != 0 && ::mount(nullptr, mount_point.c_str(), nullptr, options.propagation, nullptr) != 0) {
+    int err = errno;
+    ::umount2(mount_point.c_str(), MNT_DETACH);
+    fail_errno(err, "set propagation of " + mount_point);
+  }
+  return resolved;
+}
+
+void unmount(const std::string& mount_point) {
+  if (::umount2(mount_point.c_str(), 0) == 0) return;
+  if (errno == EBUSY && ::umount2(mount_point.c_str(), MNT_DETACH) == 0) return;
+  fail_errno(errno, "umount " + mount_point);
+}
+
+}  // namespace nv::agent

@@ -1,0 +1,37 @@
+// Mounting disks for containers: Kata's split of mount options into flags and data, finding a
+// hot-plugged disk by its virtio-blk serial, mount and unmount. Main loop thread.
+#ifndef NODEVISOR_AGENT_STORAGE_H
+#define NODEVISOR_AGENT_STORAGE_H
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nv::agent {
+
+struct MountOptions {
+  unsigned long flags = 0;             // MS_* flags for the mount itself
+  unsigned long propagation = 0;       // MS_PRIVATE / MS_SHARED / ... applied by a second mount
+  std::string data;                    // everything else, comma-joined, for the filesystem
+};
+
+// Names listed in docs/protocol.md become flags ("rw", "suid", ... clear them); the rest is data.
+MountOptions split_mount_options(const std::vector<std::string>& options);
+
+// The name of the block device under `sys_block` (normally /sys/block) whose `serial` file holds
+// `serial` (trailing whitespace ignored), or nullopt when none does yet.
+std::optional<std::string> find_disk_by_serial(const std::string& sys_block, const std::string& serial);
+
+// Resolves symlinks in `device` (as Kata does), checks it is a block device, creates `mount_point`
+// (0755, with parents) and mounts. Throws AgentError. Returns the resolved device path.
+std::string mount_block_device(const std::string& device, const std::string& fstype,
+                               const MountOptions& options, const std::string& mount_point);
+
+void unmount(const std::string& mount_point);
+
+// mkdir -p with mode 0755 for every missing component.
+void make_directories(const std::string& path);
+
+}  // namespace nv::agent
+
+#endif

@@ -1,0 +1,39 @@
+// An owned file descriptor, closed exactly once. The agent is single-threaded (see agent.h), so
+// no fd can be closed while another thread still uses its number.
+#ifndef NODEVISOR_AGENT_UNIQUE_FD_H
+#define NODEVISOR_AGENT_UNIQUE_FD_H
+
+#include <unistd.h>
+
+#include <utility>
+
+namespace nv::agent {
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    if (this != &other) reset(std::exchange(other.fd_, -1));
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace nv::agent
+
+#endif

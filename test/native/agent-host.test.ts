@@ -1,0 +1,420 @@
+/**
+ * The guest agent, run on the host (DESIGN §6 tier 5's host half): the same static binary that
+ * is the guest's /init, started by the test in a private mount namespace (`unshare --mount`),
+ * talking over a socketpair (fd 3). Each container gets fresh mount, PID, UTS and IPC namespaces
+ * from the agent. The rootfs is a real ext4 image on a loop device holding Debian's busybox-static.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { AgentClient } from '../../src/agent/client.js';
+import { MAX_FRAME_PAYLOAD } from '../../src/agent/frame.js';
+import type { ExitEvent, ProcessRef, StdioEvent } from '../../src/agent/messages.js';
+import { agentBinaryPath } from '../../src/guest/agent-binary.js';
+import { needs } from '../helpers/needs.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const agentPath = agentBinaryPath({ mustExist: false });
+const busybox = '/bin/busybox';
+const haveAgent = existsSync(agentPath);
+const canRun =
+  needs.root.report('agent host-mode tests') &&
+  needs.command('unshare').report('agent host-mode tests') &&
+  needs.command('losetup').report('agent host-mode tests') &&
+  needs.command('mkfs.ext4').report('agent host-mode tests (e2fsprogs)') &&
+  (existsSync(busybox) || (console.warn(`[skip] agent host-mode tests: ${busybox} is missing (apt-get install busybox-static)`), false)) &&
+  (haveAgent || (console.warn(`[skip] agent host-mode tests: ${agentPath} is not built (npx node-gyp build)`), false));
+
+/** One agent process and a client on its channel, with everything it sent recorded. */
+class AgentUnderTest {
+  readonly child: ChildProcess;
+  readonly client: AgentClient;
+  readonly stdio: StdioEvent[] = [];
+  readonly exits: ExitEvent[] = [];
+  readonly protocolErrors: { code: string; message: string }[] = [];
+  /** Every event in arrival order, as "stdio:<container>:<stream>" or "exit:<container>". */
+  readonly order: string[] = [];
+  readonly socket: Duplex;
+
+  constructor(extraArgs: string[] = []) {
+    // unshare without --fork execs the agent in place: child.pid is the agent's pid.
+    this.child = spawn('unshare', ['--mount', '--propagation', 'private', agentPath, '--channel-fd', '3', ...extraArgs], {
+      stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
+    });
+    this.socket = this.child.stdio[3] as Duplex;
+    this.client = new AgentClient(this.socket, { timeoutMs: 20_000 });
+    this.client.on('stdio', (e) => {
+      this.stdio.push(e);
+      this.order.push(`stdio:${e.containerId}:${e.stream}`);
+    });
+    this.client.on('exit', (e) => {
+      this.exits.push(e);
+      this.order.push(`exit:${e.containerId}`);
+    });
+    this.client.on('protocolError', (e) => this.protocolErrors.push({ code: e.code, message: e.message }));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  output(ref: ProcessRef, stream: 'stdout' | 'stderr' = 'stdout'): string {
+    return Buffer.concat(
+      this.stdio
+        .filter((e) => e.containerId === ref.containerId && e.execId === ref.execId && e.stream === stream && e.data)
+        .map((e) => e.data!),
+    ).toString();
+  }
+
+  fds(): string[] {
+    return readdirSync(`/proc/${this.pid}/fd`).map((fd) => {
+      try {
+        return readlinkSync(`/proc/${this.pid}/fd/${fd}`);
+      } catch {
+        return '?';
+      }
+    });
+  }
+
+  mountinfo(): string[] {
+    return readFileSync(`/proc/${this.pid}/mountinfo`, 'utf8').trim().split('\n');
+  }
+
+  children(): string {
+    return readdirSync(`/proc/${this.pid}/task`)
+      .map((t) => readFileSync(`/proc/${this.pid}/task/${t}/children`, 'utf8').trim())
+      .join(' ')
+      .trim();
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.socket.end();
+    await exited;
+  }
+}
+
+/** Mount points (field 5 of mountinfo) at or under `dir`. */
+function mountsUnder(lines: string[], dir: string): string[] {
+  return lines.map((l) => l.split(' ')[4]!).filter((m) => m === dir || m.startsWith(`${dir}/`));
+}
+
+function loopDevices(): string[] {
+  return execFileSync('losetup', ['--list', '--noheadings', '--output', 'NAME'], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .sort();
+}
+
+describe.skipIf(!canRun)('nodevisor-agent on the host (socketpair, loop-device rootfs)', () => {
+  let work: string;
+  let image: string;
+  let loop: string;
+  let agent: AgentUnderTest;
+  let rootfs: string;
+
+  beforeAll(async () => {
+    work = tempDir('nodevisor-agent-');
+    const tree = join(work, 'tree');
+    for (const dir of ['bin', 'proc', 'dev', 'tmp', 'etc', 'home']) mkdirSync(join(tree, dir), { recursive: true });
+    copyFileSync(busybox, join(tree, 'bin/busybox'));
+    const applets = execFileSync(busybox, ['--list'], { encoding: 'utf8' }).split('\n').filter((a) => a && a !== 'busybox');
+    for (const applet of applets) symlinkSync('busybox', join(tree, 'bin', applet));
+    writeFileSync(join(tree, 'etc/marker'), 'inside the rootfs\n');
+    image = join(work, 'rootfs.ext4');
+    execFileSync('truncate', ['-s', '64M', image]);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-d', tree, image]);
+    loop = execFileSync('losetup', ['--find', '--show', image], { encoding: 'utf8' }).trim();
+    agent = new AgentUnderTest();
+    rootfs = join(work, 'mnt/rootfs');
+    await agent.client.mountStorage({ device: loop, fstype: 'ext4', options: ['ro', 'nodev', 'errors=remount-ro'], mountPoint: rootfs });
+  });
+
+  afterAll(async () => {
+    await agent?.stop();
+    if (loop) execFileSync('losetup', ['-d', loop]);
+  });
+
+  it('answers ping with its name, protocol version and pid', async () => {
+    const pong = await agent.client.ping();
+    expect(pong).toEqual({ agent: 'nodevisor-agent', version: 1, pid: agent.pid });
+  });
+
+  it('mounted the loop device by path, with flags and data split as Kata does', () => {
+    const line = agent.mountinfo().find((l) => l.split(' ')[4] === rootfs);
+    expect(line).toBeDefined();
+    const fields = line!.split(' ');
+    expect(fields[5]).toContain('nodev'); // a flag
+    expect(line).toMatch(/ - ext4 \/dev\/loop\d+ .*errors=remount-ro/); // data for the filesystem
+    // A private mount namespace: the host does not see it.
+    expect(mountsUnder(readFileSync('/proc/self/mountinfo', 'utf8').trim().split('\n'), rootfs)).toEqual([]);
+  });
+
+  it("runs sh -c 'echo $X; id -u; exit 3': output and exit code 3 arrive", async () => {
+    const c = { containerId: 'echo-1' };
+    const created = await agent.client.createContainer({
+      ...c,
+      rootfs,
+      process: { args: ['sh', '-c', 'echo $X; id -u; exit 3'], env: ['X=hello from the host', 'PATH=/bin'], uid: 1234, gid: 99 },
+    });
+    expect(created.pid).toBeGreaterThan(1);
+    await agent.client.startContainer(c.containerId);
+    const status = await agent.client.wait(c);
+    expect(status).toEqual({ exitCode: 3, signal: null });
+    expect(agent.output(c)).toBe('hello from the host\n1234\n');
+    expect(agent.exits).toContainEqual({ containerId: 'echo-1', exitCode: 3, signal: null });
+    // The output came before the exit event.
+    expect(agent.order.lastIndexOf('stdio:echo-1:stdout')).toBeLessThan(agent.order.indexOf('exit:echo-1'));
+    await agent.client.destroyContainer(c.containerId);
+  });
+
+  it('puts the process in its own PID, UTS and mount namespaces, inside the rootfs, with a fresh /proc', async () => {
+    const c = { containerId: 'ns-1' };
+    await agent.client.createContainer({
+      ...c,
+      rootfs,
+      hostname: 'box',
+      process: { args: ['/bin/sh', '-c', 'echo pid=$$; hostname; cat /etc/marker; ls /proc | grep -c "^[0-9]"; pwd; ls /dev'], cwd: '/tmp' },
+    });
+    await agent.client.startContainer(c.containerId);
+    expect(await agent.client.wait(c)).toEqual({ exitCode: 0, signal: null });
+    const lines = agent.output(c).split('\n');
+    expect(lines[0]).toBe('pid=1');
+    expect(lines[1]).toBe('box');
+    expect(lines[2]).toBe('inside the rootfs');
+    expect(Number(lines[3])).toBeLessThanOrEqual(3); // only the container's own processes
+    expect(lines[4]).toBe('/tmp');
+    expect(lines.slice(5).join(' ')).toContain('null');
+    await agent.client.destroyContainer(c.containerId);
+  });
+
+  it('streams stdin to the process', async () => {
+    const c = { containerId: 'cat-1' };
+    await agent.client.createContainer({ ...c, rootfs, process: { args: ['cat'] } });
+    await agent.client.startContainer(c.containerId);
+    await agent.client.writeStdin(c, Buffer.from('line one\n'));
+    await agent.client.writeStdin(c, Buffer.from('line two\n'), true);
+    expect(await agent.client.wait(c)).toEqual({ exitCode: 0, signal: null });
+    expect(agent.output(c)).toBe('line one\nline two\n');
+    await agent.client.destroyContainer(c.containerId);
+  });
+
+  it('signals a sleeping process (SIGKILL to the first process, SIGTERM to an exec)', async () => {
+    const c = { containerId: 'sleep-1' };
+    await agent.client.createContainer({ ...c, rootfs, process: { args: ['sleep', '1000'] } });
+    await agent.client.startContainer(c.containerId);
+    const e = { containerId: 'sleep-1', execId: 'sleeper' };
+    await agent.client.exec(c.containerId, 'sleeper', { args: ['sleep', '1000'] });
+    await agent.client.signal(e, 15);
+    expect(await agent.client.wait(e)).toEqual({ exitCode: null, signal: 15 });
+    await agent.client.signal(c, 9);
+    expect(await agent.client.wait(c)).toEqual({ exitCode: null, signal: 9 });
+    await expect(agent.client.signal(c, 9)).rejects.toMatchObject({ code: 'ESRCH' });
+    await agent.client.destroyContainer(c.containerId);
+  });
+
+  it('execs a second process into the running container', async () => {
+    const c = { containerId: 'exec-1' };
+    await agent.client.createContainer({ ...c, rootfs, process: { args: ['sleep', '1000'] } });
+    await agent.client.startContainer(c.containerId);
+    const e = { containerId: 'exec-1', execId: 'second' };
+    const { pid } = await agent.client.exec(c.containerId, 'second', {
+      args: ['sh', '-c', 'echo $$; cat /proc/1/cmdline | tr "\\0" " "; echo; hostname; cat /etc/marker; echo oops >&2; exit 5'],
+      uid: 7,
+    });
+    expect(pid).toBeGreaterThan(1);
+    expect(await agent.client.wait(e)).toEqual({ exitCode: 5, signal: null });
+    const lines = agent.output(e).split('\n');
+    expect(Number(lines[0])).toBeGreaterThan(1); // a pid in the container's namespace
+    expect(lines[1]).toBe('sleep 1000 ');
+    expect(lines[2]).toBe('exec-1');
+    expect(lines[3]).toBe('inside the rootfs');
+    expect(agent.output(e, 'stderr')).toBe('oops\n');
+    await expect(agent.client.exec(c.containerId, 'second', { args: ['true'] })).rejects.toMatchObject({ code: 'EEXIST' });
+    await agent.client.destroyContainer(c.containerId);
+    expect(agent.exits).toContainEqual({ containerId: 'exec-1', exitCode: null, signal: 9 });
+  });
+
+  it('reports a missing program at start and a missing cwd at create', async () => {
+    await agent.client.createContainer({ containerId: 'noprog', rootfs, process: { args: ['/bin/does-not-exist'] } });
+    await expect(agent.client.startContainer('noprog')).rejects.toMatchObject({ code: 'ENOENT', message: expect.stringContaining('execve') });
+    expect(await agent.client.wait({ containerId: 'noprog' })).toEqual({ exitCode: 127, signal: null });
+    await agent.client.destroyContainer('noprog');
+    await expect(
+      agent.client.createContainer({ containerId: 'nocwd', rootfs, process: { args: ['true'], cwd: '/no/such/dir' } }),
+    ).rejects.toMatchObject({ code: 'ENOENT', message: expect.stringContaining('cwd') });
+  });
+
+  it('destroy leaves no mounts: only the rootfs storage mount remains, and unmount removes it', async () => {
+    const before = mountsUnder(agent.mountinfo(), work);
+    expect(before).toEqual([rootfs]);
+    await agent.client.createContainer({ containerId: 'mounts-1', rootfs, process: { args: ['sleep', '1000'] } });
+    await agent.client.startContainer('mounts-1');
+    // Inside, the container has its own /proc and /dev mounts...
+    await agent.client.exec('mounts-1', 'mi', { args: ['cat', '/proc/self/mountinfo'] });
+    await agent.client.wait({ containerId: 'mounts-1', execId: 'mi' });
+    const inside = agent.output({ containerId: 'mounts-1', execId: 'mi' });
+    expect(inside).toMatch(/ \/proc rw,nosuid,nodev,noexec/);
+    expect(inside).toMatch(/ \/dev /);
+    // ...which never reach the agent's namespace.
+    expect(mountsUnder(agent.mountinfo(), work)).toEqual([rootfs]);
+    await agent.client.destroyContainer('mounts-1');
+    expect(mountsUnder(agent.mountinfo(), work)).toEqual([rootfs]);
+    expect(agent.children()).toBe('');
+  });
+
+  it('runs 50 containers in a row and leaks nothing (fds, mounts, loop devices, processes)', async () => {
+    const fdsBefore = agent.fds().length;
+    const mountsBefore = agent.mountinfo().length;
+    const loopsBefore = loopDevices();
+    for (let i = 0; i < 50; i++) {
+      const containerId = `loop-${i}`;
+      await agent.client.createContainer({ containerId, rootfs, process: { args: ['sh', '-c', `echo ${i}`] } });
+      await agent.client.startContainer(containerId);
+      if (i % 10 === 0) {
+        await agent.client.exec(containerId, 'x', { args: ['true'] }).catch(() => undefined); // may race with exit
+      }
+      expect(await agent.client.wait({ containerId })).toEqual({ exitCode: 0, signal: null });
+      await agent.client.destroyContainer(containerId);
+      expect(agent.output({ containerId })).toBe(`${i}\n`);
+    }
+    expect(agent.fds().length).toBe(fdsBefore);
+    expect(agent.mountinfo().length).toBe(mountsBefore);
+    expect(loopDevices()).toEqual(loopsBefore);
+    expect(agent.children()).toBe('');
+  });
+
+  it('answers each malformed request with an error frame and keeps serving', async () => {
+    const c = agent.client;
+    const cases: [string, object, string][] = [
+      ['no.such.request', {}, 'EUNKNOWN'],
+      ['container.create', { containerId: 'x', rootfs }, 'EINVAL'], // no process
+      ['container.create', { rootfs, process: { args: ['true'] } }, 'EINVAL'], // no id
+      ['container.create', { containerId: '../escape', rootfs, process: { args: ['true'] } }, 'EID'],
+      ['container.create', { containerId: '.hidden', rootfs, process: { args: ['true'] } }, 'EID'],
+      ['container.create', { containerId: 'a/b', rootfs, process: { args: ['true'] } }, 'EID'],
+      ['container.create', { containerId: 'x', rootfs: 'relative/path', process: { args: ['true'] } }, 'EPATH'],
+      ['container.create', { containerId: 'x', rootfs: `${rootfs}/../..`, process: { args: ['true'] } }, 'EPATH'],
+      ['container.create', { containerId: 'x', rootfs, process: { args: ['true'], cwd: '/../../etc' } }, 'EPATH'],
+      ['container.create', { containerId: 'x', rootfs, process: { args: [] } }, 'EINVAL'],
+      ['container.create', { containerId: 'x', rootfs, process: { args: 'sh' } }, 'EINVAL'],
+      ['container.create', { containerId: 'x', rootfs, process: { args: ['true'], env: ['NOEQUALS'] } }, 'EINVAL'],
+      ['container.create', { containerId: 'x', rootfs, process: { args: ['true'], uid: -1 } }, 'EINVAL'],
+      ['container.create', { containerId: 'x', rootfs, process: { args: ['a\u0000b'] } }, 'EINVAL'],
+      ['container.create', { containerId: 'x', rootfs: join(work, 'nope'), process: { args: ['true'] } }, 'ENOENT'],
+      ['container.start', { containerId: 'never-created' }, 'ENOENT'],
+      ['container.wait', { containerId: 'never-created' }, 'ENOENT'],
+      ['container.signal', { containerId: 'never-created', signal: 9 }, 'ENOENT'],
+      ['container.signal', { containerId: 'x', signal: 0 }, 'EINVAL'],
+      ['container.destroy', { containerId: 'never-created' }, 'ENOENT'],
+      ['exec', { containerId: 'never-created', execId: 'e', process: { args: ['true'] } }, 'ENOENT'],
+      ['stdin', { containerId: 'never-created', data: 'aGk=' }, 'ENOENT'],
+      ['storage.mount', { device: loop, serial: 'both', fstype: 'ext4', mountPoint: join(work, 'm') }, 'EINVAL'],
+      ['storage.mount', { device: loop, mountPoint: join(work, 'm') }, 'EINVAL'], // no fstype
+      ['storage.mount', { device: loop, fstype: 'ext4' }, 'EINVAL'], // no mount point
+      ['storage.mount', { device: loop, fstype: 'ext4', mountPoint: 'rel' }, 'EPATH'],
+      ['storage.mount', { device: image, fstype: 'ext4', mountPoint: join(work, 'm') }, 'EINVAL'], // not a block device
+      ['storage.mount', { serial: 'no-such-disk', fstype: 'ext4', mountPoint: join(work, 'm'), timeoutMs: 50 }, 'ETIMEDOUT'],
+      ['storage.unmount', { mountPoint: join(work, 'tree') }, 'EINVAL'], // not a mount point
+      ['storage.unmount', { mountPoint: join(work, 'missing') }, 'ENOENT'],
+      ['time.sync', { sec: 1, nsec: 1_000_000_000 }, 'EINVAL'],
+      ['rng.reseed', { data: 'not base64!' }, 'EINVAL'],
+      ['echo', {}, 'EINVAL'],
+    ];
+    for (const [type, fields, code] of cases) {
+      await expect(c.request(type, fields), `${type} ${JSON.stringify(fields)}`).rejects.toMatchObject({ code });
+    }
+    expect(await c.echo('still serving')).toBe('still serving');
+  });
+
+  it('answers undecodable frames with id-0 error frames, skips oversized ones, and stays in sync', async () => {
+    const raw = (payload: Buffer) => {
+      const header = Buffer.alloc(4);
+      header.writeUInt32LE(payload.length);
+      agent.socket.write(Buffer.concat([header, payload]));
+    };
+    const errorsBefore = agent.protocolErrors.length;
+    raw(Buffer.from('{"id": 1, "type": "ping"'));                  // truncated JSON
+    raw(Buffer.from('[1, 2, 3]'));                                // not an object
+    raw(Buffer.from('{"type": "ping"}'));                         // no id
+    raw(Buffer.from('{"id": -4, "type": "ping"}'));               // bad id
+    raw(Buffer.from('{"id": 1.5, "type": "ping"}'));              // bad id
+    raw(Buffer.from(`{"id": 0, "type": "ping", "x": ${'['.repeat(100)}${']'.repeat(100)}}`)); // too deep
+    raw(Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d])); // invalid UTF-8
+    raw(Buffer.from('{"id": 0, "id": 0, "type": "x"}'));          // duplicate keys
+    // A header over the maximum, then its payload: skipped without being buffered.
+    const big = Buffer.alloc(MAX_FRAME_PAYLOAD + 100, 0x20);
+    raw(big);
+    agent.socket.write(Buffer.from([0, 0, 0, 0])); // length 0
+    expect(await agent.client.echo('after the junk')).toBe('after the junk');
+    const got = agent.protocolErrors.slice(errorsBefore).map((e) => e.code);
+    expect(got).toEqual(['EBADFRAME', 'EBADFRAME', 'EBADFRAME', 'EBADFRAME', 'EBADFRAME', 'EBADFRAME', 'EBADFRAME', 'EBADFRAME', 'EFRAME', 'EFRAME']);
+  });
+
+  it('reseeds the RNG (RNDADDENTROPY)', async () => {
+    await agent.client.rngReseed(Buffer.alloc(64, 7), 0);
+  });
+
+  it('mounts a disk by serial once it appears, and times out for one that does not', async () => {
+    // Serials come from /sys/block/<name>/serial in a guest; here a directory made by the test.
+    const sysBlock = join(work, 'sys-block');
+    mkdirSync(sysBlock);
+    const second = new AgentUnderTest(['--sys-block', sysBlock]);
+    try {
+      const mountPoint = join(work, 'by-serial');
+      const mounting = second.client.mountStorage({ serial: 'ctr-42', fstype: 'ext4', options: ['ro'], mountPoint, timeoutMs: 5000 });
+      await new Promise((r) => setTimeout(r, 150));
+      mkdirSync(join(sysBlock, basename(loop)));
+      writeFileSync(join(sysBlock, basename(loop), 'serial'), 'ctr-42\n');
+      expect(await mounting).toEqual({ device: loop, mountPoint });
+      const line = second.mountinfo().find((l) => l.split(' ')[4] === mountPoint);
+      expect(line?.split(' ')[5]).toMatch(/^ro,/);
+      await expect(
+        second.client.mountStorage({ serial: 'ctr-43', fstype: 'ext4', mountPoint: join(work, 'x'), timeoutMs: 100 }),
+      ).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+      await second.client.unmountStorage(mountPoint);
+      expect(mountsUnder(second.mountinfo(), work)).toEqual([]);
+    } finally {
+      await second.stop();
+      rmSync(sysBlock, { recursive: true, force: true });
+    }
+  });
+
+  it('works without pivot_root (MS_MOVE + chroot, for an initramfs root)', async () => {
+    const third = new AgentUnderTest(['--no-pivot']);
+    try {
+      const mountPoint = join(work, 'no-pivot');
+      await third.client.mountStorage({ device: loop, fstype: 'ext4', options: ['ro'], mountPoint });
+      const c = { containerId: 'np' };
+      await third.client.createContainer({ ...c, rootfs: mountPoint, process: { args: ['sh', '-c', 'cat /etc/marker; echo $$'] } });
+      await third.client.startContainer('np');
+      expect(await third.client.wait(c)).toEqual({ exitCode: 0, signal: null });
+      expect(third.output(c)).toBe('inside the rootfs\n1\n');
+      await third.client.exec('np', 'late', { args: ['true'] }).catch((err: { code: string }) => {
+        expect(err.code).toBe('ESTATE'); // the first process has ended
+      });
+      await third.client.destroyContainer('np');
+      await third.client.unmountStorage(mountPoint);
+      expect(mountsUnder(third.mountinfo(), work)).toEqual([]);
+    } finally {
+      await third.stop();
+    }
+  });
+
+  it('kills its containers and exits when the host closes the channel', async () => {
+    const fourth = new AgentUnderTest();
+    const mountPoint = join(work, 'closing');
+    await fourth.client.mountStorage({ device: loop, fstype: 'ext4', options: ['ro'], mountPoint });
+    const { pid } = await fourth.client.createContainer({ containerId: 'orphan', rootfs: mountPoint, process: { args: ['sleep', '1000'] } });
+    await fourth.client.startContainer('orphan');
+    const exited = new Promise<number | null>((resolve) => fourth.child.once('exit', (code) => resolve(code)));
+    fourth.socket.end();
+    expect(await exited).toBe(0);
+    expect(existsSync(`/proc/${pid}`)).toBe(false);
+  });
+});
