@@ -96,6 +96,34 @@
           ]
         }]
       ]
+    },
+    {
+      # The guest agent (native/guest/agent): a static Linux executable, PID 1 (/init) of the
+      # guest initramfs and the same binary in host-mode tests. Plain C++20, no Node headers.
+      "target_name": "nodevisor-agent",
+      "type": "executable",
+      "conditions": [
+        ["OS!='linux'", { "type": "none" }]
+      ],
+      "sources": [
+        "native/guest/protocol/json.cc",
+        "native/guest/agent/main.cc",
+        "native/guest/agent/agent.cc",
+        "native/guest/agent/channel.cc",
+        "native/guest/agent/init.cc",
+        "native/guest/agent/log.cc",
+        "native/guest/agent/request.cc",
+        "native/guest/agent/spawn.cc",
+        "native/guest/agent/storage.cc",
+        "native/guest/agent/validate.cc"
+      ],
+      "include_dirs": ["native"],
+      "defines": ["_GNU_SOURCE", "_FORTIFY_SOURCE=2"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++1y", "-std=gnu++14"],
+      "cflags": ["-Wall", "-Wextra", "-O2", "-fstack-protector-strong"],
+      "cflags_cc": ["-std=c++20", "-fexceptions"],
+      "ldflags": ["-static"]
     }
   ]
 }
