@@ -67,12 +67,13 @@ Status Vm::build() {
     return e;
   }
 
-  auto kvm_vm = KvmVm::create();
-  if (!kvm_vm.ok()) return kvm_vm.error();
-  kvm_vm_ = std::move(kvm_vm.value());
+  // Memory first: KvmVm registers it before creating the irqchip (see kvm_vm.h for why).
   auto memory = GuestMemory::create(memory_bytes);
   if (!memory.ok()) return memory.error();
   memory_ = std::make_unique<GuestMemory>(std::move(memory.value()));
+  auto kvm_vm = KvmVm::create(*memory_);
+  if (!kvm_vm.ok()) return kvm_vm.error();
+  kvm_vm_ = std::move(kvm_vm.value());
 
   auto loaded = x86_64::load_pvh_elf(*memory_, kernel.value());
   if (!loaded.ok()) {
@@ -83,7 +84,6 @@ Status Vm::build() {
   x86_64::PvhBootData boot{config_.cmdline, initrd, loaded->end_address};
   auto start_info = x86_64::write_pvh_boot_data(*memory_, boot);
   if (!start_info.ok()) return start_info.error();
-  NV_TRY(kvm_vm_.register_memory(*memory_));
   NV_TRY(add_legacy_devices());
   return setup_vcpus(loaded->pvh_entry, start_info.value());
 }

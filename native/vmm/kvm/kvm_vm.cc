@@ -7,7 +7,7 @@
 
 namespace nodevisor::vmm {
 
-Result<KvmVm> KvmVm::create() {
+Result<KvmVm> KvmVm::create(const GuestMemory& memory) {
   auto system = KvmSystem::get();
   if (!system.ok()) return system.error();
   KvmVm vm;
@@ -17,26 +17,31 @@ Result<KvmVm> KvmVm::create() {
   } while (fd < 0 && errno == EINTR);  // the kernel may be interrupted while setting up
   if (fd < 0) return sys_error(errno, "ioctl(KVM_CREATE_VM)", "cannot create a KVM VM", "EKVM_CREATE_VM");
   vm.fd_.reset(fd);
+  NV_TRY(vm.register_memory(memory));
+  NV_TRY(vm.create_irqchip_and_pit());
+  return vm;
+}
 
+Status KvmVm::create_irqchip_and_pit() {
   // Intel needs these before the first vCPU runs; other KVM flavours (AMD, kvm_pvm) accept
   // and ignore them, and an ENOTTY/EINVAL from a flavour without them is not fatal.
   uint64_t identity = kIdentityMapAddress;
-  if (ioctl(vm.fd(), KVM_SET_IDENTITY_MAP_ADDR, &identity) != 0 && errno != ENOTTY && errno != EINVAL) {
+  if (ioctl(fd(), KVM_SET_IDENTITY_MAP_ADDR, &identity) != 0 && errno != ENOTTY && errno != EINVAL) {
     return sys_error(errno, "ioctl(KVM_SET_IDENTITY_MAP_ADDR)", "cannot set the identity map address", "EKVM_SETUP");
   }
-  if (ioctl(vm.fd(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(kTssAddress)) != 0 && errno != ENOTTY &&
+  if (ioctl(fd(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(kTssAddress)) != 0 && errno != ENOTTY &&
       errno != EINVAL) {
     return sys_error(errno, "ioctl(KVM_SET_TSS_ADDR)", "cannot set the TSS address", "EKVM_SETUP");
   }
-  if (ioctl(vm.fd(), KVM_CREATE_IRQCHIP, 0) != 0) {
+  if (ioctl(fd(), KVM_CREATE_IRQCHIP, 0) != 0) {
     return sys_error(errno, "ioctl(KVM_CREATE_IRQCHIP)", "cannot create the in-kernel irqchip", "EKVM_SETUP");
   }
   kvm_pit_config pit{};
   pit.flags = KVM_PIT_SPEAKER_DUMMY;
-  if (ioctl(vm.fd(), KVM_CREATE_PIT2, &pit) != 0) {
+  if (ioctl(fd(), KVM_CREATE_PIT2, &pit) != 0) {
     return sys_error(errno, "ioctl(KVM_CREATE_PIT2)", "cannot create the in-kernel PIT", "EKVM_SETUP");
   }
-  return vm;
+  return {};
 }
 
 Status KvmVm::register_memory(const GuestMemory& memory) {

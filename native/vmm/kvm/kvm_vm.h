@@ -20,13 +20,22 @@ class KvmVm {
   static constexpr uint64_t kIdentityMapAddress = 0xfffb'c000;
   static constexpr uint64_t kTssAddress = 0xfffb'd000;
 
-  static Result<KvmVm> create();
+  // Creates the VM with `memory` registered as its RAM, then the irqchip and PIT.
+  //
+  // The order is a measured choice (kvm_pvm, 6.18): KVM_SET_USER_MEMORY_REGION on a VM that
+  // has no irqchip yet takes ~60 us for 128 MiB; after KVM_CREATE_IRQCHIP the same call
+  // takes 7-11 ms (the slot update then waits for an expedited SRCU grace period that the
+  // irqchip's readers make expensive). So memory goes in first, right after KVM_CREATE_VM.
+  // The memory must outlive the KvmVm (KVM keeps the host address).
+  static Result<KvmVm> create(const GuestMemory& memory);
 
   int fd() const { return fd_.get(); }
-  Status register_memory(const GuestMemory& memory);
   Status set_irq_line(uint32_t irq, bool level);
 
  private:
+  Status register_memory(const GuestMemory& memory);
+  Status create_irqchip_and_pit();
+
   UniqueFd fd_;
 };
 
