@@ -81,3 +81,33 @@ export {
   PHASE_READY,
   PHASE_STARTED,
 } from './guest/probe.js';
+
+// The guest agent protocol (docs/protocol.md), the agent binary, and guest images.
+export {
+  AgentClient,
+  decodeFrame,
+  encodeFrame,
+  FrameDecoder,
+  MAX_FRAME_PAYLOAD,
+  type AgentClientOptions,
+  type AgentProcess,
+  type ContainerCreate,
+  type ExitEvent,
+  type ExitStatus,
+  type Message as AgentMessage,
+  type PingResult,
+  type ProcessRef,
+  type RequestOptions as AgentRequestOptions,
+  type StdioEvent,
+  type StorageMount,
+} from './agent/index.js';
+export { agentBinaryPath } from './guest/agent-binary.js';
+export {
+  buildGuestImage,
+  DEFAULT_GUEST_MODULES,
+  DEFAULT_KERNEL_PACKAGE,
+  writeCpio,
+  type CpioEntry,
+  type GuestBuildOptions,
+  type GuestImage,
+} from './guest/image/index.js';

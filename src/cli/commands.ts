@@ -15,6 +15,11 @@ export const commands: CommandEntry[] = [
     summary: 'show the addon build, and whether this machine can run VMs (KVM, PVM) and the tests (root)',
     load: async () => (await import('./commands/info.js')).default,
   },
+  {
+    name: 'guest',
+    summary: "guest build: fetch Debian's cloud kernel and write an initramfs with the agent as /init",
+    load: async () => (await import('./commands/guest.js')).default,
+  },
 ];
 
 export function usage(): string {

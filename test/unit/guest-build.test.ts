@@ -1,0 +1,176 @@
+/**
+ * `nodevisor guest build` against the real thing: Debian's cloud kernel package fetched with
+ * apt-get download (cached under the nodevisor cache, so only the first run downloads). Skipped,
+ * with the reason, when the package cannot be had here (no Debian tools, no network, no agent).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+import { agentBinaryPath } from '../../src/guest/agent-binary.js';
+import { buildGuestImage, type GuestImage } from '../../src/guest/image/build.js';
+import { readModInfo } from '../../src/guest/image/modinfo.js';
+import { selectModules } from '../../src/guest/image/modules.js';
+import { needs } from '../helpers/needs.js';
+import { tempDir } from '../helpers/tmp.js';
+
+type Fetch = { ok: true; image: GuestImage; bytes: Buffer } | { ok: false; reason: string };
+
+async function firstBuild(): Promise<Fetch> {
+  if (!existsSync(agentBinaryPath({ mustExist: false }))) return { ok: false, reason: 'the agent binary is not built (npx node-gyp build)' };
+  if (!needs.command('apt-get').ok || !needs.command('dpkg-deb').ok) return { ok: false, reason: "Debian's apt-get and dpkg-deb are not installed" };
+  try {
+    const image = await buildGuestImage();
+    return { ok: true, image, bytes: readFileSync(image.initrd) };
+  } catch (err) {
+    return { ok: false, reason: `the Debian kernel package cannot be had here: ${(err as Error).message.split('\n')[0]}` };
+  }
+}
+
+const first = await firstBuild();
+if (!first.ok) console.warn(`[skip] guest build with the Debian kernel: ${first.reason}`);
+const haveCpio = needs.command('cpio').report('listing the initramfs (apt-get install cpio)');
+
+describe.skipIf(!first.ok || !haveCpio)('nodevisor guest build (Debian cloud kernel)', () => {
+  const built = first as Extract<Fetch, { ok: true }>;
+
+  it('records the package and kernel version and keeps the kernel', () => {
+    const { image } = built;
+    expect(image.package?.name).toMatch(/^linux-image-\d.*-cloud-amd64$/);
+    expect(image.package?.version).toMatch(/^\d+\.\d+/);
+    expect(image.kernelVersion).toBe(image.package!.name.replace(/^linux-image-/, ''));
+    // A bzImage: the "HdrS" boot protocol magic at 0x202.
+    expect(readFileSync(image.kernel).subarray(0x202, 0x206).toString('latin1')).toBe('HdrS');
+    const manifest = JSON.parse(readFileSync(join(image.initrd, '..', 'image.json'), 'utf8')) as GuestImage;
+    expect(manifest.package).toEqual(image.package);
+  });
+
+  it('writes an initramfs whose cpio -t listing holds /init and the modules, in load order in nodevisor.list', () => {
+    const { image, bytes } = built;
+    const listing = execFileSync('cpio', ['-t', '--quiet', '-F', image.initrd], { encoding: 'utf8' }).trim().split('\n');
+    expect(listing).toContain('init');
+    expect(listing).toContain('dev/console');
+    expect(listing).toContain('lib/modules/nodevisor.list');
+    for (const m of ['virtio_mmio', 'virtio_blk', 'virtio_console']) {
+      expect(image.modules.includes(m) || image.builtin.includes(m), m).toBe(true);
+    }
+    for (const m of image.modules) expect(listing).toContain(`lib/modules/${image.kernelVersion}/${m}.ko`);
+    // /init is the agent binary itself.
+    const out = tempDir();
+    execFileSync('sh', ['-c', `cd '${out}' && cpio -i --quiet --make-directories init lib/modules/nodevisor.list < '${image.initrd}'`]);
+    expect(readFileSync(join(out, 'init')).equals(readFileSync(agentBinaryPath()))).toBe(true);
+    const list = readFileSync(join(out, 'lib/modules/nodevisor.list'), 'utf8').trim().split('\n');
+    expect(list).toEqual(image.modules.map((m) => `/lib/modules/${image.kernelVersion}/${m}.ko`));
+    // Dependencies come first: virtio_ring before virtio before the drivers.
+    expect(image.modules.indexOf('virtio_ring')).toBeLessThan(image.modules.indexOf('virtio'));
+    expect(image.modules.indexOf('virtio')).toBeLessThan(image.modules.indexOf('virtio_blk'));
+    expect(bytes.length).toBeGreaterThan(0);
+  });
+
+  it('builds byte-identical initramfs on a second run, and from --kernel/--modules of the same package', async () => {
+    const second = await buildGuestImage();
+    expect(readFileSync(second.initrd).equals(built.bytes)).toBe(true);
+    expect(second.initrdSha256).toBe(built.image.initrdSha256);
+    const tree = join(built.image.initrd, '..', 'package');
+    const fromPaths = await buildGuestImage({
+      kernel: join(tree, 'boot', `vmlinuz-${built.image.kernelVersion}`),
+      modules: join(tree, 'lib', 'modules', built.image.kernelVersion),
+      cacheDir: tempDir(),
+    });
+    expect(readFileSync(fromPaths.initrd).equals(built.bytes)).toBe(true);
+    expect(fromPaths.package).toBeUndefined();
+  });
+
+  it("every module's dependencies (from .modinfo) are in the initramfs before it", async () => {
+    const tree = join(built.image.initrd, '..', 'package', 'lib', 'modules', built.image.kernelVersion);
+    const selection = await selectModules(tree, built.image.modules);
+    const seen = new Set<string>();
+    for (const m of selection.modules) {
+      for (const dep of readModInfo(m.data).depends) expect(seen.has(dep) || built.image.builtin.includes(dep), `${m.name} needs ${dep}`).toBe(true);
+      seen.add(m.name);
+    }
+  });
+});
+
+const offlineNeeds =
+  (existsSync(agentBinaryPath({ mustExist: false })) ||
+    (console.warn('[skip] guest build from --kernel/--modules: the agent binary is not built (npx node-gyp build)'), false)) &&
+  needs.command('xz').report('guest build with .ko.xz modules (apt-get install xz-utils)') &&
+  haveCpio;
+
+describe('nodevisor guest build without Debian', () => {
+  it('says to pass --kernel and --modules when the Debian tools are missing', async () => {
+    const saved = process.env.PATH;
+    process.env.PATH = tempDir(); // an empty directory: no apt-cache, apt-get, dpkg-deb
+    try {
+      await expect(buildGuestImage({ cacheDir: tempDir() })).rejects.toMatchObject({
+        code: 'ENODEBIAN',
+        message: expect.stringMatching(/apt-cache.*not installed.*--kernel <vmlinuz> --modules/s),
+      });
+    } finally {
+      process.env.PATH = saved;
+    }
+  });
+
+  it.skipIf(!offlineNeeds)('builds from --kernel and --modules alone, resolving dependencies from .modinfo, decompressing .ko.xz', async () => {
+    const root = tempDir();
+    const modules = join(root, 'lib/modules/9.9.9-test');
+    mkdirSync(join(modules, 'kernel/drivers'), { recursive: true });
+    writeFileSync(join(root, 'vmlinuz'), 'not really a kernel');
+    // Minimal ELF64 relocatables with a .modinfo section, made by the test.
+    writeFileSync(join(modules, 'kernel/drivers/base_mod.ko'), fakeModule('base_mod', ''));
+    writeFileSync(join(modules, 'kernel/drivers/virtio_mmio.ko'), fakeModule('virtio_mmio', 'base-mod'));
+    writeFileSync(join(modules, 'kernel/drivers/virtio_blk.ko'), fakeModule('virtio_blk', 'base_mod'));
+    const console = fakeModule('virtio_console', '');
+    writeFileSync(join(modules, 'kernel/drivers/virtio_console.ko'), console);
+    execFileSync('xz', ['-z', join(modules, 'kernel/drivers/virtio_console.ko')]);
+    writeFileSync(join(modules, 'modules.builtin'), 'kernel/fs/ext4/ext4.ko\n');
+    const image = await buildGuestImage({ kernel: join(root, 'vmlinuz'), modules, cacheDir: tempDir() });
+    expect(image.modules).toEqual(['base_mod', 'virtio_mmio', 'virtio_blk', 'virtio_console']);
+    expect(image.builtin).toEqual(['ext4']);
+    const out = tempDir();
+    execFileSync('sh', ['-c', `cd '${out}' && cpio -i --quiet --make-directories < '${image.initrd}'`]);
+    expect(readFileSync(join(out, 'lib/modules/9.9.9-test/virtio_console.ko')).equals(console)).toBe(true);
+    await expect(
+      buildGuestImage({ kernel: join(root, 'vmlinuz'), modules, cacheDir: tempDir(), extraModules: ['no_such_mod'] }),
+    ).rejects.toMatchObject({ code: 'ENOENT', message: expect.stringContaining('no_such_mod') });
+  });
+});
+
+/** An ELF64 LE file with sections: null, .modinfo, .shstrtab. */
+function fakeModule(name: string, depends: string): Buffer {
+  const modinfo = Buffer.from(`license=GPL\0depends=${depends}\0name=${name}\0`);
+  const shstrtab = Buffer.from('\0.modinfo\0.shstrtab\0');
+  const header = Buffer.alloc(64);
+  header.writeUInt32BE(0x7f454c46, 0);
+  header[4] = 2; // ELF64
+  header[5] = 1; // little-endian
+  header[6] = 1;
+  header.writeUInt16LE(1, 16); // ET_REL
+  header.writeUInt16LE(62, 18); // x86-64
+  const modinfoOff = 64;
+  const shstrOff = modinfoOff + modinfo.length;
+  const shoff = shstrOff + shstrtab.length;
+  header.writeBigUInt64LE(BigInt(shoff), 0x28);
+  header.writeUInt16LE(64, 0x34);
+  header.writeUInt16LE(64, 0x3a);
+  header.writeUInt16LE(3, 0x3c);
+  header.writeUInt16LE(2, 0x3e);
+  const section = (nameOff: number, type: number, off: number, size: number) => {
+    const s = Buffer.alloc(64);
+    s.writeUInt32LE(nameOff, 0);
+    s.writeUInt32LE(type, 4);
+    s.writeBigUInt64LE(BigInt(off), 0x18);
+    s.writeBigUInt64LE(BigInt(size), 0x20);
+    return s;
+  };
+  return Buffer.concat([
+    header,
+    modinfo,
+    shstrtab,
+    section(0, 0, 0, 0),
+    section(1, 1, modinfoOff, modinfo.length),
+    section(10, 3, shstrOff, shstrtab.length),
+  ]);
+}
