@@ -5,7 +5,7 @@
  * from the agent. The rootfs is a real ext4 image on a loop device holding Debian's busybox-static.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,17 +15,16 @@ import { MAX_FRAME_PAYLOAD } from '../../src/agent/frame.js';
 import type { ExitEvent, ProcessRef, StdioEvent } from '../../src/agent/messages.js';
 import { agentBinaryPath } from '../../src/guest/agent-binary.js';
 import { needs } from '../helpers/needs.js';
+import { busyboxRootfsNeed, makeBusyboxImage } from '../helpers/busybox-rootfs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const agentPath = agentBinaryPath({ mustExist: false });
-const busybox = '/bin/busybox';
 const haveAgent = existsSync(agentPath);
 const canRun =
   needs.root.report('agent host-mode tests') &&
   needs.command('unshare').report('agent host-mode tests') &&
   needs.command('losetup').report('agent host-mode tests') &&
-  needs.command('mkfs.ext4').report('agent host-mode tests (e2fsprogs)') &&
-  (existsSync(busybox) || (console.warn(`[skip] agent host-mode tests: ${busybox} is missing (apt-get install busybox-static)`), false)) &&
+  busyboxRootfsNeed().report('agent host-mode tests') &&
   (haveAgent || (console.warn(`[skip] agent host-mode tests: ${agentPath} is not built (npx node-gyp build)`), false));
 
 /** One agent process and a client on its channel, with everything it sent recorded. */
@@ -103,8 +102,9 @@ function mountsUnder(lines: string[], dir: string): string[] {
   return lines.map((l) => l.split(' ')[4]!).filter((m) => m === dir || m.startsWith(`${dir}/`));
 }
 
-function loopDevices(): string[] {
-  return execFileSync('losetup', ['--list', '--noheadings', '--output', 'NAME'], { encoding: 'utf8' })
+/** Loop devices backed by `file` (other test files may use loop devices at the same time). */
+function loopDevicesOf(file: string): string[] {
+  return execFileSync('losetup', ['--associated', file, '--noheadings', '--output', 'NAME'], { encoding: 'utf8' })
     .split('\n')
     .map((l) => l.trim())
     .filter(Boolean)
@@ -120,15 +120,7 @@ describe.skipIf(!canRun)('nodevisor-agent on the host (socketpair, loop-device r
 
   beforeAll(async () => {
     work = tempDir('nodevisor-agent-');
-    const tree = join(work, 'tree');
-    for (const dir of ['bin', 'proc', 'dev', 'tmp', 'etc', 'home']) mkdirSync(join(tree, dir), { recursive: true });
-    copyFileSync(busybox, join(tree, 'bin/busybox'));
-    const applets = execFileSync(busybox, ['--list'], { encoding: 'utf8' }).split('\n').filter((a) => a && a !== 'busybox');
-    for (const applet of applets) symlinkSync('busybox', join(tree, 'bin', applet));
-    writeFileSync(join(tree, 'etc/marker'), 'inside the rootfs\n');
-    image = join(work, 'rootfs.ext4');
-    execFileSync('truncate', ['-s', '64M', image]);
-    execFileSync('mkfs.ext4', ['-q', '-F', '-d', tree, image]);
+    image = makeBusyboxImage(work);
     loop = execFileSync('losetup', ['--find', '--show', image], { encoding: 'utf8' }).trim();
     agent = new AgentUnderTest();
     rootfs = join(work, 'mnt/rootfs');
@@ -271,7 +263,8 @@ describe.skipIf(!canRun)('nodevisor-agent on the host (socketpair, loop-device r
   it('runs 50 containers in a row and leaks nothing (fds, mounts, loop devices, processes)', async () => {
     const fdsBefore = agent.fds().length;
     const mountsBefore = agent.mountinfo().length;
-    const loopsBefore = loopDevices();
+    const loopsBefore = loopDevicesOf(image);
+    expect(loopsBefore).toEqual([loop]);
     for (let i = 0; i < 50; i++) {
       const containerId = `loop-${i}`;
       await agent.client.createContainer({ containerId, rootfs, process: { args: ['sh', '-c', `echo ${i}`] } });
@@ -285,7 +278,7 @@ describe.skipIf(!canRun)('nodevisor-agent on the host (socketpair, loop-device r
     }
     expect(agent.fds().length).toBe(fdsBefore);
     expect(agent.mountinfo().length).toBe(mountsBefore);
-    expect(loopDevices()).toEqual(loopsBefore);
+    expect(loopDevicesOf(image)).toEqual(loopsBefore);
     expect(agent.children()).toBe('');
   });
 
