@@ -227,7 +227,11 @@ describe.skipIf(!canRun)('nodevisor-agent on the host (socketpair, loop-device r
     expect(lines[2]).toBe('exec-1');
     expect(lines[3]).toBe('inside the rootfs');
     expect(agent.output(e, 'stderr')).toBe('oops\n');
-    await expect(agent.client.exec(c.containerId, 'second', { args: ['true'] })).rejects.toMatchObject({ code: 'EEXIST' });
+    // An exec id is taken while its process runs, and free again once its exit was collected.
+    await agent.client.exec(c.containerId, 'third', { args: ['sleep', '1000'] });
+    await expect(agent.client.exec(c.containerId, 'third', { args: ['true'] })).rejects.toMatchObject({ code: 'EEXIST' });
+    await agent.client.exec(c.containerId, 'second', { args: ['sh', '-c', 'echo again'] });
+    expect(await agent.client.wait(e)).toEqual({ exitCode: 0, signal: null });
     await agent.client.destroyContainer(c.containerId);
     expect(agent.exits).toContainEqual({ containerId: 'exec-1', exitCode: null, signal: 9 });
   });

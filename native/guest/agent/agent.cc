@@ -203,6 +203,7 @@ int Agent::run() {
     // A SIGCHLD may have been consumed while handling other fds; reaping is cheap and idempotent.
     reap_children();
     check_pending_mounts();
+    forget_finished_execs();
     if (!channel_->flush() && !options_.pid1) {
       log("the host closed the channel");
       kill_everything();
@@ -658,8 +659,21 @@ void Agent::on_exited(Proc& p, int status) {
 void Agent::answer_waiters(Proc& p) {
   for (uint64_t id : p.waiters) {
     send_ok(id, [&](json::Writer& w) { exit_fields(w, p.exit_code, p.signal); });
+    p.waited = true;
   }
   p.waiters.clear();
+}
+
+// Main loop, at the end of an iteration (no Proc reference is held then): an exec whose exit the
+// host has collected with container.wait, and whose output pipes are closed, is forgotten, so a
+// long-lived container does not collect records and its exec id can be used again.
+void Agent::forget_finished_execs() {
+  for (auto& [cid, c] : containers_) {
+    std::erase_if(c.execs, [](const auto& entry) {
+      const Proc& e = *entry.second;
+      return e.exited && e.waited && !e.io.stdout_r.valid() && !e.io.stderr_r.valid();
+    });
+  }
 }
 
 void Agent::maybe_finish_container(const std::string& id) {

@@ -49,6 +49,7 @@ class Agent {
     int exit_code = -1;
     int signal = -1;
     std::vector<uint64_t> waiters;
+    bool waited = false;  // a container.wait was answered after the exit
     std::string stdin_buffer;
     bool stdin_close_when_flushed = false;
   };
@@ -100,6 +101,7 @@ class Agent {
   void on_exited(Proc& p, int status);
   void answer_waiters(Proc& p);
   void maybe_finish_container(const std::string& id);
+  void forget_finished_execs();
   void check_pending_mounts();
   void kill_everything();
 
