@@ -38,7 +38,18 @@
         "native/vmm/devices/legacy/wait_port.cc",
         "native/vmm/vstate/vcpu_thread.cc",
         "native/vmm/vstate/vcpu_state.cc",
-        "native/vmm/vm.cc"
+        "native/vmm/vm.cc",
+        "native/vmm/vm_virtio.cc",
+        "native/vmm/acpi/aml.cc",
+        "native/vmm/acpi/acpi_tables.cc",
+        "native/vmm/devices/virtio/queue.cc",
+        "native/vmm/devices/virtio/mmio_transport.cc",
+        "native/vmm/devices/virtio/device_worker.cc",
+        "native/vmm/devices/virtio/device_set.cc",
+        "native/vmm/devices/virtio/block/block_backend.cc",
+        "native/vmm/devices/virtio/block/block_request.cc",
+        "native/vmm/devices/virtio/block/block_device.cc",
+        "native/vmm/devices/virtio/console/console_device.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -124,6 +135,42 @@
       "cflags": ["-Wall", "-Wextra", "-O2", "-fstack-protector-strong"],
       "cflags_cc": ["-std=c++20", "-fexceptions"],
       "ldflags": ["-static"]
+    },
+    {
+      # The native core's unit tests (native/tests): virtio devices and ACPI tables without
+      # Node or KVM. test/native/native-core.test.ts runs them case by case in `npm test`.
+      "target_name": "nodevisor_native_tests",
+      "type": "executable",
+      "conditions": [
+        ["OS!='linux'", { "type": "none" }]
+      ],
+      "sources": [
+        "native/tests/main.cc",
+        "native/tests/acpi_test.cc",
+        "native/tests/virtio_transport_test.cc",
+        "native/tests/virtio_block_test.cc",
+        "native/tests/virtio_console_test.cc",
+        "native/tests/virtio_hostile_test.cc",
+        "native/vmm/util/result.cc",
+        "native/vmm/memory/guest_memory.cc",
+        "native/vmm/acpi/aml.cc",
+        "native/vmm/acpi/acpi_tables.cc",
+        "native/vmm/devices/virtio/queue.cc",
+        "native/vmm/devices/virtio/mmio_transport.cc",
+        "native/vmm/devices/virtio/device_worker.cc",
+        "native/vmm/devices/virtio/block/block_backend.cc",
+        "native/vmm/devices/virtio/block/block_request.cc",
+        "native/vmm/devices/virtio/block/block_device.cc",
+        "native/vmm/devices/virtio/console/console_device.cc",
+        "native/vmm/devices/virtio/testing/mock_driver.cc"
+      ],
+      "include_dirs": ["native"],
+      "defines": ["_GNU_SOURCE"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++1y", "-std=gnu++14"],
+      "cflags": ["-Wall", "-Wextra", "-O1", "-g"],
+      "cflags_cc": ["-std=c++20", "-fexceptions"],
+      "ldflags": ["-pthread"]
     }
   ]
 }

@@ -92,6 +92,43 @@ Napi::Promise resolved(Napi::Env env, const vmm::Status& status) {
   return deferred.Promise();
 }
 
+// A disk as JS describes it ({path, readOnly?, serial?}); validated in src/vm first.
+vmm::virtio::DiskConfig disk_config(const Napi::Object& js) {
+  vmm::virtio::DiskConfig disk;
+  disk.path = js.Get("path").As<Napi::String>().Utf8Value();
+  disk.read_only = js.Has("readOnly") && js.Get("readOnly").ToBoolean().Value();
+  if (js.Has("serial") && js.Get("serial").IsString()) disk.serial = js.Get("serial").As<Napi::String>().Utf8Value();
+  return disk;
+}
+
+// Like VmTask, for work that yields a slot number.
+class SlotTask final : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<vmm::Result<uint32_t>()>;
+  static Napi::Promise start(Napi::Env env, Work work) {
+    auto* task = new SlotTask(env, std::move(work));
+    Napi::Promise promise = task->deferred_.Promise();
+    task->Queue();
+    return promise;
+  }
+
+ private:
+  SlotTask(Napi::Env env, Work work)
+      : Napi::AsyncWorker(env, "nodevisor.vm.attachDisk"), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)) {}
+  void Execute() override { result_.emplace(work_()); }  // libuv worker
+  void OnOK() override {                                  // JS thread
+    Napi::HandleScope scope(Env());
+    if (result_->ok()) {
+      deferred_.Resolve(Napi::Number::New(Env(), result_->value()));
+    } else {
+      deferred_.Reject(make_error(Env(), to_failure(result_->error())).Value());
+    }
+  }
+  Napi::Promise::Deferred deferred_;
+  Work work_;
+  std::optional<vmm::Result<uint32_t>> result_;
+};
+
 class VmHandle final : public Napi::ObjectWrap<VmHandle> {
  public:
   static Napi::Function define(Napi::Env env) {
@@ -101,6 +138,10 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
                         InstanceMethod<&VmHandle::state>("state"),
                         InstanceMethod<&VmHandle::write_console>("writeConsole"),
                         InstanceMethod<&VmHandle::post_wait_word>("postWaitWord"),
+                        InstanceMethod<&VmHandle::attach_disk>("attachDisk"),
+                        InstanceMethod<&VmHandle::detach_disk>("detachDisk"),
+                        InstanceMethod<&VmHandle::write_agent>("writeAgent"),
+                        InstanceMethod<&VmHandle::read_agent>("readAgent"),
                         InstanceMethod<&VmHandle::debug_read_guest>("debugReadGuest"),
                         InstanceMethod<&VmHandle::debug_save_restore>("debugSaveRestore")});
   }
@@ -162,6 +203,35 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
   Napi::Value post_wait_word(const Napi::CallbackInfo& info) {
     uint32_t word = info[0].As<Napi::Number>().Uint32Value();
     return Napi::Boolean::New(info.Env(), session_->vm->post_wait_word(word));
+  }
+
+  // attachDisk({path, readOnly, serial}) -> Promise<slot>. Opening the disk may wait on the
+  // device, so it runs on a libuv worker.
+  Napi::Value attach_disk(const Napi::CallbackInfo& info) {
+    vmm::virtio::DiskConfig disk = disk_config(info[0].As<Napi::Object>());
+    auto session = session_;
+    return SlotTask::start(info.Env(), [session, disk] { return session->vm->attach_disk(disk); });
+  }
+
+  Napi::Value detach_disk(const Napi::CallbackInfo& info) {
+    const uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
+    auto session = session_;
+    return VmTask::start(info.Env(), "nodevisor.vm.detachDisk", [session, slot] { return session->vm->detach_disk(slot); });
+  }
+
+  // JS thread: copies into the console's bounded input buffer (a short memcpy under the
+  // device lock) and returns how many bytes it took.
+  Napi::Value write_agent(const Napi::CallbackInfo& info) {
+    auto bytes = info[0].As<Napi::Uint8Array>();
+    size_t taken = session_->vm->write_agent(std::span<const uint8_t>(bytes.Data(), bytes.ByteLength()));
+    return Napi::Number::New(info.Env(), static_cast<double>(taken));
+  }
+
+  // JS thread: takes up to `max` bytes of guest output (a Buffer, empty when there is none).
+  Napi::Value read_agent(const Napi::CallbackInfo& info) {
+    const uint32_t max = info[0].As<Napi::Number>().Uint32Value();
+    std::vector<uint8_t> out = session_->vm->read_agent(max);
+    return Napi::Buffer<uint8_t>::Copy(info.Env(), out.data(), out.size());
   }
 
   Napi::Value debug_read_guest(const Napi::CallbackInfo& info) {
@@ -243,6 +313,15 @@ Napi::Value vm_create(const Napi::CallbackInfo& info) {
   if (js.Has("cmdline") && js.Get("cmdline").IsString()) config.cmdline = js.Get("cmdline").As<Napi::String>().Utf8Value();
   config.memory_mib = static_cast<uint64_t>(js.Get("memoryMiB").As<Napi::Number>().Int64Value());
   config.vcpus = js.Get("vcpus").As<Napi::Number>().Uint32Value();
+  if (js.Has("hotplugSlots") && js.Get("hotplugSlots").IsNumber()) {
+    config.hotplug_slots = js.Get("hotplugSlots").As<Napi::Number>().Uint32Value();
+  }
+  if (js.Has("agentConsole")) config.agent_console = js.Get("agentConsole").ToBoolean().Value();
+  if (js.Has("virtioCmdline")) config.virtio_cmdline = js.Get("virtioCmdline").ToBoolean().Value();
+  if (js.Has("disks") && js.Get("disks").IsArray()) {
+    Napi::Array disks = js.Get("disks").As<Napi::Array>();
+    for (uint32_t i = 0; i < disks.Length(); i++) config.disks.push_back(disk_config(disks.Get(i).As<Napi::Object>()));
+  }
   if (js.Has("waitTimeoutMs") && js.Get("waitTimeoutMs").IsNumber()) {
     config.wait_port_timeout = std::chrono::milliseconds(js.Get("waitTimeoutMs").As<Napi::Number>().Int64Value());
   }

@@ -36,9 +36,21 @@ void VmEventQueue::on_exit(const vmm::VmExitInfo& exit) {
   push_locked_and_wake(lock);
 }
 
+void VmEventQueue::push_flag(VmEvent::Kind kind, bool& pending) {
+  std::unique_lock lock(mutex_);
+  if (pending) return;
+  pending = true;
+  events_.push_back(VmEvent{kind, {}, 0, 0, {}});
+  push_locked_and_wake(lock);
+}
+
+void VmEventQueue::on_agent_readable() { push_flag(VmEvent::Kind::kAgentReadable, readable_pending_); }
+void VmEventQueue::on_agent_writable() { push_flag(VmEvent::Kind::kAgentWritable, writable_pending_); }
+
 std::vector<VmEvent> VmEventQueue::drain() {
   std::lock_guard lock(mutex_);
   wake_pending_ = false;
+  readable_pending_ = writable_pending_ = false;
   return std::exchange(events_, {});
 }
 
@@ -67,6 +79,12 @@ void VmEventQueue::deliver(Napi::Env env, Napi::Function on_event, VmEventQueue*
         on_event.Call({Napi::String::New(env, "exit"), exit});
         break;
       }
+      case VmEvent::Kind::kAgentReadable:
+        on_event.Call({Napi::String::New(env, "agent-readable"), env.Undefined()});
+        break;
+      case VmEvent::Kind::kAgentWritable:
+        on_event.Call({Napi::String::New(env, "agent-writable"), env.Undefined()});
+        break;
     }
   }
 }

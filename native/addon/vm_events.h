@@ -18,7 +18,7 @@
 namespace nodevisor::addon {
 
 struct VmEvent {
-  enum class Kind { kConsole, kPhase, kExit } kind;
+  enum class Kind { kConsole, kPhase, kExit, kAgentReadable, kAgentWritable } kind;
   std::vector<uint8_t> bytes;  // console
   uint8_t code = 0;            // phase code
   uint64_t ns = 0;             // phase time
@@ -34,18 +34,25 @@ class VmEventQueue final : public vmm::VmEventSink {
   void on_console_output(uint8_t byte) override;
   void on_phase(uint8_t code, uint64_t ns_since_start) override;
   void on_exit(const vmm::VmExitInfo& exit) override;
+  // Device worker threads: the agent console has output / room for input. Coalesced: at most
+  // one of each waits in the queue.
+  void on_agent_readable() override;
+  void on_agent_writable() override;
 
   // JS thread: takes every queued event.
   std::vector<VmEvent> drain();
 
  private:
   void push_locked_and_wake(std::unique_lock<std::mutex>& lock);
+  void push_flag(VmEvent::Kind kind, bool& pending);
   // JS thread: the TSFN callback; calls onEvent(kind, payload) per queued event.
   static void deliver(Napi::Env env, Napi::Function on_event, VmEventQueue* queue);
 
   std::mutex mutex_;
   std::vector<VmEvent> events_;
   bool wake_pending_ = false;
+  bool readable_pending_ = false;  // a kAgentReadable is queued
+  bool writable_pending_ = false;  // a kAgentWritable is queued
   Napi::ThreadSafeFunction tsfn_;
 };
 

@@ -22,10 +22,19 @@ void record_failure(const char* file, int line, const std::string& what) {
 
 int main(int argc, char** argv) {
   using namespace nodevisor::tests;
-  const char* filter = argc > 1 ? argv[1] : nullptr;
+  // `--list`: the case names, one per line. `--only NAME`: that case. `TEXT`: cases whose
+  // name contains TEXT. Nothing: every case.
+  if (argc > 1 && std::strcmp(argv[1], "--list") == 0) {
+    for (const auto& test : registry()) std::printf("%s\n", test.name);
+    return 0;
+  }
+  const bool exact = argc > 2 && std::strcmp(argv[1], "--only") == 0;
+  const char* filter = exact ? argv[2] : argc > 1 ? argv[1] : nullptr;
   int passed = 0, failed = 0;
   for (const auto& test : registry()) {
-    if (filter != nullptr && std::strstr(test.name, filter) == nullptr) continue;
+    if (filter != nullptr && (exact ? std::strcmp(test.name, filter) != 0 : std::strstr(test.name, filter) == nullptr)) {
+      continue;
+    }
     g_failures_in_case = 0;
     test.body();
     if (g_failures_in_case == 0) {

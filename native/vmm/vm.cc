@@ -81,7 +81,12 @@ Status Vm::build() {
     e.path = config_.kernel_path;
     return e;
   }
-  x86_64::PvhBootData boot{config_.cmdline, initrd, loaded->end_address};
+  // virtio devices before the boot data: their command-line entries join the user's.
+  auto virtio_entries = add_virtio_devices();
+  if (!virtio_entries.ok()) return virtio_entries.error();
+  std::string cmdline = config_.cmdline;
+  if (!virtio_entries->empty()) cmdline += (cmdline.empty() ? "" : " ") + virtio_entries.value();
+  x86_64::PvhBootData boot{cmdline, initrd, loaded->end_address};
   auto start_info = x86_64::write_pvh_boot_data(*memory_, boot);
   if (!start_info.ok()) return start_info.error();
   NV_TRY(add_legacy_devices());
@@ -214,6 +219,7 @@ void Vm::stop() {
   // VM holds no fds, threads or guest memory (the garbage collector may run much later).
   threads_.clear();
   vcpus_.clear();
+  shut_down_virtio();  // device workers stop before the memory they use goes
   memory_.reset();
   kvm_vm_ = KvmVm{};
   bool report = false;

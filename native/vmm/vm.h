@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "vmm/bus/bus.h"
+#include "vmm/devices/virtio/device_set.h"
 #include "vmm/kvm/kvm_vcpu.h"
 #include "vmm/kvm/kvm_vm.h"
 #include "vmm/memory/guest_memory.h"
@@ -38,6 +39,12 @@ struct VmConfig {
   uint64_t memory_mib = 128;
   uint32_t vcpus = 1;
   std::chrono::milliseconds wait_port_timeout{1000};
+  // virtio-mmio devices (vm_virtio.cc): the agent console, boot disks, empty hot-plug slots.
+  bool agent_console = true;
+  std::vector<virtio::DiskConfig> disks;
+  uint32_t hotplug_slots = 0;
+  // Also list the devices as `virtio_mmio.device=` on the command line (ACPI always has them).
+  bool virtio_cmdline = true;
 };
 
 constexpr uint64_t kMaxMemoryMib = 64 * 1024;
@@ -57,6 +64,10 @@ class VmEventSink {
   virtual void on_console_output(uint8_t byte) = 0;
   virtual void on_phase(uint8_t code, uint64_t ns_since_start) = 0;
   virtual void on_exit(const VmExitInfo& exit) = 0;
+  // The agent console (virtio-console) has guest output to read / room for more input.
+  // Called on a device worker thread with the device locked: signal only.
+  virtual void on_agent_readable() {}
+  virtual void on_agent_writable() {}
 };
 
 enum class VmState { kCreated, kRunning, kPaused, kExited, kStopped };
@@ -78,6 +89,15 @@ class Vm final : private VcpuExitHandler {
   size_t write_console(std::span<const uint8_t> bytes);
   bool post_wait_word(uint32_t word);
   Result<std::vector<uint8_t>> read_guest(uint64_t address, uint64_t length) const;
+  // virtio (vm_virtio.cc). Hot-plug a disk into a free slot → its slot number; empty a slot.
+  // Any thread but a vCPU's (opening a disk may wait on it).
+  Result<uint32_t> attach_disk(const virtio::DiskConfig& disk);
+  Status detach_disk(uint32_t slot);
+  // The agent channel: queue bytes for the guest (returns how many were taken) / take the
+  // guest's output. Any thread.
+  size_t write_agent(std::span<const uint8_t> bytes);
+  std::vector<uint8_t> read_agent(size_t max);
+
   // Saves, then restores, every vCPU's and device's state while paused: proves the
   // save/restore paths against the live KVM (for tests until snapshots use them).
   Result<size_t> save_restore_round_trip();
@@ -86,6 +106,9 @@ class Vm final : private VcpuExitHandler {
   Vm(const VmConfig& config, VmEventSink& sink);
   Status build();
   Status add_legacy_devices();
+  // Creates the virtio devices and their ACPI tables; returns the command-line entries.
+  Result<std::string> add_virtio_devices();
+  void shut_down_virtio();
   Status setup_vcpus(uint64_t entry, uint64_t start_info);
   void end(VmExitInfo info);
 
@@ -107,6 +130,10 @@ class Vm final : private VcpuExitHandler {
   std::shared_ptr<DebugPort> debug_port_;
   std::shared_ptr<WaitPort> wait_port_;
   std::vector<std::shared_ptr<BusDevice>> devices_;  // every device, for save/restore
+  // Shared so that attach/agent I/O (any thread) can hold the set while stop() drops it;
+  // virtio_mutex_ guards only the pointer, never a blocking call.
+  std::shared_ptr<virtio::DeviceSet> virtio_;
+  mutable std::mutex virtio_mutex_;
   std::vector<std::unique_ptr<KvmVcpu>> vcpus_;
   std::vector<std::unique_ptr<VcpuThread>> threads_;
 

@@ -53,9 +53,21 @@ export interface NativeVmConfig {
   vcpus: number;
   /** How long a read of the probe's wait port blocks before returning 0. */
   waitTimeoutMs?: number;
+  /** virtio-mmio devices: the agent console, disks attached at boot, empty hot-plug slots. */
+  agentConsole?: boolean;
+  disks?: NativeDiskConfig[];
+  hotplugSlots?: number;
+  /** Also list the devices as `virtio_mmio.device=` on the kernel command line. */
+  virtioCmdline?: boolean;
 }
 
-export type NativeVmEventKind = 'console' | 'phase' | 'exit';
+export interface NativeDiskConfig {
+  path: string;
+  readOnly?: boolean;
+  serial?: string;
+}
+
+export type NativeVmEventKind = 'console' | 'phase' | 'exit' | 'agent-readable' | 'agent-writable';
 
 /** A VM in the addon (native/addon/vm_binding.cc). Each method says which thread does the work. */
 export interface NativeVmHandle {
@@ -73,6 +85,14 @@ export interface NativeVmHandle {
   writeConsole(bytes: Uint8Array): number;
   /** JS thread: the next read of the probe's wait port returns `word`. */
   postWaitWord(word: number): boolean;
+  /** A libuv worker: opens the disk and puts it in the first free hot-plug slot → the slot. */
+  attachDisk(disk: NativeDiskConfig): Promise<number>;
+  /** A libuv worker: empties a slot (the guest sees capacity 0). */
+  detachDisk(slot: number): Promise<void>;
+  /** JS thread: queues bytes for the agent console; returns how many it took (bounded buffer). */
+  writeAgent(bytes: Uint8Array): number;
+  /** JS thread: takes up to `max` bytes of the guest's agent-console output. */
+  readAgent(max: number): Buffer;
   /** JS thread, tests only: a copy of guest memory (at most 1 MiB). */
   debugReadGuest(address: number, length: number): Buffer;
   /** JS thread, tests only, VM paused: saves then restores every vCPU and device state; returns the bytes saved. */

@@ -16,7 +16,26 @@ export interface VmConfig {
   memoryMiB?: number;
   /** vCPUs, 1..64. Default 1. vCPU 0 boots; the others wait for the guest to start them. */
   vcpus?: number;
+  /** Disks attached at boot (virtio-blk), in order. */
+  disks?: DiskConfig[];
+  /** Empty virtio-blk slots for `attachDisk` while the VM runs. Default 0. */
+  hotplugSlots?: number;
+  /** Also list the virtio devices as `virtio_mmio.device=` on the command line. Default true. */
+  virtioCmdline?: boolean;
 }
+
+/** A disk for the VM: a regular file (an image) or a block device. */
+export interface DiskConfig {
+  path: string;
+  readOnly?: boolean;
+  /** What the guest reads as the disk's serial (virtio-blk GET_ID): at most 20 bytes. */
+  serial?: string;
+}
+
+/** virtio-mmio devices a VM can have: the agent console plus disks and slots (IOAPIC pins 5-23). */
+export const MAX_DISKS = 18;
+/** virtio-blk serials are 20 bytes. */
+export const MAX_SERIAL_BYTES = 20;
 
 export interface CheckedVmConfig {
   kernel: string;
@@ -24,6 +43,9 @@ export interface CheckedVmConfig {
   cmdline: string;
   memoryMiB: number;
   vcpus: number;
+  disks: Required<DiskConfig>[];
+  hotplugSlots: number;
+  virtioCmdline: boolean;
 }
 
 export const MIN_MEMORY_MIB = 2;
@@ -65,7 +87,46 @@ export async function checkVmConfig(config: VmConfig): Promise<CheckedVmConfig> 
   if (cmdline.includes('\0')) throw invalid('cmdline must not contain NUL characters');
   if (Buffer.byteLength(cmdline) > MAX_CMDLINE_BYTES) throw invalid(`cmdline is longer than ${MAX_CMDLINE_BYTES} bytes`);
   const kernel = await regularFile(config.kernel, 'kernel');
-  const checked: CheckedVmConfig = { kernel, cmdline, memoryMiB, vcpus };
+  const hotplugSlots = integerIn(config.hotplugSlots ?? 0, 'hotplugSlots', 0, MAX_DISKS);
+  if (config.disks !== undefined && !Array.isArray(config.disks)) throw invalid('disks must be an array');
+  const disks = await Promise.all((config.disks ?? []).map((d, i) => checkDisk(d, `disks[${i}]`)));
+  if (disks.length + hotplugSlots > MAX_DISKS) {
+    throw invalid(`disks (${disks.length}) and hotplugSlots (${hotplugSlots}) add up to more than ${MAX_DISKS}`);
+  }
+  const virtioCmdline = config.virtioCmdline ?? true;
+  if (typeof virtioCmdline !== 'boolean') throw invalid('virtioCmdline must be a boolean');
+  const checked: CheckedVmConfig = { kernel, cmdline, memoryMiB, vcpus, disks, hotplugSlots, virtioCmdline };
   if (config.initrd !== undefined) checked.initrd = await regularFile(config.initrd, 'initrd');
   return checked;
+}
+
+/** Checks one disk: an existing file or block device, a boolean readOnly, a short serial. */
+export async function checkDisk(disk: DiskConfig, name = 'disk'): Promise<Required<DiskConfig>> {
+  if (typeof disk !== 'object' || disk === null) throw invalid(`${name} must be an object { path, readOnly?, serial? }`);
+  if (typeof disk.path !== 'string' || disk.path.length === 0) throw invalid(`${name}.path must be a non-empty path`);
+  let info;
+  try {
+    info = await stat(disk.path);
+  } catch (err) {
+    throw new NodevisorError(`${name}.path ${disk.path} cannot be read: ${(err as Error).message}`, {
+      code: (err as NodeJS.ErrnoException).code ?? 'ENOENT',
+      path: disk.path,
+      syscall: 'stat',
+      cause: err,
+    });
+  }
+  if (!info.isFile() && !info.isBlockDevice()) {
+    throw new NodevisorError(`${name}.path ${disk.path} is neither a regular file nor a block device`, {
+      code: 'EINVAL',
+      path: disk.path,
+    });
+  }
+  const readOnly = disk.readOnly ?? false;
+  if (typeof readOnly !== 'boolean') throw invalid(`${name}.readOnly must be a boolean`);
+  const serial = disk.serial ?? '';
+  if (typeof serial !== 'string') throw invalid(`${name}.serial must be a string`);
+  if (Buffer.byteLength(serial) > MAX_SERIAL_BYTES) {
+    throw invalid(`${name}.serial ${JSON.stringify(serial)} is longer than ${MAX_SERIAL_BYTES} bytes (virtio-blk's limit)`);
+  }
+  return { path: disk.path, readOnly, serial };
 }

@@ -11,11 +11,13 @@
  */
 import { EventEmitter } from 'node:events';
 
-import { NodevisorError, wrapError } from '../errors.js';
+import { invalid, NodevisorError, wrapError } from '../errors.js';
 import { addon, type NativeVmEventKind, type NativeVmHandle } from '../native/binding.js';
-import { checkVmConfig, type VmConfig } from './config.js';
+import { AgentStream } from './agent-stream.js';
+import { checkDisk, checkVmConfig, type DiskConfig, type VmConfig } from './config.js';
 
-export type { VmConfig } from './config.js';
+export type { DiskConfig, VmConfig } from './config.js';
+export type { AgentStream } from './agent-stream.js';
 
 export type VmState = 'created' | 'running' | 'paused' | 'exited' | 'stopped';
 
@@ -42,6 +44,7 @@ export interface VmEvents {
 export class Vm extends EventEmitter<VmEvents> {
   #handle: NativeVmHandle | undefined;
   #exit: VmExit | undefined;
+  #agent: AgentStream | undefined;
 
   private constructor() {
     super();
@@ -72,8 +75,13 @@ export class Vm extends EventEmitter<VmEvents> {
       this.emit('console', payload as Buffer);
     } else if (kind === 'phase') {
       this.emit('phase', payload as VmPhase);
+    } else if (kind === 'agent-readable') {
+      this.#agent?.onReadable();
+    } else if (kind === 'agent-writable') {
+      this.#agent?.onWritable();
     } else {
       this.#exit = payload as VmExit;
+      this.#agent?.onVmEnded();
       // The guest ended (or stop() was called): join the vCPU threads now rather than at GC.
       this.#handle?.stop().catch(() => undefined);
       this.emit('exit', this.#exit);
@@ -125,6 +133,39 @@ export class Vm extends EventEmitter<VmEvents> {
       throw new NodevisorError('postWaitWord: word must be an integer from 0 to 0xfffffffe', { code: 'EINVAL' });
     }
     return this.#native().postWaitWord(word);
+  }
+
+  /**
+   * The agent channel (the VM's virtio-console) as a Duplex stream, with flow control both
+   * ways; it ends when the VM does. The protocol spoken on it is docs/protocol.md.
+   */
+  get agent(): AgentStream {
+    if (!this.#agent) {
+      const handle = this.#native();
+      this.#agent = new AgentStream({
+        writeAgent: (bytes) => handle.writeAgent(bytes),
+        readAgent: (max) => handle.readAgent(max),
+      });
+      if (this.#exit) this.#agent.onVmEnded();
+    }
+    return this.#agent;
+  }
+
+  /**
+   * Hot-plugs a disk into the first free slot (`Vm.create({ hotplugSlots })`) and resolves its
+   * slot number; the guest sees the disk appear (a config-change interrupt). Errors: no free
+   * slot (ENOSPC), a missing path (ENOENT), a serial over 20 bytes (EINVAL), the same
+   * writable disk attached twice (EBUSY).
+   */
+  async attachDisk(disk: DiskConfig): Promise<number> {
+    const checked = await checkDisk(disk, 'attachDisk');
+    return this.#native().attachDisk(checked);
+  }
+
+  /** Empties a slot: the guest sees the disk's capacity drop to 0. */
+  async detachDisk(slot: number): Promise<void> {
+    if (!Number.isInteger(slot) || slot < 0) throw invalid('detachDisk: slot must be a non-negative integer');
+    return this.#native().detachDisk(slot);
   }
 
   /** @internal Tests: a copy of guest memory. */

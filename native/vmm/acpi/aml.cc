@@ -93,9 +93,10 @@ std::vector<uint8_t> Aml::name(const std::string& name, const std::vector<uint8_
 }
 
 std::vector<uint8_t> Aml::string(const std::string& s) {
-  std::vector<uint8_t> out{kStringPrefix};
-  out.insert(out.end(), s.begin(), s.end());
-  out.push_back(0);
+  // Sized up front and filled byte by byte (GCC 12 warns falsely on vector::insert here).
+  std::vector<uint8_t> out(s.size() + 2, 0);
+  out[0] = kStringPrefix;
+  for (size_t i = 0; i < s.size(); i++) out[i + 1] = static_cast<uint8_t>(s[i]);
   return out;
 }
 

@@ -1,0 +1,179 @@
+#include "vmm/devices/virtio/device_set.h"
+
+#include <linux/kvm.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+namespace nodevisor::vmm::virtio {
+
+namespace {
+
+Result<UniqueFd> register_irqfd(int vm_fd, uint32_t gsi) {
+  UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!fd.valid()) return sys_error(errno, "eventfd", "cannot create an interrupt eventfd");
+  kvm_irqfd irqfd{};
+  irqfd.fd = static_cast<uint32_t>(fd.get());
+  irqfd.gsi = gsi;
+  if (::ioctl(vm_fd, KVM_IRQFD, &irqfd) != 0) {
+    return sys_error(errno, "ioctl(KVM_IRQFD)", "cannot connect a virtio interrupt", "EKVM_IRQ");
+  }
+  return fd;
+}
+
+// Lets KVM complete QueueNotify writes itself by signalling the queue's doorbell. Optional:
+// without it the write exits to the VMM, which rings the same doorbell.
+bool register_ioeventfd(int vm_fd, uint64_t address, uint32_t queue, int fd) {
+  kvm_ioeventfd io{};
+  io.datamatch = queue;
+  io.addr = address;
+  io.len = 4;
+  io.fd = fd;
+  io.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
+  return ::ioctl(vm_fd, KVM_IOEVENTFD, &io) == 0;
+}
+
+void raise(int fd) {
+  const uint64_t one = 1;
+  // EAGAIN: the counter is saturated, an interrupt is pending anyway.
+  while (::write(fd, &one, sizeof one) < 0 && errno == EINTR) {
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<DeviceSet>> DeviceSet::create(int vm_fd, GuestMemory& mem, Bus& mmio_bus,
+                                                     const DeviceSetConfig& config) {
+  const uint64_t count = (config.agent_console ? 1 : 0) + config.disks.size() + config.hotplug_slots;
+  if (count > kMaxDevices) {
+    return plain_error("EINVAL", "a VM has room for " + std::to_string(kMaxDevices) +
+                                     " virtio devices (the agent console, disks and hot-plug slots); " +
+                                     std::to_string(count) + " were asked for");
+  }
+  std::unique_ptr<DeviceSet> set(new DeviceSet(vm_fd, mem, mmio_bus));
+  if (config.agent_console) {
+    auto console = ConsoleDevice::create("agent", config.console_notifications);
+    if (!console) return console.error();
+    set->console_ = console.value();
+    NV_TRY(set->place(set->console_, {set->console_->queue_eventfd(0), set->console_->queue_eventfd(1)}));
+  }
+  for (size_t i = 0; i < config.disks.size() + config.hotplug_slots; i++) {
+    const bool hotplug = i >= config.disks.size();
+    std::optional<BlockBackend> backend;
+    std::string serial;
+    bool read_only = false;
+    if (!hotplug) {
+      const DiskConfig& d = config.disks[i];
+      auto opened = BlockBackend::open(d.path, d.read_only);
+      if (!opened) return opened.error();
+      backend = std::move(opened).value();
+      serial = d.serial;
+      read_only = d.read_only;
+    }
+    auto dev = BlockDevice::create("vd" + std::string(1, static_cast<char>('a' + i % 26)), read_only,
+                                   std::move(backend), serial);
+    if (!dev) return dev.error();
+    NV_TRY(set->place(dev.value(), {dev.value()->queue_eventfd()}));
+    set->disks_.push_back({dev.value(), set->placed_.back().transport.get(), hotplug});
+  }
+  return set;
+}
+
+Status DeviceSet::place(std::shared_ptr<VirtioDevice> device, const std::vector<int>& queue_eventfds) {
+  const uint32_t n = static_cast<uint32_t>(placed_.size());
+  Placed p;
+  p.base = kMmioBase + mmio::kWindowSize * n;
+  p.irq = kFirstIrq + n;
+  auto irqfd = register_irqfd(vm_fd_, p.irq);
+  if (!irqfd) return irqfd.error();
+  p.irqfd = std::move(irqfd).value();
+  const int fd = p.irqfd.get();
+  p.transport = std::make_shared<MmioTransport>(device, mem_, [fd] { raise(fd); });
+  p.device = std::move(device);
+  NV_TRY(bus_.insert(p.base, mmio::kWindowSize, p.transport));
+  for (uint32_t q = 0; q < queue_eventfds.size(); q++) {
+    (void)register_ioeventfd(vm_fd_, p.base + mmio::kQueueNotify, q, queue_eventfds[q]);
+  }
+  placed_.push_back(std::move(p));
+  return {};
+}
+
+DeviceSet::~DeviceSet() { shut_down(); }
+
+void DeviceSet::shut_down() {
+  // Reset every device under its lock (so no worker is mid-request), then drop the workers by
+  // dropping the devices' last references held here. Transports stay on the bus (the vCPUs
+  // are already joined when this runs) but their devices are inert.
+  for (auto& p : placed_) {
+    std::lock_guard guard(p.device->lock());
+    p.device->reset();
+  }
+}
+
+std::string DeviceSet::cmdline_entries() const {
+  std::string out;
+  for (const auto& p : placed_) {
+    char entry[64];
+    std::snprintf(entry, sizeof entry, "virtio_mmio.device=4K@0x%llx:%u", static_cast<unsigned long long>(p.base),
+                  p.irq);
+    if (!out.empty()) out += ' ';
+    out += entry;
+  }
+  return out;
+}
+
+std::vector<acpi::VirtioMmioDeviceInfo> DeviceSet::acpi_devices() const {
+  std::vector<acpi::VirtioMmioDeviceInfo> out;
+  for (const auto& p : placed_) out.push_back({p.base, mmio::kWindowSize, p.irq});
+  return out;
+}
+
+std::vector<std::shared_ptr<BusDevice>> DeviceSet::bus_devices() const {
+  std::vector<std::shared_ptr<BusDevice>> out;
+  for (const auto& p : placed_) out.push_back(p.transport);
+  return out;
+}
+
+Result<uint32_t> DeviceSet::attach_disk(const DiskConfig& disk) {
+  if (disk.serial.size() > kMaxSerialBytes) {
+    return plain_error("EINVAL", "disk serial \"" + disk.serial + "\" is longer than 20 bytes");
+  }
+  std::lock_guard guard(hotplug_mutex_);
+  std::optional<uint32_t> free;
+  for (uint32_t i = 0; i < disks_.size(); i++) {
+    if (disks_[i].hotplug && !disks_[i].device->has_disk()) {
+      free = i;
+      break;
+    }
+  }
+  if (!free) return plain_error("ENOSPC", "no free hot-plug slot (Vm.create({ hotplugSlots }) sets how many)");
+  auto backend = BlockBackend::open(disk.path, disk.read_only);
+  if (!backend) return backend.error();
+  if (!disk.read_only) {
+    // The same disk writable in two slots: two guest filesystems over one device corrupt it.
+    for (const auto& d : disks_) {
+      auto id = d.device->disk_identity();
+      if (id && id->first == backend.value().dev() && id->second == backend.value().ino()) {
+        Error e = plain_error("EBUSY", "disk " + disk.path + " is already attached to this VM");
+        e.path = disk.path;
+        return e;
+      }
+    }
+  }
+  NV_TRY(disks_[*free].device->attach(std::move(backend).value(), disk.serial, *disks_[*free].transport));
+  return *free;
+}
+
+Status DeviceSet::detach_disk(uint32_t slot) {
+  std::lock_guard guard(hotplug_mutex_);
+  if (slot >= disks_.size()) {
+    return plain_error("EINVAL", "no disk slot " + std::to_string(slot) + " (the VM has " +
+                                     std::to_string(disks_.size()) + ")");
+  }
+  return disks_[slot].device->detach(*disks_[slot].transport);
+}
+
+}  // namespace nodevisor::vmm::virtio

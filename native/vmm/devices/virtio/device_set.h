@@ -1,0 +1,101 @@
+// The virtio-mmio devices of one VM: the agent console, disks given at boot, and empty
+// hot-plug slots. It places each device in the MMIO window (kMmioBase + n * 4 KiB) with its
+// own interrupt line (GSI kFirstIrq + n), wires interrupts through irqfds and queue
+// notifications through ioeventfds (so neither costs a userspace exit when KVM supports them),
+// and describes the devices to the guest both ways DESIGN §3 names: `virtio_mmio.device=`
+// command-line entries and ACPI (see vmm/acpi).
+//
+// Threads: built on the VM-building thread (a libuv worker). attach/detach run on a libuv
+// worker (opening a disk may wait on the device); console I/O on the JS thread; the devices'
+// own work on their worker threads. `shut_down` (the VM's stopping thread) joins every worker
+// before guest memory goes away.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vmm/acpi/acpi_tables.h"
+#include "vmm/bus/bus.h"
+#include "vmm/devices/virtio/block/block_device.h"
+#include "vmm/devices/virtio/console/console_device.h"
+#include "vmm/devices/virtio/mmio_transport.h"
+#include "vmm/memory/guest_memory.h"
+#include "vmm/util/result.h"
+#include "vmm/util/unique_fd.h"
+
+namespace nodevisor::vmm::virtio {
+
+struct DiskConfig {
+  std::string path;
+  bool read_only = false;
+  std::string serial;
+};
+
+struct DeviceSetConfig {
+  bool agent_console = true;
+  std::vector<DiskConfig> disks;  // attached at boot
+  uint32_t hotplug_slots = 0;     // empty slots after the boot disks
+  ConsoleNotifications console_notifications;
+};
+
+// Where the devices live. Inside the 32-bit MMIO hole, below the TSS/identity map pages.
+inline constexpr uint64_t kMmioBase = 0xd000'0000;
+// IOAPIC pins: 0-4 are the PIT, keyboard, cascade and COM ports; 5-23 are ours.
+inline constexpr uint32_t kFirstIrq = 5;
+inline constexpr uint32_t kLastIrq = 23;
+inline constexpr uint32_t kMaxDevices = kLastIrq - kFirstIrq + 1;
+
+class DeviceSet {
+ public:
+  // `vm_fd` is the KVM VM (for irqfd/ioeventfd). Devices are registered on `mmio_bus`.
+  static Result<std::unique_ptr<DeviceSet>> create(int vm_fd, GuestMemory& mem, Bus& mmio_bus,
+                                                   const DeviceSetConfig& config);
+  ~DeviceSet();
+
+  // `virtio_mmio.device=4K@0xd0000000:5 ...` for every device, for the kernel command line.
+  std::string cmdline_entries() const;
+  // The devices as ACPI sees them (memory window and interrupt each).
+  std::vector<acpi::VirtioMmioDeviceInfo> acpi_devices() const;
+  // Every transport, for save/restore with the VM's other devices.
+  std::vector<std::shared_ptr<BusDevice>> bus_devices() const;
+
+  // Hot-plug. `attach_disk` opens `disk.path` and puts it in the first empty hot-plug slot,
+  // returning the slot number (an index over all disks, boot disks first).
+  Result<uint32_t> attach_disk(const DiskConfig& disk);
+  Status detach_disk(uint32_t slot);
+  uint32_t disk_count() const { return static_cast<uint32_t>(disks_.size()); }
+
+  ConsoleDevice* console() { return console_.get(); }
+
+  // Stops every device worker. After this, no device touches guest memory.
+  void shut_down();
+
+ private:
+  struct Placed {
+    std::shared_ptr<VirtioDevice> device;
+    std::shared_ptr<MmioTransport> transport;
+    uint64_t base;
+    uint32_t irq;
+    UniqueFd irqfd;
+  };
+  DeviceSet(int vm_fd, GuestMemory& mem, Bus& bus) : vm_fd_(vm_fd), mem_(mem), bus_(bus) {}
+  Status place(std::shared_ptr<VirtioDevice> device, const std::vector<int>& queue_eventfds);
+
+  int vm_fd_;
+  GuestMemory& mem_;
+  Bus& bus_;
+  std::vector<Placed> placed_;
+  std::shared_ptr<ConsoleDevice> console_;
+  struct Disk {
+    std::shared_ptr<BlockDevice> device;
+    MmioTransport* transport;
+    bool hotplug;
+  };
+  std::vector<Disk> disks_;
+  std::mutex hotplug_mutex_;  // serialises attach/detach (the duplicate check spans slots)
+};
+
+}  // namespace nodevisor::vmm::virtio

@@ -1,0 +1,99 @@
+// The virtio side of a Vm (DESIGN §3): the agent console, boot disks, hot-plug slots and the
+// ACPI tables that describe them. Kept apart from vm.cc, which owns booting and vCPUs.
+//
+// Threads: add_virtio_devices on the VM-building thread; attach/detach on a libuv worker;
+// write_agent/read_agent on the JS thread; shut_down_virtio on the stopping thread, after
+// the vCPUs are joined and before guest memory is freed.
+#include "vmm/acpi/acpi_tables.h"
+#include "vmm/vm.h"
+
+namespace nodevisor::vmm {
+
+namespace {
+// Where the ACPI tables go: the legacy BIOS area, where a kernel that is given no RSDP
+// address scans for one (0xE0000–0xFFFFF); below 1 MiB, so never under a kernel image.
+constexpr uint64_t kAcpiTablesAddress = 0xe0000;
+}  // namespace
+
+Result<std::string> Vm::add_virtio_devices() {
+  virtio::DeviceSetConfig config;
+  config.agent_console = config_.agent_console;
+  config.disks = config_.disks;
+  config.hotplug_slots = config_.hotplug_slots;
+  config.console_notifications.output_ready = [this] { sink_.on_agent_readable(); };
+  config.console_notifications.input_space = [this] { sink_.on_agent_writable(); };
+  auto set = virtio::DeviceSet::create(kvm_vm_.fd(), *memory_, mmio_bus_, config);
+  if (!set.ok()) return set.error();
+
+  acpi::AcpiConfig acpi_config;
+  acpi_config.vcpus = config_.vcpus;
+  acpi_config.virtio_devices = set.value()->acpi_devices();
+  NV_TRY(acpi::write_acpi_tables(*memory_, acpi::build_acpi_tables(acpi_config, kAcpiTablesAddress)));
+
+  for (auto& transport : set.value()->bus_devices()) devices_.push_back(transport);
+  std::string entries = config_.virtio_cmdline ? set.value()->cmdline_entries() : "";
+  std::lock_guard lock(virtio_mutex_);
+  virtio_ = std::move(set.value());
+  return entries;
+}
+
+void Vm::shut_down_virtio() {
+  std::shared_ptr<virtio::DeviceSet> set;
+  {
+    std::lock_guard lock(virtio_mutex_);
+    set = std::move(virtio_);
+  }
+  if (!set) return;
+  set->shut_down();
+  // Drop every reference to the transports so the devices (and their worker threads and
+  // eventfds) go now, not when the JS handle is collected.
+  std::erase_if(devices_, [&](const std::shared_ptr<BusDevice>& d) {
+    for (const auto& t : set->bus_devices()) {
+      if (t == d) return true;
+    }
+    return false;
+  });
+  mmio_bus_ = Bus("MMIO");
+}
+
+Result<uint32_t> Vm::attach_disk(const virtio::DiskConfig& disk) {
+  std::shared_ptr<virtio::DeviceSet> set;
+  {
+    std::lock_guard lock(virtio_mutex_);
+    set = virtio_;
+  }
+  if (!set) return plain_error("EBUSY", "the VM is stopped");
+  return set->attach_disk(disk);
+}
+
+Status Vm::detach_disk(uint32_t slot) {
+  std::shared_ptr<virtio::DeviceSet> set;
+  {
+    std::lock_guard lock(virtio_mutex_);
+    set = virtio_;
+  }
+  if (!set) return plain_error("EBUSY", "the VM is stopped");
+  return set->detach_disk(slot);
+}
+
+size_t Vm::write_agent(std::span<const uint8_t> bytes) {
+  std::shared_ptr<virtio::DeviceSet> set;
+  {
+    std::lock_guard lock(virtio_mutex_);
+    set = virtio_;
+  }
+  if (!set || set->console() == nullptr) return 0;
+  return set->console()->write_input(bytes);
+}
+
+std::vector<uint8_t> Vm::read_agent(size_t max) {
+  std::shared_ptr<virtio::DeviceSet> set;
+  {
+    std::lock_guard lock(virtio_mutex_);
+    set = virtio_;
+  }
+  if (!set || set->console() == nullptr) return {};
+  return set->console()->read_output(max);
+}
+
+}  // namespace nodevisor::vmm

@@ -1,0 +1,27 @@
+/**
+ * A short fuzzing campaign on every device-model target (native/fuzz), plus their regression
+ * inputs (test/fixtures/fuzz). Needs clang with libFuzzer (Debian: clang, libclang-rt-14-dev).
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+import { needs } from '../helpers/needs.js';
+
+const root = join(import.meta.dirname, '..', '..');
+const clang = needs.command('clang++');
+
+describe.skipIf(!clang.report('fuzz smoke campaign (libFuzzer needs clang++)'))('fuzz targets (short campaign)', () => {
+  it('build, pass their regression inputs and survive 5000 runs each', () => {
+    const run = spawnSync('bash', [join(root, 'native', 'fuzz', 'run.sh'), '-runs=5000'], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 600_000,
+    });
+    const output = `${run.stdout}\n${run.stderr}`;
+    expect(output, output).not.toContain('found a crash');
+    expect(output).not.toContain('FAILED on a regression input');
+    expect(output.match(/Done 5000 runs/g)?.length ?? 0, output).toBe(3);
+    expect(run.status, output).toBe(0);
+  }, 600_000);
+});
