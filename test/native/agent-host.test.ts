@@ -264,6 +264,25 @@ describe.skipIf(!canRun)('nodevisor-agent on the host (socketpair, loop-device r
     expect(agent.children()).toBe('');
   });
 
+  it('streams 24 MiB of output intact, and bounds its buffer while the host does not read', async () => {
+    const c = { containerId: 'flood' };
+    const total = 24 * 1024 * 1024;
+    await agent.client.createContainer({ ...c, rootfs, process: { args: ['head', '-c', String(total), '/dev/zero'] } });
+    agent.socket.pause(); // the host stops reading: the socketpair fills, then the agent's queue
+    await agent.client.startContainer(c.containerId).catch(() => undefined); // answered after resume
+    await new Promise((r) => setTimeout(r, 1000));
+    const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.pid}/status`, 'utf8'))![1]);
+    // The agent stops reading the pipe at a 4 MiB queue (plus one 64 KiB chunk and its base64).
+    expect(rssKiB).toBeLessThan(24 * 1024);
+    agent.socket.resume();
+    expect(await agent.client.wait(c)).toEqual({ exitCode: 0, signal: null });
+    const received = agent.stdio
+      .filter((e) => e.containerId === 'flood' && e.stream === 'stdout' && e.data)
+      .reduce((n, e) => n + e.data!.length, 0);
+    expect(received).toBe(total);
+    await agent.client.destroyContainer(c.containerId);
+  });
+
   it('runs 50 containers in a row and leaks nothing (fds, mounts, loop devices, processes)', async () => {
     const fdsBefore = agent.fds().length;
     const mountsBefore = agent.mountinfo().length;
