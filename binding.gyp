@@ -89,7 +89,20 @@
               "inputs": [
                 "native/guest/probe/entry.S",
                 "native/guest/probe/main.c",
+                "native/guest/probe/libc.c",
+                "native/guest/probe/virtio.c",
+                "native/guest/probe/blk.c",
+                "native/guest/probe/agent.c",
+                "native/guest/probe/crc32.c",
+                "native/guest/probe/json_scan.c",
+                "native/guest/probe/probe.h",
+                "native/guest/probe/virtio.h",
+                "native/guest/probe/blk.h",
+                "native/guest/probe/agent.h",
+                "native/guest/probe/crc32.h",
+                "native/guest/probe/json_scan.h",
                 "native/guest/probe/probe_abi.h",
+                "native/guest/protocol/frame.h",
                 "native/guest/probe/probe.ld"
               ],
               "outputs": ["<(PRODUCT_DIR)/probe.elf"],
@@ -100,7 +113,9 @@
                 "-Wl,-T,native/guest/probe/probe.ld", "-Wl,--build-id=none",
                 "-Wl,-z,max-page-size=4096", "-Wl,-z,noexecstack",
                 "-o", "<(PRODUCT_DIR)/probe.elf",
-                "native/guest/probe/entry.S", "native/guest/probe/main.c"
+                "native/guest/probe/entry.S", "native/guest/probe/main.c", "native/guest/probe/libc.c",
+                "native/guest/probe/virtio.c", "native/guest/probe/blk.c", "native/guest/probe/agent.c",
+                "native/guest/probe/crc32.c", "native/guest/probe/json_scan.c"
               ],
               "message": "Building the probe guest"
             }

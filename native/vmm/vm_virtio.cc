@@ -4,7 +4,9 @@
 // Threads: add_virtio_devices on the VM-building thread; attach/detach on a libuv worker;
 // write_agent/read_agent on the JS thread; shut_down_virtio on the stopping thread, after
 // the vCPUs are joined and before guest memory is freed.
+#include "guest/probe/probe_abi.h"
 #include "vmm/acpi/acpi_tables.h"
+#include "vmm/devices/legacy/wait_port.h"
 #include "vmm/vm.h"
 
 namespace nodevisor::vmm {
@@ -22,6 +24,10 @@ Result<std::string> Vm::add_virtio_devices() {
   config.hotplug_slots = config_.hotplug_slots;
   config.console_notifications.output_ready = [this] { sink_.on_agent_readable(); };
   config.console_notifications.input_space = [this] { sink_.on_agent_writable(); };
+  // wait_port_ is created by add_legacy_devices, which may run later: look it up per call.
+  config.on_interrupt = [this] {
+    if (wait_port_) wait_port_->post_coalesced(PROBE_CMD_VIRTIO);
+  };
   auto set = virtio::DeviceSet::create(kvm_vm_.fd(), *memory_, mmio_bus_, config);
   if (!set.ok()) return set.error();
 

@@ -99,8 +99,10 @@ gdt_pointer:
     .word gdt_end - gdt - 1
     .long gdt
 
-    // Identity map of the first 1 GiB with 2 MiB pages, user-accessible at every level
-    // (present | writable | user = 0x7; PS = 0x80 for the 2 MiB leaves).
+    // Identity map of the first 1 GiB (the probe's RAM) and of 3–4 GiB (the MMIO hole, where
+    // the VMM puts the virtio-mmio devices) with 2 MiB pages, user-accessible at every level
+    // (present | writable | user = 0x7; PS = 0x80 for the 2 MiB leaves; PCD|PWT = 0x18 for the
+    // uncached MMIO leaves).
     .section .data.page_tables, "aw"
     .balign 4096
 pml4:
@@ -108,11 +110,20 @@ pml4:
     .fill 511, 8, 0
 pdpt:
     .quad pd0 + 0x7
-    .fill 511, 8, 0
+    .quad 0
+    .quad 0
+    .quad pd3 + 0x7
+    .fill 508, 8, 0
 pd0:
     .set page, 0
     .rept 512
     .quad (page << 21) | 0x87
+    .set page, page + 1
+    .endr
+pd3:
+    .set page, 3 * 512
+    .rept 512
+    .quad (page << 21) | 0x9f
     .set page, page + 1
     .endr
 

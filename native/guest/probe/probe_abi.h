@@ -26,6 +26,7 @@
 #define PROBE_CMD_EXIT 1u           // write the exit port with status 0
 #define PROBE_CMD_COUNT 2u          // spin forever, incrementing the status page counter
 #define PROBE_CMD_CONSOLE_INPUT 3u  // drain the UART receiver, echoing each byte
+#define PROBE_CMD_VIRTIO 4u         // virtio work is waiting (agent input, room to send, a disk)
 #define PROBE_CMD_ABSENT 0xffffffffu
 
 // Status page: guest-physical address where the probe publishes what it is doing, read by

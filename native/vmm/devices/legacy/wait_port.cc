@@ -21,6 +21,18 @@ bool WaitPort::post(uint32_t word) {
   return true;
 }
 
+void WaitPort::post_coalesced(uint32_t word) {
+  {
+    std::lock_guard lock(mutex_);
+    for (uint32_t queued : words_) {
+      if (queued == word) return;
+    }
+    if (words_.size() >= kQueueCapacity) return;
+    words_.push_back(word);
+  }
+  changed_.notify_one();
+}
+
 void WaitPort::set_held(bool held) {
   {
     std::lock_guard lock(mutex_);

@@ -27,6 +27,9 @@ class WaitPort final : public BusDevice {
 
   // Queues a word for the next read. Returns false when the queue is full.
   bool post(uint32_t word);
+  // Queues `word` unless it is already waiting: a wake-up that many events may ask for
+  // (virtio interrupts) then costs the guest one read, not one per event.
+  void post_coalesced(uint32_t word);
   // While held, reads return 0 immediately (the vCPU must reach its mailbox).
   void set_held(bool held);
 

@@ -53,7 +53,7 @@ Result<std::unique_ptr<DeviceSet>> DeviceSet::create(int vm_fd, GuestMemory& mem
                                      " virtio devices (the agent console, disks and hot-plug slots); " +
                                      std::to_string(count) + " were asked for");
   }
-  std::unique_ptr<DeviceSet> set(new DeviceSet(vm_fd, mem, mmio_bus));
+  std::unique_ptr<DeviceSet> set(new DeviceSet(vm_fd, mem, mmio_bus, config.on_interrupt));
   if (config.agent_console) {
     auto console = ConsoleDevice::create("agent", config.console_notifications);
     if (!console) return console.error();
@@ -91,7 +91,10 @@ Status DeviceSet::place(std::shared_ptr<VirtioDevice> device, const std::vector<
   if (!irqfd) return irqfd.error();
   p.irqfd = std::move(irqfd).value();
   const int fd = p.irqfd.get();
-  p.transport = std::make_shared<MmioTransport>(device, mem_, [fd] { raise(fd); });
+  p.transport = std::make_shared<MmioTransport>(device, mem_, [fd, hook = on_interrupt_] {
+    raise(fd);
+    if (hook) hook();
+  });
   p.device = std::move(device);
   NV_TRY(bus_.insert(p.base, mmio::kWindowSize, p.transport));
   for (uint32_t q = 0; q < queue_eventfds.size(); q++) {

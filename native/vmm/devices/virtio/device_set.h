@@ -39,6 +39,9 @@ struct DeviceSetConfig {
   std::vector<DiskConfig> disks;  // attached at boot
   uint32_t hotplug_slots = 0;     // empty slots after the boot disks
   ConsoleNotifications console_notifications;
+  // Called with every interrupt a device raises (any thread; must only signal): the probe
+  // guest takes no interrupts and polls, so the VM also wakes it on its wait port.
+  std::function<void()> on_interrupt;
 };
 
 // Where the devices live. Inside the 32-bit MMIO hole, below the TSS/identity map pages.
@@ -81,12 +84,14 @@ class DeviceSet {
     uint32_t irq;
     UniqueFd irqfd;
   };
-  DeviceSet(int vm_fd, GuestMemory& mem, Bus& bus) : vm_fd_(vm_fd), mem_(mem), bus_(bus) {}
+  DeviceSet(int vm_fd, GuestMemory& mem, Bus& bus, std::function<void()> on_interrupt)
+      : vm_fd_(vm_fd), mem_(mem), bus_(bus), on_interrupt_(std::move(on_interrupt)) {}
   Status place(std::shared_ptr<VirtioDevice> device, const std::vector<int>& queue_eventfds);
 
   int vm_fd_;
   GuestMemory& mem_;
   Bus& bus_;
+  std::function<void()> on_interrupt_;
   std::vector<Placed> placed_;
   std::shared_ptr<ConsoleDevice> console_;
   struct Disk {

@@ -1,0 +1,115 @@
+// Polling virtio-mmio driver (see virtio.h). Register offsets are virtio 1.2 §4.2.2.
+#include "virtio.h"
+
+#define R_MAGIC 0x000
+#define R_VERSION 0x004
+#define R_DEVICE_ID 0x008
+#define R_DRIVER_FEATURES 0x020
+#define R_DRIVER_FEATURES_SEL 0x024
+#define R_QUEUE_SEL 0x030
+#define R_QUEUE_NUM_MAX 0x034
+#define R_QUEUE_NUM 0x038
+#define R_QUEUE_READY 0x044
+#define R_QUEUE_NOTIFY 0x050
+#define R_STATUS 0x070
+#define R_QUEUE_DESC_LOW 0x080
+#define R_QUEUE_DESC_HIGH 0x084
+#define R_QUEUE_DRIVER_LOW 0x090
+#define R_QUEUE_DRIVER_HIGH 0x094
+#define R_QUEUE_DEVICE_LOW 0x0a0
+#define R_QUEUE_DEVICE_HIGH 0x0a4
+#define R_CONFIG_GENERATION 0x0fc
+#define R_CONFIG 0x100
+
+#define S_ACK 1
+#define S_DRIVER 2
+#define S_DRIVER_OK 4
+#define S_FEATURES_OK 8
+
+#define DESC_F_NEXT 1
+#define DESC_F_WRITE 2
+
+int virtio_discover(struct virtio_dev* out, int max) {
+  int found = 0;
+  for (int i = 0; i < VIRTIO_MMIO_MAX_DEVICES && found < max; i++) {
+    u64 base = VIRTIO_MMIO_BASE + VIRTIO_MMIO_STRIDE * (u64)i;
+    // An empty window reads as all ones: the scan stops at the first one.
+    if (mmio_read32(base + R_MAGIC) != 0x74726976u || mmio_read32(base + R_VERSION) != 2) break;
+    out[found].base = base;
+    out[found].device_id = mmio_read32(base + R_DEVICE_ID);
+    found++;
+  }
+  return found;
+}
+
+int virtio_init(struct virtio_dev* dev, struct virtqueue* queues, int nqueues) {
+  u64 b = dev->base;
+  mmio_write32(b + R_STATUS, 0);
+  mmio_write32(b + R_STATUS, S_ACK);
+  mmio_write32(b + R_STATUS, S_ACK | S_DRIVER);
+  // Features: VERSION_1 (bit 32) and nothing else.
+  mmio_write32(b + R_DRIVER_FEATURES_SEL, 0);
+  mmio_write32(b + R_DRIVER_FEATURES, 0);
+  mmio_write32(b + R_DRIVER_FEATURES_SEL, 1);
+  mmio_write32(b + R_DRIVER_FEATURES, 1);
+  mmio_write32(b + R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
+  if (!(mmio_read32(b + R_STATUS) & S_FEATURES_OK)) return -1;
+  for (int i = 0; i < nqueues; i++) {
+    struct virtqueue* q = &queues[i];
+    memset(q, 0, sizeof *q);
+    mmio_write32(b + R_QUEUE_SEL, (u32)i);
+    if (mmio_read32(b + R_QUEUE_NUM_MAX) < VQ_SIZE) return -1;
+    mmio_write32(b + R_QUEUE_NUM, VQ_SIZE);
+    u64 desc = (u64)&q->desc, avail = (u64)&q->avail, used = (u64)&q->used;
+    mmio_write32(b + R_QUEUE_DESC_LOW, (u32)desc);
+    mmio_write32(b + R_QUEUE_DESC_HIGH, (u32)(desc >> 32));
+    mmio_write32(b + R_QUEUE_DRIVER_LOW, (u32)avail);
+    mmio_write32(b + R_QUEUE_DRIVER_HIGH, (u32)(avail >> 32));
+    mmio_write32(b + R_QUEUE_DEVICE_LOW, (u32)used);
+    mmio_write32(b + R_QUEUE_DEVICE_HIGH, (u32)(used >> 32));
+    mmio_write32(b + R_QUEUE_READY, 1);
+  }
+  mmio_write32(b + R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+  return (mmio_read32(b + R_STATUS) & S_DRIVER_OK) ? 0 : -1;
+}
+
+void vq_publish(struct virtqueue* q, u16 first, const u64* addrs, const u32* lens, int n, int readable) {
+  for (int i = 0; i < n; i++) {
+    struct vq_desc* d = &q->desc[(first + i) % VQ_SIZE];
+    d->addr = addrs[i];
+    d->len = lens[i];
+    d->flags = (u16)((i >= readable ? DESC_F_WRITE : 0) | (i + 1 < n ? DESC_F_NEXT : 0));
+    d->next = (u16)((first + i + 1) % VQ_SIZE);
+  }
+  q->avail.ring[q->avail_idx % VQ_SIZE] = first;
+  barrier();  // the descriptors and ring entry before the index that publishes them
+  q->avail_idx++;
+  q->avail.idx = q->avail_idx;
+  mb();
+}
+
+void vq_notify(struct virtio_dev* dev, u16 queue) { mmio_write32(dev->base + R_QUEUE_NOTIFY, queue); }
+
+int vq_take_used(struct virtqueue* q, u16* head, u32* len) {
+  barrier();
+  u16 idx = *(volatile u16*)&q->used.idx;
+  if (idx == q->last_used) return 0;
+  barrier();  // the element after the index that published it
+  struct vq_used_elem e = q->used.ring[q->last_used % VQ_SIZE];
+  q->last_used++;
+  *head = (u16)e.id;
+  *len = e.len;
+  return 1;
+}
+
+u32 virtio_config_generation(struct virtio_dev* dev) { return mmio_read32(dev->base + R_CONFIG_GENERATION); }
+
+u64 virtio_config_read64(struct virtio_dev* dev, u32 offset) {
+  // Two 32-bit reads, retried while the generation changes (virtio 1.2 §2.5.1).
+  for (;;) {
+    u32 gen = virtio_config_generation(dev);
+    u64 lo = mmio_read32(dev->base + R_CONFIG + offset);
+    u64 hi = mmio_read32(dev->base + R_CONFIG + offset + 4);
+    if (virtio_config_generation(dev) == gen) return lo | (hi << 32);
+  }
+}
