@@ -5,7 +5,7 @@
  * from the agent. The rootfs is a real ext4 image on a loop device holding Debian's busybox-static.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,9 +38,13 @@ class AgentUnderTest {
   readonly order: string[] = [];
   readonly socket: Duplex;
 
-  constructor(extraArgs: string[] = []) {
-    // unshare without --fork execs the agent in place: child.pid is the agent's pid.
-    this.child = spawn('unshare', ['--mount', '--propagation', 'private', agentPath, '--channel-fd', '3', ...extraArgs], {
+  /**
+   * `extraArgs` go to the agent. With `unshareArgs` the caller gives unshare's own options and the
+   * agent's path; by default, unshare without --fork execs the agent in place (child.pid is the
+   * agent's pid) in a private mount namespace.
+   */
+  constructor(extraArgs: string[] = [], unshareArgs: string[] = ['--mount', '--propagation', 'private', agentPath]) {
+    this.child = spawn('unshare', [...unshareArgs, '--channel-fd', '3', ...extraArgs], {
       stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
     });
     this.socket = this.child.stdio[3] as Duplex;
@@ -56,8 +60,10 @@ class AgentUnderTest {
     this.client.on('protocolError', (e) => this.protocolErrors.push({ code: e.code, message: e.message }));
   }
 
+  /** The agent's pid on the host: unshare's own, or (with --fork) its only child's. */
+  pidOverride: number | undefined;
   get pid(): number {
-    return this.child.pid!;
+    return this.pidOverride ?? this.child.pid!;
   }
 
   output(ref: ProcessRef, stream: 'stdout' | 'stderr' = 'stdout'): string {
@@ -420,6 +426,47 @@ describe.skipIf(!canRun)('nodevisor-agent on the host (socketpair, loop-device r
     } finally {
       await third.stop();
     }
+  });
+
+  it('boots as PID 1 of a fresh namespace (--boot): proc, sys, dev, run mounted; modules list read; containers run without pivot_root', async () => {
+    // A root like the initramfs: /init and a module list. No real module: finit_module here
+    // would load it into the host's kernel.
+    const initRoot = join(work, 'initroot');
+    mkdirSync(join(initRoot, 'lib/modules'), { recursive: true });
+    copyFileSync(agentPath, join(initRoot, 'init'));
+    chmodSync(join(initRoot, 'init'), 0o755);
+    writeFileSync(join(initRoot, 'lib/modules/nodevisor.list'), '# test\n/lib/modules/not-there.ko\n');
+    const booted = new AgentUnderTest(['--boot'], ['--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', `--root=${initRoot}`, '/init']);
+    try {
+      const pong = await booted.client.ping();
+      expect(pong.pid).toBe(1);
+      booted.pidOverride = Number(readFileSync(`/proc/${booted.child.pid}/task/${booted.child.pid}/children`, 'utf8').trim());
+      const mounts = new Map(booted.mountinfo().map((l) => [l.split(' ')[4]!, l.split(' - ')[1]!.split(' ')[0]!]));
+      expect(mounts.get('/proc')).toBe('proc');
+      expect(mounts.get('/sys')).toBe('sysfs');
+      expect(mounts.get('/dev')).toBe('devtmpfs');
+      expect(mounts.get('/run')).toBe('tmpfs');
+      // The loop device is found through the agent's own devtmpfs.
+      await booted.client.mountStorage({ device: loop, fstype: 'ext4', options: ['ro'], mountPoint: '/run/nodevisor/ctr' });
+      const c = { containerId: 'booted' };
+      await booted.client.createContainer({ ...c, rootfs: '/run/nodevisor/ctr', process: { args: ['sh', '-c', 'cat /etc/marker; echo $$; test -e /init && echo agent-root-visible || echo own-root'] } });
+      await booted.client.startContainer('booted');
+      expect(await booted.client.wait(c)).toEqual({ exitCode: 0, signal: null });
+      expect(booted.output(c)).toBe('inside the rootfs\n1\nown-root\n');
+      await booted.client.destroyContainer('booted');
+      await booted.client.unmountStorage('/run/nodevisor/ctr');
+    } finally {
+      await booted.stop();
+    }
+  });
+
+  it('refuses --boot when it is not PID 1', async () => {
+    const refused = spawn(agentPath, ['--boot', '--channel-fd', '3'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    refused.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => refused.once('exit', (c) => resolve(c)));
+    expect(code).toBe(2);
+    expect(stderr).toContain('--boot is for PID 1');
   });
 
   it('kills its containers and exits when the host closes the channel', async () => {

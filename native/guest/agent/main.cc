@@ -3,7 +3,9 @@
 //   nodevisor-agent                      as PID 1: boot duties, then serve on /dev/hvc0
 //   nodevisor-agent --channel-fd N       serve on an inherited fd (a socketpair end)
 //   nodevisor-agent --channel PATH       serve on a path
-//   options: --sys-block DIR (where disks are looked up by serial), --no-pivot
+//   options: --sys-block DIR (where disks are looked up by serial), --no-pivot,
+//            --boot (tests: do the PID-1 boot duties with --channel-fd too; only as PID 1 of a
+//            fresh PID namespace, which the test makes with a private mount namespace and root)
 //
 // Single-threaded (see agent.h). docs/protocol.md describes what it serves.
 #include <sys/prctl.h>
@@ -33,6 +35,7 @@ namespace {
 
 int main(int argc, char** argv) {
   nv::agent::Options options;
+  bool boot = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&]() -> std::string {
@@ -51,6 +54,8 @@ int main(int argc, char** argv) {
       options.sys_block = value();
     } else if (arg == "--no-pivot") {
       options.no_pivot = true;
+    } else if (arg == "--boot") {
+      boot = true;
     } else {
       // The kernel passes unknown command-line words to init as arguments: ignore them as PID 1.
       if (::getpid() != 1) usage(("unknown argument " + arg).c_str());
@@ -62,6 +67,10 @@ int main(int argc, char** argv) {
     if (::getpid() != 1) usage("give --channel-fd or --channel when not running as PID 1");
     options.pid1 = true;
     options.channel_path = "/dev/hvc0";
+    nv::agent::boot_as_pid1();
+  } else if (boot) {
+    // Refused outside a fresh PID namespace, so a stray --boot cannot mount over a host's /dev.
+    if (::getpid() != 1) usage("--boot is for PID 1 of a private namespace only");
     nv::agent::boot_as_pid1();
   } else {
     nv::agent::ensure_stdio_open();
