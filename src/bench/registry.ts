@@ -44,4 +44,22 @@ const netns: Bench<import('./netns.js').NetnsBenchResult> = {
   },
 };
 
-export const benches: Bench<any>[] = [netns];
+const virtio: Bench<import('./virtio.js').VirtioBenchResult> = {
+  name: 'virtio',
+  title: 'hot-plug → guest reads the disk, agent ping round trip, echo throughput (probe guest)',
+  missing: needKvm,
+  async run(ctx) {
+    const { benchVirtio } = await import('./virtio.js');
+    return benchVirtio(ctx.quick ? { attaches: 5, pings: 20, echoBytes: 512 * 1024 } : {});
+  },
+  format(r) {
+    const f = (s: { median: number; p99: number; n: number }) => `p50 ${s.median} µs, p99 ${s.p99} µs (n=${s.n})`;
+    return [
+      `   attachDisk → guest reads it: ${f(r.attachToGuestReadUs)} (the host call alone: ${f(r.attachCallUs)})`,
+      `   agent ping round trip:       ${f(r.pingRoundTripUs)}`,
+      `   echo through vm.agent:       ${r.echo.mibPerSecond} MiB/s (${r.echo.bytes} bytes in ${r.echo.seconds} s)`,
+    ].join('\n');
+  },
+};
+
+export const benches: Bench<any>[] = [netns, virtio];
