@@ -12,6 +12,12 @@ function tracer() {
   return trace.getTracer(TRACER_NAME);
 }
 
+/** Marks `span` as failed with `err`. */
+function recordFailure(span: Span, err: unknown): void {
+  span.recordException(err instanceof Error ? err : String(err));
+  span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+}
+
 /** Runs `fn` inside an active span; records an exception and an error status when it throws. */
 export async function withSpan<T>(
   name: string,
@@ -22,8 +28,7 @@ export async function withSpan<T>(
     try {
       return await fn(span);
     } catch (err) {
-      span.recordException(err instanceof Error ? err : String(err));
-      span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+      recordFailure(span, err);
       throw err;
     } finally {
       span.end();
@@ -37,8 +42,7 @@ export function withSpanSync<T>(name: string, attributes: Attributes, fn: (span:
     try {
       return fn(span);
     } catch (err) {
-      span.recordException(err instanceof Error ? err : String(err));
-      span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+      recordFailure(span, err);
       throw err;
     } finally {
       span.end();
