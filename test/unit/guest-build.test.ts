@@ -42,6 +42,12 @@ describe.skipIf(!first.ok || !haveCpio)('nodevisor guest build (Debian cloud ker
     expect(image.kernelVersion).toBe(image.package!.name.replace(/^linux-image-/, ''));
     // A bzImage: the "HdrS" boot protocol magic at 0x202.
     expect(readFileSync(image.kernel).subarray(0x202, 0x206).toString('latin1')).toBe('HdrS');
+    // The ELF inside it, for PVH boot, when lz4 (Debian's cloud kernel compression) is installed.
+    if (needs.command('lz4').report('unpacking vmlinux from the bzImage (apt-get install lz4)')) {
+      const elf = readFileSync(image.vmlinux!);
+      expect(elf.readUInt32BE(0)).toBe(0x7f454c46);
+      expect(execFileSync('readelf', ['-n', image.vmlinux!], { encoding: 'utf8' })).toMatch(/Xen\s+0x[0-9a-f]+\s+Unknown note type: \(0x00000012\)|XEN_ELFNOTE_PHYS32_ENTRY/);
+    }
     const manifest = JSON.parse(readFileSync(join(image.initrd, '..', 'image.json'), 'utf8')) as GuestImage;
     expect(manifest.package).toEqual(image.package);
   });

@@ -18,6 +18,7 @@ import { agentBinaryPath } from '../agent-binary.js';
 import { writeCpio, type CpioEntry } from './cpio.js';
 import { DEFAULT_KERNEL_PACKAGE, downloadPackage, extractPackage, resolveKernelPackage, type KernelPackage } from './debian.js';
 import { DEFAULT_GUEST_MODULES, selectModules } from './modules.js';
+import { extractVmlinux } from './vmlinux.js';
 
 export interface GuestBuildOptions {
   /** Debian package to fetch (a metapackage is resolved to its versioned image package). */
@@ -39,6 +40,11 @@ export interface GuestBuildOptions {
 export interface GuestImage {
   /** The kernel image (bzImage). */
   kernel: string;
+  /**
+   * The ELF kernel unpacked from it, for booting through the PVH entry (what nodevisor's loader
+   * takes); absent when the kernel is not a bzImage or its decompressor (lz4, xz, zstd) is missing.
+   */
+  vmlinux?: string;
   /** The initramfs (uncompressed cpio newc). */
   initrd: string;
   /** The kernel's release (`uname -r` in the guest), e.g. 6.1.0-56-cloud-amd64. */
@@ -170,6 +176,16 @@ export async function buildGuestImage(options: GuestBuildOptions = {}): Promise<
     await copyFile(kernel, `${kernelOut}.${process.pid}.tmp`);
     await rename(`${kernelOut}.${process.pid}.tmp`, kernelOut);
   }
+  let vmlinux: string | undefined;
+  try {
+    const elf = await extractVmlinux(await readFile(kernelOut));
+    vmlinux = join(outDir, 'vmlinux');
+    await writeFile(`${vmlinux}.${process.pid}.tmp`, elf);
+    await rename(`${vmlinux}.${process.pid}.tmp`, vmlinux);
+    say(`unpacked the ELF kernel for PVH boot: ${vmlinux}`);
+  } catch (err) {
+    say(`no ELF kernel unpacked (${(err as Error).message}); boot loaders that take a bzImage can use ${kernelOut}`);
+  }
   const initrdSha256 = createHash('sha256').update(archive).digest('hex');
   say(`wrote ${initrd} (${archive.length} bytes, sha256 ${initrdSha256.slice(0, 16)}...) and ${kernelOut}`);
 
@@ -180,6 +196,7 @@ export async function buildGuestImage(options: GuestBuildOptions = {}): Promise<
     modules: selection.modules.map((m) => m.name),
     builtin: selection.builtin,
     initrdSha256,
+    ...(vmlinux ? { vmlinux } : {}),
     ...(pkg ? { package: pkg } : {}),
   };
   await writeFile(join(outDir, 'image.json'), `${JSON.stringify(image, null, 2)}\n`);

@@ -4,3 +4,4 @@ export { buildGuestImage, defaultCacheDir, initramfsEntries, type GuestBuildOpti
 export { DEFAULT_KERNEL_PACKAGE, resolveKernelPackage, type KernelPackage } from './debian.js';
 export { DEFAULT_GUEST_MODULES, selectModules, type ModuleSelection, type ResolvedModule } from './modules.js';
 export { readModInfo, type ModInfo } from './modinfo.js';
+export { extractVmlinux } from './vmlinux.js';
