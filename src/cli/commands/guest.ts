@@ -63,6 +63,7 @@ const guest: Command = {
       process.stdout.write(
         [
           `kernel  ${image.kernel}`,
+          ...(image.vmlinux ? [`vmlinux ${image.vmlinux} (ELF, PVH entry)`] : []),
           `initrd  ${image.initrd}`,
           `version ${image.kernelVersion}${image.package ? ` (${image.package.name} ${image.package.version})` : ''}`,
           `modules ${image.modules.join(' ')}${image.builtin.length ? ` (built in: ${image.builtin.join(' ')})` : ''}`,
