@@ -322,6 +322,9 @@ Napi::Value vm_create(const Napi::CallbackInfo& info) {
     Napi::Array disks = js.Get("disks").As<Napi::Array>();
     for (uint32_t i = 0; i < disks.Length(); i++) config.disks.push_back(disk_config(disks.Get(i).As<Napi::Object>()));
   }
+  if (js.Has("bootEntry") && js.Get("bootEntry").IsString()) {
+    config.pvh_entry_only = js.Get("bootEntry").As<Napi::String>().Utf8Value() == "pvh";
+  }
   if (js.Has("waitTimeoutMs") && js.Get("waitTimeoutMs").IsNumber()) {
     config.wait_port_timeout = std::chrono::milliseconds(js.Get("waitTimeoutMs").As<Napi::Number>().Int64Value());
   }

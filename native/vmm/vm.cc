@@ -1,8 +1,7 @@
 #include "vmm/vm.h"
 
 #include "guest/probe/probe_abi.h"
-#include "vmm/arch/x86_64/elf_loader.h"
-#include "vmm/arch/x86_64/pvh_boot.h"
+#include "vmm/arch/x86_64/kernel_image.h"
 #include "vmm/devices/legacy/debug_port.h"
 #include "vmm/devices/legacy/exit_port.h"
 #include "vmm/devices/legacy/i8042.h"
@@ -60,12 +59,6 @@ Status Vm::build() {
     if (!read.ok()) return read.error();
     initrd = std::move(read.value());
   }
-  if (!x86_64::looks_like_elf(kernel.value())) {
-    Error e = plain_error("EBADELF", "the kernel " + config_.kernel_path +
-                                         " is not an ELF file (only PVH ELF kernels boot so far)");
-    e.path = config_.kernel_path;
-    return e;
-  }
 
   // Memory first: KvmVm registers it before creating the irqchip (see kvm_vm.h for why).
   auto memory = GuestMemory::create(memory_bytes);
@@ -75,7 +68,8 @@ Status Vm::build() {
   if (!kvm_vm.ok()) return kvm_vm.error();
   kvm_vm_ = std::move(kvm_vm.value());
 
-  auto loaded = x86_64::load_pvh_elf(*memory_, kernel.value());
+  // ELF (PVH, or the probe's CPL-3 entry) or bzImage, by content (arch/x86_64/kernel_image.h).
+  auto loaded = x86_64::load_kernel_image(*memory_, kernel.value(), !config_.pvh_entry_only);
   if (!loaded.ok()) {
     Error e = loaded.error();
     e.path = config_.kernel_path;
@@ -86,11 +80,10 @@ Status Vm::build() {
   if (!virtio_entries.ok()) return virtio_entries.error();
   std::string cmdline = config_.cmdline;
   if (!virtio_entries->empty()) cmdline += (cmdline.empty() ? "" : " ") + virtio_entries.value();
-  x86_64::PvhBootData boot{cmdline, initrd, loaded->end_address};
-  auto start_info = x86_64::write_pvh_boot_data(*memory_, boot);
-  if (!start_info.ok()) return start_info.error();
+  auto boot = x86_64::write_boot_data(*memory_, kernel.value(), loaded.value(), cmdline, initrd);
+  if (!boot.ok()) return boot.error();
   NV_TRY(add_legacy_devices());
-  return setup_vcpus(loaded->pvh_entry, start_info.value());
+  return setup_vcpus(boot.value());
 }
 
 Status Vm::add_legacy_devices() {
@@ -116,7 +109,7 @@ Status Vm::add_legacy_devices() {
   return {};
 }
 
-Status Vm::setup_vcpus(uint64_t entry, uint64_t start_info) {
+Status Vm::setup_vcpus(const x86_64::BootEntry& boot) {
   auto system = KvmSystem::get();
   if (!system.ok()) return system.error();
   for (uint32_t index = 0; index < config_.vcpus; ++index) {
@@ -126,12 +119,13 @@ Status Vm::setup_vcpus(uint64_t entry, uint64_t start_info) {
     NV_TRY(owned->set_cpuid(vcpu_cpuid(system.value()->supported_cpuid(), index, config_.vcpus)));
     NV_TRY(owned->set_msrs(boot_msrs()));
     if (index == 0) {
-      // The boot vCPU starts at the PVH entry. The others stay in KVM's wait-for-SIPI state
-      // until the guest wakes them through its local APIC, as on real hardware.
+      // The boot vCPU starts at the kernel's entry (PVH, Linux 64-bit or the probe's CPL-3
+      // entry). The others stay in KVM's wait-for-SIPI state until the guest wakes them
+      // through its local APIC, as on real hardware.
       kvm_regs regs{};
       kvm_sregs sregs{};
       NV_TRY(owned->get_sregs(sregs));
-      x86_64::pvh_entry_registers(entry, start_info, regs, sregs);
+      x86_64::boot_registers(boot, regs, sregs);
       NV_TRY(owned->set_sregs(sregs));
       NV_TRY(owned->set_regs(regs));
       kvm_fpu fpu{};

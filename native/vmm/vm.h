@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "vmm/arch/x86_64/kernel_image.h"
 #include "vmm/bus/bus.h"
 #include "vmm/devices/virtio/device_set.h"
 #include "vmm/kvm/kvm_vcpu.h"
@@ -39,6 +40,9 @@ struct VmConfig {
   uint64_t memory_mib = 128;
   uint32_t vcpus = 1;
   std::chrono::milliseconds wait_port_timeout{1000};
+  // Start a guest that carries the nodevisor user-entry note (the probe) at its PVH entry
+  // anyway, as QEMU would (tests and benchmarks compare both ways).
+  bool pvh_entry_only = false;
   // virtio-mmio devices (vm_virtio.cc): the agent console, boot disks, empty hot-plug slots.
   bool agent_console = true;
   std::vector<virtio::DiskConfig> disks;
@@ -109,7 +113,7 @@ class Vm final : private VcpuExitHandler {
   // Creates the virtio devices and their ACPI tables; returns the command-line entries.
   Result<std::string> add_virtio_devices();
   void shut_down_virtio();
-  Status setup_vcpus(uint64_t entry, uint64_t start_info);
+  Status setup_vcpus(const x86_64::BootEntry& boot);
   void end(VmExitInfo info);
 
   // VcpuExitHandler, on vCPU threads.

@@ -59,6 +59,8 @@ export interface NativeVmConfig {
   hotplugSlots?: number;
   /** Also list the devices as `virtio_mmio.device=` on the kernel command line. */
   virtioCmdline?: boolean;
+  /** 'pvh': start a guest with the nodevisor user-entry note at its PVH entry anyway. */
+  bootEntry?: 'auto' | 'pvh';
 }
 
 export interface NativeDiskConfig {

@@ -8,7 +8,7 @@ import { stat } from 'node:fs/promises';
 import { invalid, NodevisorError } from '../errors.js';
 
 export interface VmConfig {
-  /** Path of a PVH ELF kernel (Linux vmlinux, or `probeGuestPath()`). */
+  /** Path of a kernel: a PVH ELF (Linux vmlinux, or `probeGuestPath()`) or a Linux bzImage. */
   kernel: string;
   initrd?: string;
   cmdline?: string;
@@ -22,6 +22,11 @@ export interface VmConfig {
   hotplugSlots?: number;
   /** Also list the virtio devices as `virtio_mmio.device=` on the command line. Default true. */
   virtioCmdline?: boolean;
+  /**
+   * 'auto' (default): a guest with the nodevisor user-entry note (the probe) starts directly at
+   * CPL 3; 'pvh': start it at its PVH entry, as QEMU does (for comparisons).
+   */
+  bootEntry?: 'auto' | 'pvh';
 }
 
 /** A disk for the VM: a regular file (an image) or a block device. */
@@ -46,6 +51,7 @@ export interface CheckedVmConfig {
   disks: Required<DiskConfig>[];
   hotplugSlots: number;
   virtioCmdline: boolean;
+  bootEntry: 'auto' | 'pvh';
 }
 
 export const MIN_MEMORY_MIB = 2;
@@ -95,7 +101,9 @@ export async function checkVmConfig(config: VmConfig): Promise<CheckedVmConfig> 
   }
   const virtioCmdline = config.virtioCmdline ?? true;
   if (typeof virtioCmdline !== 'boolean') throw invalid('virtioCmdline must be a boolean');
-  const checked: CheckedVmConfig = { kernel, cmdline, memoryMiB, vcpus, disks, hotplugSlots, virtioCmdline };
+  const bootEntry = config.bootEntry ?? 'auto';
+  if (bootEntry !== 'auto' && bootEntry !== 'pvh') throw invalid(`bootEntry must be 'auto' or 'pvh' (got ${String(bootEntry)})`);
+  const checked: CheckedVmConfig = { kernel, cmdline, memoryMiB, vcpus, disks, hotplugSlots, virtioCmdline, bootEntry };
   if (config.initrd !== undefined) checked.initrd = await regularFile(config.initrd, 'initrd');
   return checked;
 }

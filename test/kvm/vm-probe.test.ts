@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { NodevisorError } from '../../src/errors.js';
-import { PHASE_READY, PROBE_BANNER, PROBE_COUNTER_GPA, ProbeCommand, probeGuestPath } from '../../src/guest/probe.js';
+import { PHASE_READY, PHASE_STARTED, PROBE_BANNER, PROBE_COUNTER_GPA, ProbeCommand, probeGuestPath } from '../../src/guest/probe.js';
 import { Vm, type VmExit, type VmPhase } from '../../src/vm/vm.js';
 import { needs } from '../helpers/needs.js';
 
@@ -89,6 +89,27 @@ describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with 
     await vm.stop();
   });
 
+  it('starts the probe at its CPL-3 user entry by default, at its PVH entry with bootEntry pvh', async () => {
+    for (const bootEntry of ['auto', 'pvh'] as const) {
+      const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 64, bootEntry });
+      const phases: number[] = [];
+      vm.on('phase', (p) => phases.push(p.code));
+      const output = consoleText(vm);
+      const ready = waitFor<VmPhase>(vm, 'phase', (p) => p.code === PHASE_READY);
+      await vm.start();
+      await ready;
+      expect(output.text()).toContain(PROBE_BANNER);
+      // Only the 32-bit PVH entry stamps 0x40; the user entry starts in the main loop's code.
+      expect(phases).toEqual(bootEntry === 'pvh' ? [PHASE_STARTED, PHASE_READY] : [PHASE_READY]);
+      // The main loop runs at CPL 3 either way: port I/O there works (the counter command
+      // reaches it through the wait port and the counter advances).
+      vm.postWaitWord(ProbeCommand.count);
+      await sleep(30);
+      expect(counter(vm)).toBeGreaterThan(0n);
+      await vm.stop();
+    }
+  });
+
   it('pause stops the guest counter, resume lets it advance; state survives a save/restore round trip', async () => {
     const { vm } = await bootProbe();
     vm.postWaitWord(ProbeCommand.count);
@@ -140,8 +161,8 @@ describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with 
       const path = join(tmpdir(), `nodevisor-garbage-${process.pid}.elf`);
       writeFileSync(path, Buffer.from('this is not an ELF file at all'.repeat(10)));
       await expect(Vm.create({ kernel: path })).rejects.toMatchObject({
-        code: 'EBADELF',
-        message: expect.stringContaining('not an ELF'),
+        code: 'EBADKERNEL',
+        message: expect.stringContaining('neither an ELF file'),
       });
     });
     it('an ELF with a broken program header table', async () => {

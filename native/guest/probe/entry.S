@@ -1,13 +1,19 @@
-// PVH entry of the probe guest, from 32-bit protected mode to 64-bit long mode.
+// Entries of the probe guest.
 //
-// On kvm_pvm every CPL-0 instruction is run by KVM's instruction emulator (~0.5 us each), so
-// this file does as little as possible: the page tables, the GDT and the TSS descriptor are
-// static data laid out by the assembler and the linker script; the code only loads them
-// (about 25 instructions). The main loop (main.c) then runs at CPL 0 by default; built with
-// -DPROBE_USER_MODE it runs at CPL 3 with IOPL 3 instead (see README.md for why that is not
-// the default on kvm_pvm).
+// 1. PVH (any VMM: QEMU microvm, nodevisor with bootEntry 'pvh'): 32-bit protected mode ->
+//    long mode -> iretq to CPL 3. On kvm_pvm every CPL-0 instruction is run by KVM's
+//    instruction emulator (~0.5 us each), so this path does as little as possible: the page
+//    tables, the GDT and the TSS descriptor are static data laid out by the assembler and the
+//    linker script; the code only loads them (about 25 instructions).
+// 2. The nodevisor user entry (NODEVISOR_NOTE_USER_ENTRY64, see probe_abi.h): nodevisor's VMM
+//    sets up long mode, paging and CPL 3 itself and starts the vCPU at probe_user_entry64, so
+//    no CPL-0 instruction runs at all.
 //
-// Entry state (Xen PVH ABI, also what QEMU's microvm sets up): 32-bit flat protected mode,
+// Either way the main loop (main.c) runs at CPL 3. Port I/O there is allowed by the TSS I/O
+// permission bitmap, not by IOPL: kvm_pvm clears RFLAGS.IOPL on the way to user mode, and KVM's
+// emulator then checks the bitmap (a TSS without one made every `out %al,%dx` fault).
+//
+// PVH entry state (Xen PVH ABI, also what QEMU's microvm sets up): 32-bit flat protected mode,
 // paging off, %ebx = physical address of struct hvm_start_info.
 #include "probe_abi.h"
 
@@ -38,6 +44,16 @@
     .balign 4
     .long pvh_entry32
 
+// The nodevisor note: the 64-bit CPL-3 entry (probe_abi.h). Other loaders ignore it.
+    .section .note.nodevisor, "a", @note
+    .balign 4
+    .long 10                // namesz ("nodevisor\0")
+    .long 8                 // descsz
+    .long NODEVISOR_NOTE_USER_ENTRY64
+    .asciz "nodevisor"
+    .balign 4
+    .quad probe_user_entry64
+
     .section .text.entry32, "ax"
     .code32
     .globl pvh_entry32
@@ -66,19 +82,19 @@ long_mode_entry:
     movl $SEL_TSS, %eax
     ltr %ax
     movl %ebx, %edi         // first argument of probe_main: the hvm_start_info address
-#ifdef PROBE_USER_MODE
-    // Drop to CPL 3 with IOPL 3 (see README.md: on kvm_pvm the IOPL does not survive this
-    // iretq and port I/O at CPL 3 faults, so this path is off by default).
+    // Drop to CPL 3 with IOPL 3 (kvm_pvm clears the IOPL; the TSS I/O bitmap opens the ports).
     pushq $(SEL_USER_DATA | RPL3)
     pushq $user_stack_top
     pushq $(RFLAGS_IOPL3 | RFLAGS_RESERVED1)   // interrupts off: the probe polls
     pushq $(SEL_USER_CODE | RPL3)
     pushq $probe_main
     iretq
-#else
+
+    // The nodevisor user entry: already at CPL 3 in 64-bit mode, %rdi = hvm_start_info.
+    .globl probe_user_entry64
+probe_user_entry64:
     movq $user_stack_top, %rsp
     jmp probe_main
-#endif
 
     .section .rodata.gdt, "a"
     .balign 16
@@ -127,14 +143,20 @@ pd3:
     .set page, page + 1
     .endr
 
-    // Task state segment: only rsp0 matters (the stack an exception from CPL 3 would use).
+    // Task state segment: rsp0 (the stack an exception from CPL 3 would use) and the I/O
+    // permission bitmap right after the 104-byte header: 65536 bits, all 0 (every port
+    // allowed), then the 0xff byte the CPU reads past the end. The descriptor's limit
+    // (probe.ld) covers all of it.
     .section .data.tss, "aw"
     .balign 16
     .globl tss
 tss:
     .long 0
     .quad kernel_stack_top   // rsp0
-    .fill 104 - 12, 1, 0
+    .fill 102 - 12, 1, 0
+    .word 104                // I/O bitmap offset
+    .fill 65536 / 8, 1, 0
+    .byte 0xff
 
     .section .bss.stacks, "aw", @nobits
     .balign 4096

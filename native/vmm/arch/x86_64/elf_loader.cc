@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "guest/probe/probe_abi.h"
 #include "vmm/arch/x86_64/layout.h"
 
 namespace nodevisor::vmm::x86_64 {
@@ -29,8 +30,29 @@ bool within(uint64_t offset, uint64_t size, uint64_t total) { return offset <= t
 
 uint64_t align_up4(uint64_t value) { return (value + 3) & ~uint64_t{3}; }
 
-// Scans one PT_NOTE segment for the PVH entry note. Returns 0 when absent.
-Result<uint64_t> find_pvh_entry(std::span<const uint8_t> notes) {
+struct EntryNotes {
+  uint64_t pvh_entry = 0;   // 0: absent
+  uint64_t user_entry = 0;  // 0: absent
+};
+
+// An 8-byte (or, for PVH, 4-byte) address in a note descriptor.
+Result<uint64_t> note_address(const uint8_t* desc, uint32_t size, const char* what, bool allow_32) {
+  if (allow_32 && size == 4) {
+    uint32_t value;
+    std::memcpy(&value, desc, 4);
+    return static_cast<uint64_t>(value);
+  }
+  if (size == 8) {
+    uint64_t value;
+    std::memcpy(&value, desc, 8);
+    return value;
+  }
+  return bad_elf(std::string("the ") + what + " note has size " + std::to_string(size));
+}
+
+// Scans one PT_NOTE segment for the Xen PVH entry and the nodevisor user entry.
+Status scan_entry_notes(std::span<const uint8_t> notes, EntryNotes& found) {
+  static constexpr char kNodevisor[] = NODEVISOR_NOTE_NAME;
   uint64_t pos = 0;
   while (notes.size() - pos >= sizeof(Elf64_Nhdr)) {
     Elf64_Nhdr header;
@@ -44,24 +66,21 @@ Result<uint64_t> find_pvh_entry(std::span<const uint8_t> notes) {
     const uint8_t* name = notes.data() + pos;
     const uint8_t* desc = name + name_size;
     const bool is_xen = header.n_namesz == 4 && std::memcmp(name, "Xen", 4) == 0;
+    const bool is_nodevisor = header.n_namesz == sizeof kNodevisor && std::memcmp(name, kNodevisor, sizeof kNodevisor) == 0;
     if (is_xen && header.n_type == kXenElfNotePhys32Entry) {
       // Linux emits an 8-byte value, others 4 bytes; the entry is 32-bit either way.
-      if (header.n_descsz == 4) {
-        uint32_t entry;
-        std::memcpy(&entry, desc, 4);
-        return static_cast<uint64_t>(entry);
-      }
-      if (header.n_descsz == 8) {
-        uint64_t entry;
-        std::memcpy(&entry, desc, 8);
-        if (entry > UINT32_MAX) return bad_elf("the PVH entry point is above 4 GiB");
-        return entry;
-      }
-      return bad_elf("the PVH entry note has size " + std::to_string(header.n_descsz) + " (expected 4 or 8)");
+      auto entry = note_address(desc, header.n_descsz, "PVH entry", true);
+      if (!entry.ok()) return entry.error();
+      if (entry.value() > UINT32_MAX) return bad_elf("the PVH entry point is above 4 GiB");
+      found.pvh_entry = entry.value();
+    } else if (is_nodevisor && header.n_type == NODEVISOR_NOTE_USER_ENTRY64) {
+      auto entry = note_address(desc, header.n_descsz, "nodevisor user entry", false);
+      if (!entry.ok()) return entry.error();
+      found.user_entry = entry.value();
     }
     pos += name_size + desc_size;
   }
-  return uint64_t{0};
+  return {};
 }
 
 }  // namespace
@@ -88,15 +107,13 @@ Result<LoadedKernel> load_pvh_elf(GuestMemory& memory, std::span<const uint8_t> 
   }
 
   std::vector<Elf64_Phdr> loads;
-  uint64_t pvh_entry = 0;
+  EntryNotes notes;
   for (uint16_t i = 0; i < eh.e_phnum; ++i) {
     Elf64_Phdr ph;
     std::memcpy(&ph, image.data() + eh.e_phoff + uint64_t{i} * sizeof ph, sizeof ph);
     if (ph.p_type == PT_NOTE) {
       if (!within(ph.p_offset, ph.p_filesz, image.size())) return bad_elf("a PT_NOTE segment runs past the end of the file");
-      auto entry = find_pvh_entry(image.subspan(ph.p_offset, ph.p_filesz));
-      if (!entry.ok()) return entry.error();
-      if (entry.value() != 0) pvh_entry = entry.value();
+      NV_TRY(scan_entry_notes(image.subspan(ph.p_offset, ph.p_filesz), notes));
       continue;
     }
     if (ph.p_type != PT_LOAD || ph.p_memsz == 0) continue;
@@ -114,6 +131,7 @@ Result<LoadedKernel> load_pvh_elf(GuestMemory& memory, std::span<const uint8_t> 
     loads.push_back(ph);
   }
   if (loads.empty()) return bad_elf("no loadable segment");
+  const uint64_t pvh_entry = notes.pvh_entry;
   if (pvh_entry == 0) return bad_elf("no Xen PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); only PVH ELF kernels boot");
 
   std::sort(loads.begin(), loads.end(), [](const Elf64_Phdr& a, const Elf64_Phdr& b) { return a.p_paddr < b.p_paddr; });
@@ -125,16 +143,22 @@ Result<LoadedKernel> load_pvh_elf(GuestMemory& memory, std::span<const uint8_t> 
   LoadedKernel kernel;
   kernel.lowest_address = loads.front().p_paddr;
   kernel.end_address = loads.back().p_paddr + loads.back().p_memsz;
-  bool entry_loaded = false;
-  for (const Elf64_Phdr& ph : loads) {
-    if (pvh_entry >= ph.p_paddr && pvh_entry - ph.p_paddr < ph.p_filesz) entry_loaded = true;
+  auto loaded = [&loads](uint64_t address) {
+    for (const Elf64_Phdr& ph : loads) {
+      if (address >= ph.p_paddr && address - ph.p_paddr < ph.p_filesz) return true;
+    }
+    return false;
+  };
+  if (!loaded(pvh_entry)) return bad_elf("the PVH entry point " + hex(pvh_entry) + " is not inside a loaded segment");
+  if (notes.user_entry != 0 && !loaded(notes.user_entry)) {
+    return bad_elf("the nodevisor user entry point " + hex(notes.user_entry) + " is not inside a loaded segment");
   }
-  if (!entry_loaded) return bad_elf("the PVH entry point " + hex(pvh_entry) + " is not inside a loaded segment");
 
   for (const Elf64_Phdr& ph : loads) {
     NV_TRY(memory.write(ph.p_paddr, image.subspan(ph.p_offset, ph.p_filesz)));
   }
   kernel.pvh_entry = pvh_entry;
+  kernel.user_entry = notes.user_entry;
   return kernel;
 }
 

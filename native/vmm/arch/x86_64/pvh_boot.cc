@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "vmm/arch/x86_64/layout.h"
+#include "vmm/arch/x86_64/memory_map.h"
 
 namespace nodevisor::vmm::x86_64 {
 
@@ -36,7 +37,6 @@ struct HvmMemmapEntry {
   uint32_t type;
   uint32_t reserved;
 };
-constexpr uint32_t kE820Ram = 1;
 
 // Selectors of the boot GDT; the probe and Linux reload their own GDT right away.
 constexpr uint16_t kBootCodeSelector = 0x08;
@@ -79,12 +79,7 @@ Result<uint64_t> write_pvh_boot_data(GuestMemory& memory, const PvhBootData& dat
 
   // Memory map: low RAM below the EBDA, then each RAM region from 1 MiB up.
   std::vector<HvmMemmapEntry> memmap;
-  memmap.push_back({0, kEbdaStart, kE820Ram, 0});
-  for (const GuestRegion& region : memory.regions()) {
-    const uint64_t start = std::max(region.guest_address, kKernelMinAddress);
-    const uint64_t end = region.guest_address + region.size;
-    if (end > start) memmap.push_back({start, end - start, kE820Ram, 0});
-  }
+  for (const RamRange& range : guest_ram_map(memory)) memmap.push_back({range.address, range.size, kE820Ram, 0});
   NV_TRY(memory.write(kPvhMemmapAddress, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(memmap.data()),
                                                                   memmap.size() * sizeof(HvmMemmapEntry))));
 
