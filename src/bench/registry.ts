@@ -62,4 +62,31 @@ const virtio: Bench<import('./virtio.js').VirtioBenchResult> = {
   },
 };
 
-export const benches: Bench<any>[] = [netns, virtio];
+const vmStart: Bench<import('./vm-start.js').VmStartBenchResult> = {
+  name: 'vm-start',
+  title: 'create + start -> guest ready (phase 0x41) on the probe ELF: nodevisor in-process vs QEMU microvm',
+  // QEMU is the peer, not a need: without it nodevisor is still measured and the peer is
+  // reported as skipped (benchVmStart says why).
+  missing: needKvm,
+  async run(ctx) {
+    const { benchVmStart } = await import('./vm-start.js');
+    return benchVmStart(ctx.quick ? { iterations: 20, qemuIterations: 3 } : { iterations: 200, qemuIterations: 20 });
+  },
+  format(r) {
+    const f = (s: { p50Us: number; p99Us: number; summaryUs: { n: number } }) =>
+      `p50 ${s.p50Us} µs, p99 ${s.p99Us} µs (n=${s.summaryUs.n})`;
+    const lines = [
+      `   nodevisor (CPL-3 user entry): ${f(r.nodevisor)}`,
+      `   nodevisor (PVH entry):        ${f(r.nodevisorPvh)}`,
+    ];
+    if ('skipped' in r.qemu) {
+      lines.push(`   QEMU microvm: skipped (${r.qemu.skipped})`);
+    } else {
+      lines.push(`   QEMU microvm (spawn -> banner): ${f(r.qemu)}${r.qemu.failures ? `, ${r.qemu.failures} failed runs` : ''}`);
+      lines.push(`   ratio QEMU / nodevisor (p50): ${r.ratio}x`);
+    }
+    return lines.join('\n');
+  },
+};
+
+export const benches: Bench<any>[] = [netns, virtio, vmStart];

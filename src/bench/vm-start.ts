@@ -20,15 +20,18 @@ export interface VmStartBenchOptions {
 }
 
 export interface VmStartBenchResult {
+  /** The probe started at its CPL-3 user entry (nodevisor's default). */
   nodevisor: { p50Us: number; p99Us: number; summaryUs: Summary };
+  /** The same probe started at its PVH entry, as QEMU starts it. */
+  nodevisorPvh: { p50Us: number; p99Us: number; summaryUs: Summary };
   qemu: { p50Us: number; p99Us: number; summaryUs: Summary; failures: number; error?: string } | { skipped: string };
   /** QEMU p50 / nodevisor p50, when both ran. */
   ratio?: number;
 }
 
-async function nodevisorStartUs(kernel: string, memoryMiB: number): Promise<number> {
+async function nodevisorStartUs(kernel: string, memoryMiB: number, bootEntry: 'auto' | 'pvh' = 'auto'): Promise<number> {
   const t0 = process.hrtime.bigint();
-  const vm = await Vm.create({ kernel, memoryMiB });
+  const vm = await Vm.create({ kernel, memoryMiB, bootEntry });
   let readyAt = 0n;
   const ready = new Promise<void>((resolve) =>
     vm.on('phase', (phase) => {
@@ -82,8 +85,12 @@ export async function benchVmStart(options: VmStartBenchOptions = {}): Promise<V
   const ours: number[] = [];
   for (let i = 0; i < iterations; i++) ours.push(await nodevisorStartUs(kernel, memoryMiB));
   const oursSummary = summarize(ours);
+  const pvh: number[] = [];
+  for (let i = 0; i < iterations; i++) pvh.push(await nodevisorStartUs(kernel, memoryMiB, 'pvh'));
+  const pvhSummary = summarize(pvh);
   const result: VmStartBenchResult = {
     nodevisor: { p50Us: oursSummary.median, p99Us: oursSummary.p99, summaryUs: oursSummary },
+    nodevisorPvh: { p50Us: pvhSummary.median, p99Us: pvhSummary.p99, summaryUs: pvhSummary },
     qemu: { skipped: '' },
   };
 

@@ -16,6 +16,11 @@ export const commands: CommandEntry[] = [
     load: async () => (await import('./commands/info.js')).default,
   },
   {
+    name: 'demo',
+    summary: 'boot the bundled probe guest in this process, show its console and how long the start took',
+    load: async () => (await import('./commands/demo.js')).default,
+  },
+  {
     name: 'guest',
     summary: "guest build: fetch Debian's cloud kernel and write an initramfs with the agent as /init",
     load: async () => (await import('./commands/guest.js')).default,
