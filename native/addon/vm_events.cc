@@ -1,5 +1,6 @@
 #include "addon/vm_events.h"
 
+#include <optional>
 #include <utility>
 
 namespace nodevisor::addon {
@@ -56,7 +57,21 @@ std::vector<VmEvent> VmEventQueue::drain() {
 
 void VmEventQueue::deliver(Napi::Env env, Napi::Function on_event, VmEventQueue* queue) {
   if (env == nullptr || on_event.IsEmpty()) return;  // the environment is shutting down
+  // A listener that throws must not cost the events after it (an 'exit' lost would leave the
+  // Vm believing it runs): deliver every event, then rethrow the first error.
+  std::optional<Napi::Error> first_error;
   for (VmEvent& event : queue->drain()) {
+    try {
+      deliver_one(env, on_event, queue, event);
+    } catch (const Napi::Error& err) {
+      if (!first_error) first_error.emplace(err);
+    }
+  }
+  if (first_error) throw *first_error;
+}
+
+void VmEventQueue::deliver_one(Napi::Env env, Napi::Function on_event, VmEventQueue* queue, VmEvent& event) {
+  {
     switch (event.kind) {
       case VmEvent::Kind::kConsole:
         on_event.Call({Napi::String::New(env, "console"),

@@ -47,6 +47,7 @@ class VmEventQueue final : public vmm::VmEventSink {
   void push_flag(VmEvent::Kind kind, bool& pending);
   // JS thread: the TSFN callback; calls onEvent(kind, payload) per queued event.
   static void deliver(Napi::Env env, Napi::Function on_event, VmEventQueue* queue);
+  static void deliver_one(Napi::Env env, Napi::Function on_event, VmEventQueue* queue, VmEvent& event);
 
   std::mutex mutex_;
   std::vector<VmEvent> events_;

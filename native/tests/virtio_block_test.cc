@@ -180,6 +180,16 @@ TEST(block_hot_plug_attach_and_detach) {
   CHECK(!BlockDevice::create("x", false, std::nullopt, std::string(21, 'a')));  // serial > 20 bytes
 }
 
+TEST(block_request_in_progress_gives_up_when_asked_to_stop) {
+  TempDisk disk(4096);  // 2 MiB
+  auto dev = device_for(disk.path, false, "big");
+  BlockRig rig(dev);
+  REQUIRE(rig.h.bring_up({&rig.q}));
+  dev->request_stop();
+  // A 1 MiB read is 16 bounce-buffer chunks; with stop requested it fails at the first.
+  CHECK_EQ(rig.request(kBlockTypeIn, 0, 1 << 20, true), kBlockStatusIoErr);
+}
+
 TEST(block_backend_open_errors_name_the_path) {
   auto missing = BlockBackend::open("/nonexistent/disk.img", false);
   REQUIRE(!missing);

@@ -89,14 +89,41 @@ TEST(console_stops_taking_guest_output_while_the_host_does_not_read) {
   CHECK_EQ(total, 8ull * chunk);
 }
 
-TEST(console_drops_an_oversized_transmit_chain) {
+TEST(console_takes_a_full_frame_and_drops_an_oversized_chain) {
   ConsoleRig r;
   REQUIRE(r.h.bring_up({&r.rx, &r.tx}));
-  r.tx.add_chain({{0x100000, static_cast<uint32_t>(kMaxTxChainBytes), false}, {0x100000, 1, false}});
+  // The largest agent frame (4-byte header + 1 MiB payload) passes whole.
+  r.tx.add_chain({{0x100000, static_cast<uint32_t>(kMaxTxChainBytes), false}}, 0);
   r.h.notify(1);
   CHECK(r.tx.wait_used(1));
+  CHECK_EQ(r.dev->read_output(kMaxTxChainBytes + 1).size(), kMaxTxChainBytes);
+  // One byte more is dropped and counted.
+  r.tx.add_chain({{0x100000, static_cast<uint32_t>(kMaxTxChainBytes), false}, {0x100000, 1, false}}, 2);
+  r.h.notify(1);
+  CHECK(r.tx.wait_used(2));
   CHECK_EQ(r.dev->stats().dropped_chains, 1u);
   CHECK(r.dev->read_output(10).empty());
+}
+
+TEST(console_paused_leaves_the_queues_alone_until_resumed) {
+  ConsoleRig r;
+  REQUIRE(r.h.bring_up({&r.rx, &r.tx}));
+  {
+    std::lock_guard guard(r.dev->lock());
+    r.dev->set_paused(true);
+  }
+  r.rx.add_chain({{0x100000, 64, true}}, 0);
+  r.h.notify(0);
+  const std::string text = "while paused";
+  r.dev->write_input(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK_EQ(r.rx.used_idx(), 0u);  // guest memory untouched while paused
+  {
+    std::lock_guard guard(r.dev->lock());
+    r.dev->set_paused(false);
+  }
+  CHECK(r.rx.wait_used(1));
+  CHECK_EQ(r.rx.used_element(0).len, text.size());
 }
 
 TEST(console_input_is_bounded_and_says_when_there_is_room) {

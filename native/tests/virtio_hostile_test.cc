@@ -122,6 +122,9 @@ TEST(hostile_avail_index_running_ahead_stops_the_queue_until_reset) {
   CHECK_EQ(r.dev->stats().ring_errors, 1u);
   CHECK(!r.dev->activated());
   CHECK_EQ(r.q.used_idx(), 0u);
+  // The driver is told: DEVICE_NEEDS_RESET and a config-change interrupt (virtio 1.2 §2.1.2).
+  CHECK(r.h.reg(mmio::kStatus) & kStatusNeedsReset);
+  CHECK(r.h.reg(mmio::kInterruptStatus) & mmio::kInterruptConfigChange);
   // After a reset and a new handshake the device works again.
   MockQueue fresh(r.h.mem, 0x40000, 16);
   REQUIRE(r.h.bring_up({&fresh}));

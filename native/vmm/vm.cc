@@ -180,6 +180,7 @@ Status Vm::pause() {
   wait_port_->set_held(true);
   for (auto& t : threads_) t->request_pause();
   for (auto& t : threads_) t->wait_paused_or_finished();
+  pause_virtio(true);  // device workers leave guest memory alone too (snapshots need that)
   std::lock_guard lock(state_mutex_);
   if (state_ == VmState::kRunning) state_ = VmState::kPaused;
   return {};
@@ -195,6 +196,7 @@ Status Vm::resume() {
     }
     state_ = VmState::kRunning;
   }
+  pause_virtio(false);
   wait_port_->set_held(false);
   for (auto& t : threads_) t->request_resume();
   return {};

@@ -113,6 +113,7 @@ class Vm final : private VcpuExitHandler {
   // Creates the virtio devices and their ACPI tables; returns the command-line entries.
   Result<std::string> add_virtio_devices();
   void shut_down_virtio();
+  void pause_virtio(bool paused);
   Status setup_vcpus(const x86_64::BootEntry& boot);
   void end(VmExitInfo info);
 
@@ -137,6 +138,7 @@ class Vm final : private VcpuExitHandler {
   // Shared so that attach/agent I/O (any thread) can hold the set while stop() drops it;
   // virtio_mutex_ guards only the pointer, never a blocking call.
   std::shared_ptr<virtio::DeviceSet> virtio_;
+  std::vector<uint8_t> agent_leftover_;  // guest output still unread when the VM stopped
   mutable std::mutex virtio_mutex_;
   std::vector<std::unique_ptr<KvmVcpu>> vcpus_;
   std::vector<std::unique_ptr<VcpuThread>> threads_;

@@ -51,6 +51,12 @@ void Vm::shut_down_virtio() {
   }
   if (!set) return;
   set->shut_down();
+  if (set->console() != nullptr) {
+    // What the guest wrote and the host has not read yet stays readable after the stop.
+    std::vector<uint8_t> rest = set->console()->read_output(SIZE_MAX);
+    std::lock_guard lock(virtio_mutex_);
+    agent_leftover_.insert(agent_leftover_.end(), rest.begin(), rest.end());
+  }
   // Drop every reference to the transports so the devices (and their worker threads and
   // eventfds) go now, not when the JS handle is collected.
   std::erase_if(devices_, [&](const std::shared_ptr<BusDevice>& d) {
@@ -98,8 +104,25 @@ std::vector<uint8_t> Vm::read_agent(size_t max) {
     std::lock_guard lock(virtio_mutex_);
     set = virtio_;
   }
-  if (!set || set->console() == nullptr) return {};
+  if (!set) {
+    // Stopped: serve what was left when the devices went away.
+    std::lock_guard lock(virtio_mutex_);
+    const size_t n = std::min(max, agent_leftover_.size());
+    std::vector<uint8_t> out(agent_leftover_.begin(), agent_leftover_.begin() + static_cast<std::ptrdiff_t>(n));
+    agent_leftover_.erase(agent_leftover_.begin(), agent_leftover_.begin() + static_cast<std::ptrdiff_t>(n));
+    return out;
+  }
+  if (set->console() == nullptr) return {};
   return set->console()->read_output(max);
+}
+
+void Vm::pause_virtio(bool paused) {
+  std::shared_ptr<virtio::DeviceSet> set;
+  {
+    std::lock_guard lock(virtio_mutex_);
+    set = virtio_;
+  }
+  if (set) set->set_paused(paused);
 }
 
 }  // namespace nodevisor::vmm

@@ -63,11 +63,16 @@ export class AgentStream extends Duplex {
     this.#flushPending();
   }
 
-  /** @internal The VM ended: deliver what the guest wrote, then end the stream. */
+  /** @internal The VM ended: deliver everything the guest wrote, then end the stream. */
   onVmEnded(): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#pull();
+    // All of it, whatever push() says about the buffer: nothing is coming after this.
+    for (;;) {
+      const data = this.#io.readAgent(READ_CHUNK);
+      if (data.length === 0) break;
+      this.push(data);
+    }
     this.push(null);
     const pending = this.#pending;
     this.#pending = undefined;

@@ -164,7 +164,9 @@ export class Vm extends EventEmitter<VmEvents> {
 
   /** Empties a slot: the guest sees the disk's capacity drop to 0. */
   async detachDisk(slot: number): Promise<void> {
-    if (!Number.isInteger(slot) || slot < 0) throw invalid('detachDisk: slot must be a non-negative integer');
+    if (!Number.isInteger(slot) || slot < 0 || slot > 0xffff_ffff) {
+      throw invalid(`detachDisk: slot must be an integer from 0 to 4294967295, got ${String(slot)}`);
+    }
     return this.#native().detachDisk(slot);
   }
 

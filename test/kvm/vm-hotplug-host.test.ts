@@ -54,6 +54,9 @@ describe.skipIf(!needs.kvm.report('virtio hot-plug on the host side'))('disk slo
     expect(await vm.attachDisk({ path: image(dir, 'x.img') })).toBe(1);
     await expect(vm.detachDisk(1)).resolves.toBeUndefined();
     await expect(vm.detachDisk(1)).rejects.toMatchObject({ code: 'ENOENT' });
+    // A boot disk cannot be emptied (attach could never refill it); slot numbers are checked.
+    await expect(vm.detachDisk(0)).rejects.toThrow(/holds a disk given at boot/);
+    await expect(vm.detachDisk(2 ** 32)).rejects.toThrow(/slot must be an integer from 0 to 4294967295/);
   });
 
   it('refuses a missing path, a long serial, a directory and the same writable disk twice', async () => {

@@ -51,6 +51,42 @@ describe.skipIf(!needs.kvm.report('the probe guest driving virtio devices'))('vi
     expect(results).toEqual(Array.from({ length: 20 }, (_, i) => `n${i}`));
   });
 
+  it('delivers what the guest wrote even when the VM stops before the host reads it', async () => {
+    const { vm } = await probeVm();
+    const stream = vm.agent;
+    stream.pause();
+    const body = Buffer.from(JSON.stringify({ id: 7, type: 'ping' }));
+    const header = Buffer.alloc(4);
+    header.writeUInt32LE(body.length);
+    stream.write(Buffer.concat([header, body]));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the reply now waits in the device
+    await vm.stop();
+    const chunks: Buffer[] = [];
+    stream.on('data', (d: Buffer) => chunks.push(d));
+    const ended = new Promise<void>((resolve) => stream.on('end', resolve));
+    stream.resume();
+    await ended;
+    const all = Buffer.concat(chunks);
+    expect(all.readUInt32LE(0)).toBe(all.length - 4);
+    expect(JSON.parse(all.subarray(4).toString())).toMatchObject({ id: 7, type: 'ok', agent: 'nodevisor-probe' });
+  });
+
+  it('leaves the agent channel alone while the VM is paused, and serves it after resume', async () => {
+    const { vm, agent } = await probeVm();
+    vms.push(vm);
+    await agent.ping();
+    await vm.pause();
+    let answered = false;
+    const reply = agent.ping().then((r) => {
+      answered = true;
+      return r;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(answered).toBe(false);
+    await vm.resume();
+    expect(await reply).toMatchObject({ agent: 'nodevisor-probe' });
+  });
+
   it('sees a disk hot-plugged while it runs, by serial, with the host\'s checksum', async () => {
     const dir = tempDir();
     const { vm, agent } = await probeVm({ hotplugSlots: 2 });

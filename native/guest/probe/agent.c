@@ -57,14 +57,28 @@ int agent_init(void) {
 
 // --- replies ---
 
-static u32 out_len;  // payload bytes in reply[]
+static u32 out_len;     // payload bytes in reply[]
+static u64 reply_id;    // the id of the reply being built, for the overflow error
+static int overflowed;  // the reply did not fit: send_reply sends an error instead
+
+// Room is kept for the closing brace, so a reply is never cut into invalid JSON.
+#define REPLY_ROOM (NV_FRAME_MAX_PAYLOAD - 1)
 
 static void put(const char* s) {
-  while (*s && out_len < NV_FRAME_MAX_PAYLOAD) reply[NV_FRAME_HEADER_SIZE + out_len++] = (u8)*s++;
+  while (*s) {
+    if (out_len >= REPLY_ROOM) {
+      overflowed = 1;
+      return;
+    }
+    reply[NV_FRAME_HEADER_SIZE + out_len++] = (u8)*s++;
+  }
 }
 
 static void put_bytes(const char* s, u64 n) {
-  if (n > NV_FRAME_MAX_PAYLOAD - out_len) n = NV_FRAME_MAX_PAYLOAD - out_len;
+  if (n > REPLY_ROOM - out_len) {
+    overflowed = 1;
+    return;
+  }
   memcpy(reply + NV_FRAME_HEADER_SIZE + out_len, s, n);
   out_len += (u32)n;
 }
@@ -84,6 +98,8 @@ static void put_uint(u64 v) {
 
 static void begin_reply(u64 id, const char* type) {
   out_len = 0;
+  overflowed = 0;
+  reply_id = id;
   put("{\"id\":");
   put_uint(id);
   put(",\"type\":\"");
@@ -93,7 +109,14 @@ static void begin_reply(u64 id, const char* type) {
 
 // Sends reply[] and waits until the host took it; parks on the wait port meanwhile.
 static void send_reply(void) {
-  put("}");
+  if (overflowed) {
+    out_len = 0;
+    overflowed = 0;
+    put("{\"id\":");
+    put_uint(reply_id);
+    put(",\"type\":\"error\",\"code\":\"E2BIG\",\"message\":\"the reply does not fit in one frame\"");
+  }
+  reply[NV_FRAME_HEADER_SIZE + out_len++] = '}';
   nv_frame_put_header(reply, out_len);
   u64 addr = (u64)reply;
   u32 len = NV_FRAME_HEADER_SIZE + out_len;

@@ -107,12 +107,22 @@ Status DeviceSet::place(std::shared_ptr<VirtioDevice> device, const std::vector<
 DeviceSet::~DeviceSet() { shut_down(); }
 
 void DeviceSet::shut_down() {
-  // Reset every device under its lock (so no worker is mid-request), then drop the workers by
-  // dropping the devices' last references held here. Transports stay on the bus (the vCPUs
-  // are already joined when this runs) but their devices are inert.
+  // First ask work in progress to give up (a long disk request ends at its next chunk), so
+  // taking each device's lock below cannot wait long; let the console take what the guest
+  // had queued for the host; then reset every device under its lock. The vCPUs are joined
+  // when this runs; the devices go (and their workers are joined) with their last reference.
+  for (auto& p : placed_) p.device->request_stop();
+  if (console_) console_->drain_final();
   for (auto& p : placed_) {
     std::lock_guard guard(p.device->lock());
     p.device->reset();
+  }
+}
+
+void DeviceSet::set_paused(bool paused) {
+  for (auto& p : placed_) {
+    std::lock_guard guard(p.device->lock());
+    p.device->set_paused(paused);
   }
 }
 
@@ -175,6 +185,10 @@ Status DeviceSet::detach_disk(uint32_t slot) {
   if (slot >= disks_.size()) {
     return plain_error("EINVAL", "no disk slot " + std::to_string(slot) + " (the VM has " +
                                      std::to_string(disks_.size()) + ")");
+  }
+  if (!disks_[slot].hotplug) {
+    // attach_disk fills hot-plug slots only: a boot disk taken out could never come back.
+    return plain_error("EINVAL", "slot " + std::to_string(slot) + " holds a disk given at boot; only hot-plug slots can be emptied");
   }
   return disks_[slot].device->detach(*disks_[slot].transport);
 }

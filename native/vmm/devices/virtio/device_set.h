@@ -75,6 +75,8 @@ class DeviceSet {
 
   // Stops every device worker. After this, no device touches guest memory.
   void shut_down();
+  // Pauses (or resumes) every device's work on its queues; used while the VM is paused.
+  void set_paused(bool paused);
 
  private:
   struct Placed {

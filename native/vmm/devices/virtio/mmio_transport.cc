@@ -45,6 +45,22 @@ MmioTransport::MmioTransport(std::shared_ptr<VirtioDevice> device, GuestMemory& 
     : device_(std::move(device)), mem_(mem), raise_irq_(std::move(raise_irq)) {}
 
 void MmioTransport::read(uint64_t offset, std::span<uint8_t> data) {
+  // Registers that are constant or atomic are served without the device mutex, so a vCPU
+  // handling this device's interrupt never waits for the worker's current request.
+  if (data.size() == 4 && (offset & 3) == 0) {
+    switch (offset) {
+      case mmio::kMagicValue:
+      case mmio::kVersion:
+      case mmio::kDeviceId:
+      case mmio::kVendorId:
+      case mmio::kInterruptStatus:
+      case mmio::kConfigGeneration:
+        store_le32(data, read_register(offset));
+        return;
+      default:
+        break;
+    }
+  }
   std::lock_guard guard(device_->lock());
   if (offset >= mmio::kConfig) {
     device_->read_config(offset - mmio::kConfig, data);
@@ -59,6 +75,17 @@ void MmioTransport::read(uint64_t offset, std::span<uint8_t> data) {
 }
 
 void MmioTransport::write(uint64_t offset, std::span<const uint8_t> data) {
+  if (data.size() == 4 && offset == mmio::kInterruptAck) {
+    interrupt_status_.fetch_and(~load_le32(data));  // atomic: no device mutex needed
+    return;
+  }
+  if (data.size() == 4 && offset == mmio::kQueueNotify) {
+    // Only rings a doorbell: never waits for the worker. activated() is read racily; a
+    // notify that races a reset is harmless (the worker finds the device inactive).
+    const uint32_t queue = load_le32(data);
+    if (queue < device_->queues().size()) device_->kick(static_cast<uint16_t>(queue));
+    return;
+  }
   std::lock_guard guard(device_->lock());
   if (offset >= mmio::kConfig) {
     device_->write_config(offset - mmio::kConfig, data);
@@ -159,14 +186,7 @@ void MmioTransport::write_register(uint64_t offset, uint32_t value) {
                     : (*field & ~0xffff'ffffull) | value;
       return;
     }
-    case mmio::kQueueNotify:
-      if ((status_ & kStatusDriverOk) && device_->activated() && value < device_->queues().size()) {
-        device_->kick(static_cast<uint16_t>(value));
-      }
-      return;
-    case mmio::kInterruptAck:
-      interrupt_status_.fetch_and(~value);
-      return;
+    // QueueNotify and InterruptAck are handled in write(), without the device mutex.
     case mmio::kStatus:
       set_status(value);
       return;
@@ -225,6 +245,11 @@ void MmioTransport::reset_device() {
 void MmioTransport::used_buffer() {
   interrupt_status_.fetch_or(mmio::kInterruptUsedBuffer);
   raise_irq_();
+}
+
+void MmioTransport::needs_reset() {
+  status_ |= kStatusNeedsReset;
+  config_changed();
 }
 
 void MmioTransport::config_changed() {

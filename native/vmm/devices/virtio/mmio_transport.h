@@ -38,6 +38,7 @@ class MmioTransport final : public BusDevice, public InterruptSink {
   // InterruptSink.
   void used_buffer() override;
   void config_changed() override;
+  void needs_reset() override;
 
   VirtioDevice& device() { return *device_; }
   uint32_t status() const { return status_; }

@@ -8,6 +8,7 @@
 // own worker thread. Only `kick` may be called without it (it only wakes the worker).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -27,6 +28,9 @@ class InterruptSink {
   virtual ~InterruptSink() = default;
   virtual void used_buffer() = 0;
   virtual void config_changed() = 0;
+  // The device stopped serving (a broken ring): the transport sets DEVICE_NEEDS_RESET and
+  // tells the driver (virtio 1.2 §2.1.2). Called with the device mutex held.
+  virtual void needs_reset() = 0;
 };
 
 class VirtioDevice {
@@ -48,8 +52,9 @@ class VirtioDevice {
   // from the guest. Reads past the end give zeros; writes to read-only fields are ignored.
   virtual void read_config(uint64_t offset, std::span<uint8_t> data) = 0;
   virtual void write_config(uint64_t /*offset*/, std::span<const uint8_t> /*data*/) {}
-  // Bumped whenever the device changes its config space (hot-plug).
-  uint32_t config_generation() const { return config_generation_; }
+  // Bumped whenever the device changes its config space (hot-plug). Atomic: the transport
+  // reads it without the device mutex.
+  uint32_t config_generation() const { return config_generation_.load(); }
 
   // The driver set DRIVER_OK: the queues are validated; the device starts serving them.
   virtual Status activate(GuestMemory& mem, InterruptSink& interrupts) = 0;
@@ -58,6 +63,20 @@ class VirtioDevice {
   virtual void reset() = 0;
   // The driver notified `queue` (QueueNotify). Wakes the device's worker; never blocks.
   virtual void kick(uint16_t queue) = 0;
+  // Wakes the worker for every queue and for host work (after a pause, a restore).
+  virtual void wake_all() = 0;
+
+  // While paused (the VM is paused or being snapshotted) the worker leaves the queues and
+  // guest memory alone; host-side buffers still fill. Unpausing wakes the worker.
+  bool paused() const { return paused_; }
+  void set_paused(bool on) {
+    paused_ = on;
+    if (!on) wake_all();
+  }
+  // Asks work in progress to give up at its next step (a VM being torn down must not wait
+  // for a long request). No lock: an atomic the worker polls.
+  void request_stop() { stop_requested_.store(true); }
+  bool stop_requested() const { return stop_requested_.load(); }
 
   // Device-specific state (not the queues, which the transport saves).
   virtual void save(StateWriter& out) const = 0;
@@ -67,8 +86,9 @@ class VirtioDevice {
   explicit VirtioDevice(uint16_t queue_count, uint16_t max_queue_size = kMaxQueueSize)
       : queues_(queue_count, Queue(max_queue_size)) {}
 
-  void bump_config_generation() { config_generation_++; }
-  void set_config_generation(uint32_t generation) { config_generation_ = generation; }
+  const std::atomic<bool>& stop_flag() const { return stop_requested_; }
+  void bump_config_generation() { config_generation_.fetch_add(1); }
+  void set_config_generation(uint32_t generation) { config_generation_.store(generation); }
   void set_activated(bool on) { activated_ = on; }
 
   // Copies `data.size()` bytes of `config` at `offset` into `data`; zeros past the end.
@@ -83,8 +103,10 @@ class VirtioDevice {
   std::mutex mutex_;
   std::vector<Queue> queues_;
   uint64_t acked_features_ = 0;
-  uint32_t config_generation_ = 0;
+  std::atomic<uint32_t> config_generation_{0};
+  std::atomic<bool> stop_requested_{false};
   bool activated_ = false;
+  bool paused_ = false;
 };
 
 }  // namespace nodevisor::vmm::virtio

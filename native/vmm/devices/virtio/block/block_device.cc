@@ -76,17 +76,23 @@ void BlockDevice::reset() {
 
 void BlockDevice::kick(uint16_t queue) { worker_->ring(queue); }
 
+void BlockDevice::wake_all() { worker_->ring(0); }
+
+void BlockDevice::stop_serving() {
+  stats_.ring_errors++;
+  set_activated(false);
+  if (interrupts_ != nullptr) interrupts_->needs_reset();
+}
+
 void BlockDevice::process_queue() {
-  if (!activated() || mem_ == nullptr) return;
+  if (!activated() || paused() || mem_ == nullptr) return;
   Queue& queue = queues()[0];
   if (!queue.ready) return;
   bool used_any = false;
   for (;;) {
     auto popped = queue.pop(*mem_);
     if (!popped) {
-      // A broken ring: stop serving until the driver resets the device.
-      stats_.ring_errors++;
-      set_activated(false);
+      stop_serving();  // a broken ring
       break;
     }
     if (!popped.value()) break;
@@ -95,17 +101,17 @@ void BlockDevice::process_queue() {
     if (entry.chain) {
       stats_.requests++;
       const BlockRequestOutcome outcome =
-          handle_block_request(*mem_, *entry.chain, disk_ ? &*disk_ : nullptr, serial_, bounce_);
+          handle_block_request(*mem_, *entry.chain, disk_ ? &*disk_ : nullptr, serial_, bounce_, &stop_flag());
       if (outcome.status != kBlockStatusOk) stats_.errors++;
       used_len = outcome.used_len;
     } else {
       stats_.bad_chains++;
     }
     if (!queue.add_used(*mem_, entry.head, used_len).ok()) {
-      stats_.ring_errors++;
-      set_activated(false);
+      stop_serving();
       break;
     }
+    if (stop_requested()) break;
     used_any = true;
   }
   if (used_any && queue.needs_interrupt(*mem_) && interrupts_ != nullptr) interrupts_->used_buffer();

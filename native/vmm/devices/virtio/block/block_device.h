@@ -52,6 +52,7 @@ class BlockDevice final : public VirtioDevice {
   Status activate(GuestMemory& mem, InterruptSink& interrupts) override;
   void reset() override;
   void kick(uint16_t queue) override;
+  void wake_all() override;
   void save(StateWriter& out) const override;
   bool restore(StateReader& in) override;
 
@@ -67,6 +68,7 @@ class BlockDevice final : public VirtioDevice {
  private:
   BlockDevice(std::string name, bool read_only_slot) : VirtioDevice(1), name_(std::move(name)), ro_slot_(read_only_slot) {}
   void process_queue();  // worker thread, mutex held
+  void stop_serving();   // a broken ring: until the driver resets the device
 
   std::string name_;
   bool ro_slot_;

@@ -34,11 +34,15 @@ bool disk_range(uint64_t sector, uint64_t length, uint64_t disk_bytes, uint64_t&
   return offset <= disk_bytes && length <= disk_bytes - offset;
 }
 
+bool cancelled(const std::atomic<bool>* cancel) { return cancel != nullptr && cancel->load(std::memory_order_relaxed); }
+
 uint8_t read_from_disk(GuestMemory& mem, const DescriptorChain& chain, const BlockBackend& disk, uint64_t offset,
-                       uint64_t length, std::vector<uint8_t>& bounce, uint32_t& written) {
+                       uint64_t length, std::vector<uint8_t>& bounce, uint32_t& written,
+                       const std::atomic<bool>* cancel) {
   ChainWriter out(mem, chain.writable);
   uint64_t done = 0;
   while (done < length) {
+    if (cancelled(cancel)) return kBlockStatusIoErr;
     const size_t n = static_cast<size_t>(std::min<uint64_t>(bounce.size(), length - done));
     std::span<uint8_t> chunk(bounce.data(), n);
     if (!disk.read_at(offset + done, chunk).ok()) return kBlockStatusIoErr;
@@ -50,12 +54,13 @@ uint8_t read_from_disk(GuestMemory& mem, const DescriptorChain& chain, const Blo
 }
 
 uint8_t write_to_disk(GuestMemory& mem, const DescriptorChain& chain, const BlockBackend& disk, uint64_t offset,
-                      uint64_t length, std::vector<uint8_t>& bounce) {
+                      uint64_t length, std::vector<uint8_t>& bounce, const std::atomic<bool>* cancel) {
   if (disk.read_only()) return kBlockStatusIoErr;
   ChainReader in(mem, chain.readable);
   if (!in.skip(sizeof(RequestHeader)).ok()) return kBlockStatusIoErr;
   uint64_t done = 0;
   while (done < length) {
+    if (cancelled(cancel)) return kBlockStatusIoErr;
     const size_t n = static_cast<size_t>(std::min<uint64_t>(bounce.size(), length - done));
     std::span<uint8_t> chunk(bounce.data(), n);
     if (!in.read(chunk).ok()) return kBlockStatusIoErr;
@@ -68,7 +73,8 @@ uint8_t write_to_disk(GuestMemory& mem, const DescriptorChain& chain, const Bloc
 }  // namespace
 
 BlockRequestOutcome handle_block_request(GuestMemory& mem, const DescriptorChain& chain, const BlockBackend* backend,
-                                         const std::string& serial, std::vector<uint8_t>& bounce) {
+                                         const std::string& serial, std::vector<uint8_t>& bounce,
+                                         const std::atomic<bool>* cancel) {
   BlockRequestOutcome outcome;
   uint64_t status_at = 0;
   if (!status_address(chain, status_at)) return outcome;  // nowhere to put a status: used.len 0
@@ -91,7 +97,7 @@ BlockRequestOutcome handle_block_request(GuestMemory& mem, const DescriptorChain
             backend == nullptr) {
           outcome.status = kBlockStatusIoErr;
         } else {
-          outcome.status = read_from_disk(mem, chain, *backend, offset, writable_data, bounce, data_written);
+          outcome.status = read_from_disk(mem, chain, *backend, offset, writable_data, bounce, data_written, cancel);
         }
         break;
       case kBlockTypeOut: {
@@ -100,7 +106,7 @@ BlockRequestOutcome handle_block_request(GuestMemory& mem, const DescriptorChain
             backend == nullptr) {
           outcome.status = kBlockStatusIoErr;
         } else {
-          outcome.status = write_to_disk(mem, chain, *backend, offset, length, bounce);
+          outcome.status = write_to_disk(mem, chain, *backend, offset, length, bounce, cancel);
         }
         break;
       }

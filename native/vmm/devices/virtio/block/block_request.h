@@ -10,6 +10,7 @@
 // Threads: the block device's worker thread, under the device mutex.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -41,7 +42,10 @@ struct BlockRequestOutcome {
 
 // Executes the request in `chain` against `backend` (nullptr: an empty hot-plug slot, which
 // has capacity 0) and writes the status byte. `bounce` is the device's scratch buffer.
+// `cancel` (may be null) is polled between chunks: a request in progress when the VM is torn
+// down ends with IOERR at the next chunk instead of running to its end.
 BlockRequestOutcome handle_block_request(GuestMemory& mem, const DescriptorChain& chain, const BlockBackend* backend,
-                                         const std::string& serial, std::vector<uint8_t>& bounce);
+                                         const std::string& serial, std::vector<uint8_t>& bounce,
+                                         const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace nodevisor::vmm::virtio

@@ -51,8 +51,19 @@ void ConsoleDevice::reset() {
 
 void ConsoleDevice::kick(uint16_t queue) { worker_->ring(queue); }
 
+void ConsoleDevice::wake_all() {
+  worker_->ring(kReceiveQueue);
+  worker_->ring(kTransmitQueue);
+  worker_->ring(worker_->host_doorbell());
+}
+
+void ConsoleDevice::drain_final() {
+  std::lock_guard guard(lock());
+  if (activated() && mem_ != nullptr) drain_transmit_queue();
+}
+
 void ConsoleDevice::on_doorbell(uint16_t doorbell) {
-  if (!activated() || mem_ == nullptr) return;
+  if (!activated() || paused() || mem_ == nullptr) return;
   if (doorbell == kReceiveQueue || doorbell == worker_->host_doorbell()) fill_receive_queue();
   if (doorbell == kTransmitQueue || doorbell == worker_->host_doorbell()) drain_transmit_queue();
 }
@@ -60,6 +71,7 @@ void ConsoleDevice::on_doorbell(uint16_t doorbell) {
 void ConsoleDevice::broken_ring() {
   stats_.ring_errors++;
   set_activated(false);  // until the driver resets the device
+  if (interrupts_ != nullptr) interrupts_->needs_reset();
 }
 
 void ConsoleDevice::fill_receive_queue() {

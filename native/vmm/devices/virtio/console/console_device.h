@@ -25,7 +25,8 @@
 namespace nodevisor::vmm::virtio {
 
 inline constexpr size_t kConsoleBufferBytes = 4 * 1024 * 1024;
-inline constexpr uint64_t kMaxTxChainBytes = 1024 * 1024;
+// One agent frame: a 4-byte header and at most 1 MiB of payload (docs/protocol.md).
+inline constexpr uint64_t kMaxTxChainBytes = 4 + 1024 * 1024;
 
 struct ConsoleNotifications {
   std::function<void()> output_ready;  // guest output waits in read_output()
@@ -52,6 +53,10 @@ class ConsoleDevice final : public VirtioDevice {
   Status activate(GuestMemory& mem, InterruptSink& interrupts) override;
   void reset() override;
   void kick(uint16_t queue) override;
+  void wake_all() override;
+  // The VM is going away: takes the transmit chains the guest had queued (as far as the
+  // buffer allows), so the host can still read the guest's last words. Mutex taken inside.
+  void drain_final();
   void save(StateWriter& out) const override;
   bool restore(StateReader& in) override;
 
