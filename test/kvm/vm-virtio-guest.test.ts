@@ -51,6 +51,29 @@ describe.skipIf(!needs.kvm.report('the probe guest driving virtio devices'))('vi
     expect(results).toEqual(Array.from({ length: 20 }, (_, i) => `n${i}`));
   });
 
+  it('echoes 64 MiB through vm.agent byte-identical, and a request of the largest frame size', async () => {
+    const { vm, agent } = await probeVm();
+    vms.push(vm);
+    const total = 64 << 20;
+    const chunkBytes = 512 * 1024; // about 683 KiB of base64 per request
+    const source = randomBytes(total);
+    const back: Buffer[] = [];
+    // Four requests in flight at a time, so both directions of the console stay busy.
+    for (let offset = 0; offset < total; offset += 4 * chunkBytes) {
+      const parts = [0, 1, 2, 3]
+        .map((k) => offset + k * chunkBytes)
+        .filter((start) => start < total)
+        .map((start) => source.subarray(start, Math.min(total, start + chunkBytes)).toString('base64'));
+      const replies = await Promise.all(parts.map((p) => agent.echo(p)));
+      for (const r of replies) back.push(Buffer.from(r, 'base64'));
+    }
+    expect(Buffer.concat(back).equals(source)).toBe(true);
+    // The largest legal request: a 1 MiB payload. Its reply is 2 bytes shorter and fits.
+    const overhead = JSON.stringify({ id: 999_999, type: 'echo', data: '' }).length;
+    const biggest = 'A'.repeat((1 << 20) - overhead);
+    expect(await agent.echo(biggest)).toBe(biggest);
+  }, 120_000);
+
   it('delivers what the guest wrote even when the VM stops before the host reads it', async () => {
     const { vm } = await probeVm();
     const stream = vm.agent;
