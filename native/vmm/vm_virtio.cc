@@ -95,7 +95,11 @@ size_t Vm::write_agent(std::span<const uint8_t> bytes) {
     set = virtio_;
   }
   if (!set || set->console() == nullptr) return 0;
-  return set->console()->write_input(bytes);
+  const size_t taken = set->console()->write_input(bytes);
+  // A probe guest brings its virtio drivers up on the first such word (a Linux guest never
+  // reads the port; the word is coalesced, so it costs nothing there).
+  if (taken > 0 && wait_port_) wait_port_->post_coalesced(PROBE_CMD_VIRTIO);
+  return taken;
 }
 
 std::vector<uint8_t> Vm::read_agent(size_t max) {

@@ -1,7 +1,7 @@
-// The probe's main loop, entered from entry.S in 64-bit mode (CPL 0 by default, CPL 3 with
-// IOPL 3 when built with PROBE_USER_MODE). It prints the banner, stamps the ready phase, then
-// parks on the wait port and serves the VMM's commands. Kept short: on kvm_pvm each CPL-0
-// instruction is emulated, and idle time is spent blocked in the VMM, not spinning here.
+// The probe's main loop, entered at CPL 3 (from entry.S's PVH path, or directly by nodevisor's
+// VMM through the user entry; see README.md). It prints the banner, stamps the ready phase, then
+// parks on the wait port and serves the VMM's commands and its virtio devices. Idle time is
+// spent blocked in the VMM on the wait port, never spinning here.
 #include "agent.h"
 #include "probe.h"
 
@@ -36,14 +36,20 @@ __attribute__((noreturn)) void probe_main(u32 start_info_address) {
   (void)start_info_address;
   serial_write(PROBE_BANNER);
   outb(PROBE_PHASE_PORT, PROBE_PHASE_READY);
-  // After "ready": the start time measured up to phase 0x41 is the VM's, not our drivers'.
-  (void)agent_init();
+  // The virtio devices are brought up when first needed (the VMM's first virtio word, or the
+  // first idle timeout), not here: their ~30 MMIO exits would compete with the host reading
+  // the "ready" it was just told about, and a VM that never uses them never pays for them.
+  int virtio_up = 0;
   for (;;) {
-    if (agent_poll()) continue;  // work arrived: look again before parking
+    if (virtio_up && agent_poll()) continue;  // work arrived: look again before parking
     u32 command = wait_for_work();
     switch (command) {
       case PROBE_CMD_NONE:
       case PROBE_CMD_VIRTIO:  // the VMM queued virtio work: the next poll serves it
+        if (!virtio_up) {
+          (void)agent_init();
+          virtio_up = 1;
+        }
         break;
       case PROBE_CMD_EXIT:
       case PROBE_CMD_ABSENT:  // no nodevisor VMM (QEMU): we are done once ready
