@@ -123,6 +123,7 @@ class Vm final : private VcpuExitHandler {
   void mmio_read(uint64_t address, std::span<uint8_t> data) override;
   void mmio_write(uint64_t address, std::span<const uint8_t> data) override;
   void vcpu_failed(uint32_t vcpu_index, const std::string& reason, const std::string& detail) override;
+  void drain_buffered_writes() override;
 
   const VmConfig config_;
   VmEventSink& sink_;
@@ -142,6 +143,11 @@ class Vm final : private VcpuExitHandler {
   mutable std::mutex virtio_mutex_;
   std::vector<std::unique_ptr<KvmVcpu>> vcpus_;
   std::vector<std::unique_ptr<VcpuThread>> threads_;
+
+  // The coalesced-write ring (COM1 output of the probe guest); shared by all vCPUs, so
+  // draining it is serialised.
+  kvm_coalesced_mmio_ring* coalesced_ring_ = nullptr;
+  std::mutex coalesced_mutex_;
 
   mutable std::mutex control_mutex_;  // serialises start/pause/resume/stop (and memory release)
   mutable std::mutex state_mutex_;  // guards state_, ended_

@@ -50,6 +50,12 @@ KvmVcpu::~KvmVcpu() {
 
 int KvmVcpu::run() { return ioctl(fd(), KVM_RUN, 0) == 0 ? 0 : -errno; }
 
+kvm_coalesced_mmio_ring* KvmVcpu::coalesced_ring(uint32_t page_offset) const {
+  const size_t offset = static_cast<size_t>(page_offset) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  if (page_offset == 0 || run_ == nullptr || offset >= run_size_) return nullptr;
+  return reinterpret_cast<kvm_coalesced_mmio_ring*>(reinterpret_cast<uint8_t*>(run_) + offset);
+}
+
 void KvmVcpu::request_immediate_exit() {
   __atomic_store_n(&run_->immediate_exit, 1, __ATOMIC_SEQ_CST);
 }

@@ -29,6 +29,9 @@ class KvmVcpu {
   uint32_t index() const { return index_; }
   int fd() const { return fd_.get(); }
   kvm_run* run_page() const { return run_; }
+  // The VM's coalesced-write ring, mapped `page_offset` pages into this vCPU's mapping (the
+  // offset KvmVm::coalesce_pio_writes returned); nullptr when it lies outside the mapping.
+  kvm_coalesced_mmio_ring* coalesced_ring(uint32_t page_offset) const;
 
   // One KVM_RUN. Returns 0, or -errno (EINTR/EAGAIN when kicked).
   int run();

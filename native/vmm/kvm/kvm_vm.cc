@@ -59,6 +59,17 @@ Status KvmVm::register_memory(const GuestMemory& memory) {
   return {};
 }
 
+uint32_t KvmVm::coalesce_pio_writes(uint16_t port, uint32_t size) {
+  const int page = ioctl(fd(), KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_MMIO);
+  if (page <= 0 || ioctl(fd(), KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO) <= 0) return 0;
+  kvm_coalesced_mmio_zone zone{};
+  zone.addr = port;
+  zone.size = size;
+  zone.pio = 1;
+  if (ioctl(fd(), KVM_REGISTER_COALESCED_MMIO, &zone) != 0) return 0;
+  return static_cast<uint32_t>(page);
+}
+
 Status KvmVm::set_irq_line(uint32_t irq, bool level) {
   kvm_irq_level line{};
   line.irq = irq;

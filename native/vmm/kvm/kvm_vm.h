@@ -31,6 +31,10 @@ class KvmVm {
 
   int fd() const { return fd_.get(); }
   Status set_irq_line(uint32_t irq, bool level);
+  // Asks KVM to buffer guest writes to ports [port, port + size) in the coalesced ring instead
+  // of exiting for each (KVM_CAP_COALESCED_PIO). Returns the ring's page offset in a vCPU's
+  // mapping, or 0 when this KVM cannot (the writes then exit as usual).
+  uint32_t coalesce_pio_writes(uint16_t port, uint32_t size);
 
  private:
   Status register_memory(const GuestMemory& memory);

@@ -17,6 +17,9 @@ class VcpuExitHandler {
   virtual void pio_write(uint16_t port, std::span<const uint8_t> data) = 0;
   virtual void mmio_read(uint64_t address, std::span<uint8_t> data) = 0;
   virtual void mmio_write(uint64_t address, std::span<const uint8_t> data) = 0;
+  // Called after every return from KVM_RUN, before the exit is handled: writes KVM buffered
+  // without exiting (coalesced port I/O) are played first, so devices see them in order.
+  virtual void drain_buffered_writes() {}
   // The guest or KVM ended this vCPU (triple fault, internal error, reset...): the VM ends.
   virtual void vcpu_failed(uint32_t vcpu_index, const std::string& reason, const std::string& detail) = 0;
 };

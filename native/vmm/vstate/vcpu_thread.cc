@@ -169,6 +169,7 @@ void VcpuThread::run_loop() {
       state_ = VcpuRunState::kRunning;
     }
     const int rc = vcpu_.run();
+    handler_.drain_buffered_writes();
     if (rc == -EINTR || rc == -EAGAIN) {
       // Kicked (or a stray signal). Clear immediate_exit *before* reading the mailbox so a
       // kick that lands after the read still makes the next KVM_RUN return at once.
