@@ -155,6 +155,7 @@ void VcpuThread::run_loop() {
       vcpu_.request_immediate_exit();
       (void)vcpu_.run();
       vcpu_.clear_immediate_exit();
+      handler_.drain_buffered_writes();
     }
     exit_needs_completion = false;
     // Mailbox: act on the latest request before (re-)entering the guest.
@@ -184,6 +185,7 @@ void VcpuThread::run_loop() {
     const uint32_t reason = vcpu_.run_page()->exit_reason;
     exit_needs_completion = reason == KVM_EXIT_IO || reason == KVM_EXIT_MMIO;
   }
+  handler_.drain_buffered_writes();  // what the guest wrote last is not lost at stop
   set_state(VcpuRunState::kFinished);
 }
 
