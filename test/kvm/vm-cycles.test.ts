@@ -18,16 +18,34 @@ function rssKiB(): number {
 const fds = (): number => readdirSync('/proc/self/fd').length;
 const threads = (): number => readdirSync('/proc/self/task').length;
 
+/** Fails with the stage and the VM's state instead of hanging the whole test. */
+function within<T>(promise: Promise<T>, what: string, vm?: Vm): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      let state = 'unknown';
+      try {
+        state = vm?.state ?? 'none';
+      } catch {
+        // the handle is gone
+      }
+      reject(new Error(`${what} did not finish within 10 s (VM state ${state}, exit ${JSON.stringify(vm?.exitInfo)})`));
+    }, 10_000);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
 async function cycle(kernel: string): Promise<void> {
-  const vm = await Vm.create({ kernel, memoryMiB: 32 });
-  const ready = new Promise<void>((resolve) =>
+  const vm = await within(Vm.create({ kernel, memoryMiB: 32 }), 'create');
+  const ready = new Promise<void>((resolve, reject) => {
     vm.on('phase', (phase) => {
       if (phase.code === PHASE_READY) resolve();
-    }),
-  );
-  await vm.start();
-  await ready;
-  await vm.stop();
+    });
+    vm.on('exit', (exit) => reject(new Error(`the VM ended before ready: ${JSON.stringify(exit)}`)));
+  });
+  await within(vm.start(), 'start', vm);
+  await within(ready, 'ready', vm);
+  await within(vm.stop(), 'stop', vm);
 }
 
 describe.skipIf(!needs.kvm.report('boot the probe guest 500 times'))('Vm create/start/stop cycles', () => {
