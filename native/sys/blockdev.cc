@@ -8,7 +8,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "sys/fd.h"
+#include "sys/unique_fd.h"
 
 namespace nodevisor::sys {
 
@@ -28,7 +28,7 @@ SysStatus fill_block(int path_fd, const std::string& path, BlockDeviceInfo& info
   // Reopen the very inode for the ioctls; O_RDONLY works on read-only devices too, and
   // O_NONBLOCK keeps removable media without a disc from making open wait.
   std::string self = "/proc/self/fd/" + std::to_string(path_fd);
-  unique_fd dev(::open(self.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  UniqueFd dev(::open(self.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!dev) return SysError::from_errno("open", path, "cannot open block device " + path);
 
   std::uint64_t size = 0;
@@ -67,7 +67,7 @@ const char* to_string(BlockKind kind) {
 SysResult<BlockDeviceInfo> inspect_block_device(const std::string& path) {
   // O_PATH: never opens the object itself, so a FIFO cannot block us and a character
   // device (a watchdog, a tty) sees no open(). Block devices are reopened in fill_block.
-  unique_fd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
   if (!fd) return SysError::from_errno("open", path, "cannot inspect " + path);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return SysError::from_errno("fstat", path, "cannot stat " + path);

@@ -127,7 +127,7 @@ SysResult<std::string> create_netns(const std::string& dir, const std::string& n
 
   // The mount point: an empty file. O_EXCL so two creators never share one path.
   {
-    unique_fd file(::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0444));
+    UniqueFd file(::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0444));
     if (!file) return SysError::from_errno("open", path, "cannot create " + path);
   }
 
@@ -177,10 +177,10 @@ SysResult<NsIdentity> current_thread_netns_identity() {
   return path_identity("/proc/thread-self/ns/net");
 }
 
-SysResult<unique_fd> open_netns(const std::string& path) {
+SysResult<UniqueFd> open_netns(const std::string& path) {
   // O_PATH first: opening an arbitrary path for reading can block (a FIFO) or act (some
   // character devices). Only a file already known to be on nsfs/procfs is opened for real.
-  unique_fd probe(::open(path.c_str(), O_PATH | O_CLOEXEC));
+  UniqueFd probe(::open(path.c_str(), O_PATH | O_CLOEXEC));
   if (!probe) return SysError::from_errno("open", path, "cannot open " + path);
   struct statfs fs {};
   if (::fstatfs(probe.get(), &fs) != 0) {
@@ -191,7 +191,7 @@ SysResult<unique_fd> open_netns(const std::string& path) {
   if (!nsfs && !procfs) return not_a_netns(path);
 
   std::string reopen = "/proc/self/fd/" + std::to_string(probe.get());
-  unique_fd ns(::open(reopen.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd ns(::open(reopen.c_str(), O_RDONLY | O_CLOEXEC));
   if (!ns) return SysError::from_errno("open", path, "cannot open " + path);
   int type = ::ioctl(ns.get(), NS_GET_NSTYPE);
   if (type < 0) {
@@ -215,7 +215,7 @@ SysResult<NsIdentity> check_netns(const std::string& path) {
 SysResult<NetnsSwitch> NetnsSwitch::enter(const std::string& path) {
   auto target = open_netns(path);
   if (!target) return target.error();
-  unique_fd previous(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+  UniqueFd previous(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
   if (!previous) {
     return SysError::from_errno("open", "/proc/thread-self/ns/net",
                                 "cannot open the current network namespace");

@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <string>
 
-#include "sys/fd.h"
+#include "sys/unique_fd.h"
 #include "sys/result.h"
 
 namespace nodevisor::sys {
@@ -55,7 +55,7 @@ SysResult<NsIdentity> current_thread_netns_identity();
 // must pass NS_GET_NSTYPE (otherwise /proc/self/status would pass the magic test); an nsfs
 // file on a kernel without that ioctl (3.19-4.10) is trusted on its magic.
 // Error: EINVAL "not a network namespace: <path>", or the errno of open/fstatfs.
-SysResult<unique_fd> open_netns(const std::string& path);
+SysResult<UniqueFd> open_netns(const std::string& path);
 
 // open_netns + the identity of the namespace it names.
 SysResult<NsIdentity> check_netns(const std::string& path);
@@ -78,9 +78,9 @@ class NetnsSwitch {
   SysStatus restore();
 
  private:
-  NetnsSwitch(unique_fd previous, pid_t tid) : previous_(std::move(previous)), tid_(tid) {}
+  NetnsSwitch(UniqueFd previous, pid_t tid) : previous_(std::move(previous)), tid_(tid) {}
 
-  unique_fd previous_;  // invalid once restored or moved from
+  UniqueFd previous_;  // invalid once restored or moved from
   pid_t tid_;
 };
 

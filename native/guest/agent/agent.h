@@ -17,9 +17,11 @@
 #include "request.h"
 #include "spawn.h"
 #include "storage.h"
-#include "unique_fd.h"
+#include "sys/unique_fd.h"
 
 namespace nv::agent {
+
+using nodevisor::UniqueFd;
 
 struct Options {
   int channel_fd = -1;            // host mode: an inherited socket

@@ -15,9 +15,11 @@
 #include <string>
 
 #include "request.h"
-#include "unique_fd.h"
+#include "sys/unique_fd.h"
 
 namespace nv::agent {
+
+using nodevisor::UniqueFd;
 
 struct ChildReport {
   char tag;        // 'R' ready, 'E' error

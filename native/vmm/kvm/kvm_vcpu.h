@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "vmm/util/result.h"
-#include "vmm/util/unique_fd.h"
+#include "sys/unique_fd.h"
 
 namespace nodevisor::vmm {
 

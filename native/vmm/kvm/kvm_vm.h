@@ -9,7 +9,7 @@
 
 #include "vmm/memory/guest_memory.h"
 #include "vmm/util/result.h"
-#include "vmm/util/unique_fd.h"
+#include "sys/unique_fd.h"
 
 namespace nodevisor::vmm {
 

@@ -4,7 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vmm/util/unique_fd.h"
+#include "sys/unique_fd.h"
 
 namespace nodevisor::vmm {
 

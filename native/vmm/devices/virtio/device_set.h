@@ -24,7 +24,7 @@
 #include "vmm/devices/virtio/mmio_transport.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/util/result.h"
-#include "vmm/util/unique_fd.h"
+#include "sys/unique_fd.h"
 
 namespace nodevisor::vmm::virtio {
 

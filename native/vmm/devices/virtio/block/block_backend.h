@@ -11,7 +11,7 @@
 #include <string>
 
 #include "vmm/util/result.h"
-#include "vmm/util/unique_fd.h"
+#include "sys/unique_fd.h"
 
 namespace nodevisor::vmm::virtio {
 

@@ -1,7 +1,9 @@
-// unique_fd: the one owner of a file descriptor; closes it when destroyed.
+// UniqueFd: the one owner of a file descriptor; closes it when destroyed. Shared by every
+// native part (native/sys, native/vmm, the guest agent), so there is one definition of how an
+// fd is released.
 //
-// Runs on: any thread. Every fd in native/sys lives in one of these, so an early return on
-// an error path cannot leak a descriptor (the 200-cycle netns test counts them).
+// Runs on: any thread. Every fd lives in one of these, so an early return on an error path
+// cannot leak a descriptor (the netns and VM cycle tests count them).
 #pragma once
 
 #include <unistd.h>
@@ -9,29 +11,27 @@
 #include <cerrno>
 #include <utility>
 
-namespace nodevisor::sys {
+namespace nodevisor {
 
-class unique_fd {
+class UniqueFd {
  public:
-  unique_fd() = default;
-  explicit unique_fd(int fd) : fd_(fd) {}
-  unique_fd(const unique_fd&) = delete;
-  unique_fd& operator=(const unique_fd&) = delete;
-  unique_fd(unique_fd&& other) noexcept : fd_(other.release()) {}
-  unique_fd& operator=(unique_fd&& other) noexcept {
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
     if (this != &other) reset(other.release());
     return *this;
   }
-  ~unique_fd() { reset(); }
+  ~UniqueFd() { reset(); }
 
   int get() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
   explicit operator bool() const { return valid(); }
 
   // Gives up ownership without closing.
-  int release() {
-    return std::exchange(fd_, -1);
-  }
+  int release() { return std::exchange(fd_, -1); }
 
   // Closes the owned fd (if any) and takes `fd`. close() is not retried on EINTR: on Linux
   // the fd is released even then, and a retry could close a descriptor another thread just
@@ -49,4 +49,4 @@ class unique_fd {
   int fd_ = -1;
 };
 
-}  // namespace nodevisor::sys
+}  // namespace nodevisor
