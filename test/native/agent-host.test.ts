@@ -151,6 +151,9 @@ describe.skipIf(!canRun)('nodevisor-agent on the host (socketpair, loop-device r
     expect(line).toMatch(/ - ext4 \/dev\/loop\d+ .*errors=remount-ro/); // data for the filesystem
     // A private mount namespace: the host does not see it.
     expect(mountsUnder(readFileSync('/proc/self/mountinfo', 'utf8').trim().split('\n'), rootfs)).toEqual([]);
+    // `ro` also marks the block device read-only (BLKROSET): a hot-plugged disk the guest's
+    // driver believes writable still refuses writes in the guest's own block layer.
+    expect(execFileSync('blockdev', ['--getro', loop], { encoding: 'utf8' }).trim()).toBe('1');
   });
 
   it("runs sh -c 'echo $X; id -u; exit 3': output and exit code 3 arrive", async () => {

@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -116,6 +118,19 @@ std::string mount_block_device(const std::string& device, const std::string& fst
   if (::stat(resolved, &st) != 0) fail_errno(errno, "stat " + std::string(resolved));
   if (!S_ISBLK(st.st_mode)) fail("EINVAL", std::string(resolved) + " is not a block device");
   make_directories(mount_point);
+  if (options.flags & MS_RDONLY) {
+    // A disk hot-plugged read-only looks writable to Linux (virtio-blk's RO bit is read only
+    // when the driver probes the slot, at boot); the host refuses its writes, but a filesystem
+    // that tried (a journal replay) would then fail. Marking the block device read-only here
+    // makes the guest's block layer refuse them first.
+    int ro = 1;
+    int fd = ::open(resolved, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail_errno(errno, "open " + std::string(resolved));
+    const int rc = ::ioctl(fd, BLKROSET, &ro);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) fail_errno(err, "BLKROSET " + std::string(resolved));
+  }
   if (::mount(resolved, mount_point.c_str(), fstype.c_str(), options.flags,
               options.data.empty() ? nullptr : options.data.c_str()) != 0) {
     fail_errno(errno, "Could not mount " + std::string(resolved) + " to " + mount_point);
