@@ -171,10 +171,19 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
   }
 
   private onData(chunk: Buffer): void {
+    // A listener that throws (on 'stdio', 'exit', 'protocolError') must not cost the frames
+    // after it in this chunk, among them responses whose promises would never settle: deliver
+    // every item, then rethrow the first error.
+    let failure: { error: unknown } | undefined;
     for (const item of this.decoder.push(chunk)) {
-      if ('error' in item) this.emit('protocolError', item.error);
-      else this.onMessage(item.message);
+      try {
+        if ('error' in item) this.emit('protocolError', item.error);
+        else this.onMessage(item.message);
+      } catch (error) {
+        failure ??= { error };
+      }
     }
+    if (failure) throw failure.error;
   }
 
   private onMessage(message: Message): void {

@@ -135,6 +135,9 @@ describe.skipIf(!canRun)('nodevisor-agent on the host (socketpair, loop-device r
 
   afterAll(async () => {
     await agent?.stop();
+    // A read-only mount marks the loop device read-only (BLKROSET), and that mark outlives
+    // the agent and even the loop's detach: clear it so the next user of this loop is unaffected.
+    if (loop) execFileSync('blockdev', ['--setrw', loop]);
     if (loop) execFileSync('losetup', ['-d', loop]);
   });
 
@@ -369,16 +372,23 @@ describe.skipIf(!canRun)('nodevisor-agent on the host (socketpair, loop-device r
     raw(Buffer.from('{"type": "ping"}'));                         // no id
     raw(Buffer.from('{"id": -4, "type": "ping"}'));               // bad id
     raw(Buffer.from('{"id": 1.5, "type": "ping"}'));              // bad id
-    raw(Buffer.from(`{"id": 0, "type": "ping", "x": ${'['.repeat(100)}${']'.repeat(100)}}`)); // too deep
-    raw(Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d])); // invalid UTF-8
-    raw(Buffer.from('{"id": 0, "id": 0, "type": "x"}'));          // duplicate keys
+    // Each of these would be a valid ping with id 9 for a parser without that check: the agent
+    // must refuse the frame (an id-0 error naming why), not answer the ping.
+    raw(Buffer.from(`{"id": 9, "type": "ping", "x": ${'['.repeat(100)}${']'.repeat(100)}}`)); // too deep
+    raw(Buffer.concat([Buffer.from('{"id": 9, "type": "ping", "'), Buffer.from([0xff, 0xfe]), Buffer.from('": 1}')])); // invalid UTF-8
+    raw(Buffer.from('{"id": 9, "type": "ping", "type": "ping"}')); // duplicate keys
     // A header over the maximum, then its payload: skipped without being buffered.
     const big = Buffer.alloc(MAX_FRAME_PAYLOAD + 100, 0x20);
     raw(big);
     agent.socket.write(Buffer.from([0, 0, 0, 0])); // length 0
     expect(await agent.client.echo('after the junk')).toBe('after the junk');
-    const got = agent.protocolErrors.slice(errorsBefore).map((e) => e.code);
-    expect(got).toEqual(['EBADFRAME', 'EBADFRAME', 'EBADFRAME', 'EBADFRAME', 'EBADFRAME', 'EBADFRAME', 'EBADFRAME', 'EBADFRAME', 'EFRAME', 'EFRAME']);
+    const errors = agent.protocolErrors.slice(errorsBefore);
+    expect(errors.map((e) => e.code)).toEqual(['EBADFRAME', 'EBADFRAME', 'EBADFRAME', 'EBADFRAME', 'EBADFRAME', 'EBADFRAME', 'EBADFRAME', 'EBADFRAME', 'EFRAME', 'EFRAME']);
+    const messages = errors.map((e) => e.message);
+    expect(messages.some((m) => /unknown request id/.test(m))).toBe(false); // no ping 9 was answered
+    expect(messages[5]).toMatch(/nesting deeper than 32/);
+    expect(messages[6]).toMatch(/invalid UTF-8/);
+    expect(messages[7]).toMatch(/duplicate key/);
   });
 
   it('reseeds the RNG (RNDADDENTROPY)', async () => {
@@ -420,9 +430,8 @@ describe.skipIf(!canRun)('nodevisor-agent on the host (socketpair, loop-device r
       await third.client.startContainer('np');
       expect(await third.client.wait(c)).toEqual({ exitCode: 0, signal: null });
       expect(third.output(c)).toBe('inside the rootfs\n1\n');
-      await third.client.exec('np', 'late', { args: ['true'] }).catch((err: { code: string }) => {
-        expect(err.code).toBe('ESTATE'); // the first process has ended
-      });
+      // The first process has ended and was waited for: no exec into it.
+      await expect(third.client.exec('np', 'late', { args: ['true'] })).rejects.toMatchObject({ code: 'ESTATE' });
       await third.client.destroyContainer('np');
       await third.client.unmountStorage(mountPoint);
       expect(mountsUnder(third.mountinfo(), work)).toEqual([]);
@@ -470,6 +479,21 @@ describe.skipIf(!canRun)('nodevisor-agent on the host (socketpair, loop-device r
     const code = await new Promise<number | null>((resolve) => refused.once('exit', (c) => resolve(c)));
     expect(code).toBe(2);
     expect(stderr).toContain('--boot is for PID 1');
+  });
+
+  it('takes the read-only mark off a device when it unmounts what it marked', async () => {
+    execFileSync('blockdev', ['--setrw', loop]);
+    const fifth = new AgentUnderTest();
+    try {
+      const mountPoint = join(work, 'ro-mark');
+      await fifth.client.mountStorage({ device: loop, fstype: 'ext4', options: ['ro'], mountPoint });
+      expect(execFileSync('blockdev', ['--getro', loop], { encoding: 'utf8' }).trim()).toBe('1');
+      await fifth.client.unmountStorage(mountPoint);
+      expect(execFileSync('blockdev', ['--getro', loop], { encoding: 'utf8' }).trim()).toBe('0');
+    } finally {
+      await fifth.stop();
+      execFileSync('blockdev', ['--setro', loop]); // the suite's own rootfs mount is read-only
+    }
   });
 
   it('kills its containers and exits when the host closes the channel', async () => {

@@ -69,7 +69,7 @@ describe.skipIf(!canBuild)('native/guest/protocol', () => {
     expect(lines).toEqual([
       'ok {"id":1,"type":"ping"}',
       'ok {"a":[1,-2,0,true,false,null,"x"],"b":{}}',
-      'ok {"s":"q\\"b\\\\s/n\\n\\u0009\\u0001é😀"}',
+      'ok {"s":"q\\"b\\\\s/n\\n\\t\\u0001é😀"}',
       'ok {"big":9007199254740991,"neg":-9223372036854775808,"huge":"double:1e+20","f":"double:1500"}',
       'ok "é✓"',
     ]);

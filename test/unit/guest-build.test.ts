@@ -24,6 +24,9 @@ async function firstBuild(): Promise<Fetch> {
     const image = await buildGuestImage();
     return { ok: true, image, bytes: readFileSync(image.initrd) };
   } catch (err) {
+    // Only "Debian's tools or mirror are not available here" is a reason to skip; any other
+    // failure (the cpio writer, module selection, vmlinux extraction) fails this file.
+    if ((err as { code?: string }).code !== 'ENODEBIAN') throw err;
     return { ok: false, reason: `the Debian kernel package cannot be had here: ${(err as Error).message.split('\n')[0]}` };
   }
 }

@@ -416,10 +416,12 @@ Agent::Proc& Agent::proc(const Fields& f) {
 }
 
 Agent::Proc* Agent::find_proc(pid_t pid) {
+  // Only live processes: a record of one that already exited (kept until its wait or the
+  // container's destroy) may carry a pid number the kernel has since given to another.
   for (auto& [cid, c] : containers_) {
-    if (c.init && c.init->io.pid == pid) return c.init.get();
+    if (c.init && !c.init->exited && c.init->io.pid == pid) return c.init.get();
     for (auto& [eid, e] : c.execs) {
-      if (e->io.pid == pid) return e.get();
+      if (!e->exited && e->io.pid == pid) return e.get();
     }
   }
   return nullptr;

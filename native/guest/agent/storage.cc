@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <map>
 #include <cstdlib>
 #include <string_view>
 
@@ -17,6 +18,29 @@
 namespace nv::agent {
 
 namespace {
+
+// Devices this agent marked read-only (BLKROSET), by mount point. The agent is
+// single-threaded (agent.h), so a plain map.
+std::map<std::string, std::string> g_marked_read_only;
+
+bool device_is_read_only(const char* device) {
+  int fd = ::open(device, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  int ro = 0;
+  const bool ok = ::ioctl(fd, BLKROGET, &ro) == 0;
+  ::close(fd);
+  return ok && ro != 0;
+}
+
+void set_device_read_only(const std::string& device, bool read_only) {
+  int ro = read_only ? 1 : 0;
+  int fd = ::open(device.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail_errno(errno, "open " + device);
+  const int rc = ::ioctl(fd, BLKROSET, &ro);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) fail_errno(err, "BLKROSET " + device);
+}
 
 struct FlagName {
   std::string_view name;
@@ -118,18 +142,14 @@ std::string mount_block_device(const std::string& device, const std::string& fst
   if (::stat(resolved, &st) != 0) fail_errno(errno, "stat " + std::string(resolved));
   if (!S_ISBLK(st.st_mode)) fail("EINVAL", std::string(resolved) + " is not a block device");
   make_directories(mount_point);
-  if (options.flags & MS_RDONLY) {
+  const bool mark_read_only = (options.flags & MS_RDONLY) != 0 && !device_is_read_only(resolved);
+  if (mark_read_only) {
     // A disk hot-plugged read-only looks writable to Linux (virtio-blk's RO bit is read only
     // when the driver probes the slot, at boot); the host refuses its writes, but a filesystem
     // that tried (a journal replay) would then fail. Marking the block device read-only here
-    // makes the guest's block layer refuse them first.
-    int ro = 1;
-    int fd = ::open(resolved, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fail_errno(errno, "open " + std::string(resolved));
-    const int rc = ::ioctl(fd, BLKROSET, &ro);
-    const int err = errno;
-    ::close(fd);
-    if (rc != 0) fail_errno(err, "BLKROSET " + std::string(resolved));
+    // makes the guest's block layer refuse them first; storage.unmount takes the mark off.
+    set_device_read_only(resolved, true);
+    g_marked_read_only[mount_point] = resolved;
   }
   if (::mount(resolved, mount_point.c_str(), fstype.c_str(), options.flags,
               options.data.empty() ? nullptr : options.data.c_str()) != 0) {
@@ -144,9 +164,19 @@ std::string mount_block_device(const std::string& device, const std::string& fst
 }
 
 void unmount(const std::string& mount_point) {
-  if (::umount2(mount_point.c_str(), 0) == 0) return;
-  if (errno == EBUSY && ::umount2(mount_point.c_str(), MNT_DETACH) == 0) return;
-  fail_errno(errno, "umount " + mount_point);
+  if (::umount2(mount_point.c_str(), 0) != 0 && !(errno == EBUSY && ::umount2(mount_point.c_str(), MNT_DETACH) == 0)) {
+    fail_errno(errno, "umount " + mount_point);
+  }
+  // The device is writable again for whoever mounts it next (the mark outlives the mount).
+  auto marked = g_marked_read_only.find(mount_point);
+  if (marked != g_marked_read_only.end()) {
+    try {
+      set_device_read_only(marked->second, false);
+    } catch (...) {
+      // The disk may be gone (detached); nothing left to restore.
+    }
+    g_marked_read_only.erase(marked);
+  }
 }
 
 }  // namespace nv::agent

@@ -395,10 +395,13 @@ void Writer::append_escaped(std::string_view s) {
       out_ += '\\';
       out_ += static_cast<char>(c);
       ++i;
-    } else if (c == '\n') {
-      out_ += "\\n";
+    } else if (c == '\n' || c == '\b' || c == '\f' || c == '\r' || c == '\t') {
+      // The two-byte forms: an echoed string is never longer than the request that carried
+      // it, so a reply to a frame that fit also fits. (DEL, 0x7f, needs no escape in JSON.)
+      out_ += '\\';
+      out_ += c == '\n' ? 'n' : c == '\b' ? 'b' : c == '\f' ? 'f' : c == '\r' ? 'r' : 't';
       ++i;
-    } else if (c < 0x20 || c == 0x7f) {
+    } else if (c < 0x20) {
       out_ += "\\u00";
       out_ += kHex[c >> 4];
       out_ += kHex[c & 0xf];
