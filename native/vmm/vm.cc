@@ -91,7 +91,11 @@ Status Vm::add_legacy_devices() {
       [this](uint8_t byte) { sink_.on_console_output(byte); },
       [this] {
         // ISA interrupts are edges: pulse the line. A failure here cannot be reported to the
-        // guest; the in-kernel irqchip does not fail for a valid line.
+        // guest; the in-kernel irqchip does not fail for a valid line. Console input from the
+        // JS thread can race stop(), which closes the VM fd: irq_mutex_ keeps this from using
+        // a closed (or already reused) fd number.
+        std::lock_guard lock(irq_mutex_);
+        if (kvm_vm_.fd() < 0) return;
         (void)kvm_vm_.set_irq_line(Serial8250::kCom1Irq, true);
         (void)kvm_vm_.set_irq_line(Serial8250::kCom1Irq, false);
       });
@@ -155,17 +159,21 @@ Status Vm::start() {
     }
   }
   debug_port_->set_origin(monotonic_ns());
+  // Every VcpuThread exists before the first one runs: a guest that ends at once makes end()
+  // walk threads_ from a vCPU thread, which must not see the vector grow under it.
   for (auto& vcpu : vcpus_) {
     VcpuExitHandler& handler = *this;  // private base: converted here, where it is accessible
-    auto thread = std::make_unique<VcpuThread>(*vcpu, handler);
+    threads_.push_back(std::make_unique<VcpuThread>(*vcpu, handler));
+  }
+  for (auto& thread : threads_) {
     Status spawned = thread->spawn();
-    threads_.push_back(std::move(thread));
     if (!spawned.ok()) {
-      // Leave nothing running behind a failed start.
+      // Leave nothing running behind a failed start; the VM counts as ended (not stopped),
+      // so stop() — called by the caller or at collection — still releases its resources.
       for (auto& t : threads_) t->request_stop();
       for (auto& t : threads_) t->join();
       std::lock_guard lock(state_mutex_);
-      state_ = VmState::kStopped;
+      state_ = VmState::kExited;
       ended_ = true;
       return spawned.error();
     }
@@ -225,7 +233,10 @@ void Vm::stop() {
   vcpus_.clear();
   shut_down_virtio();  // device workers stop before the memory they use goes
   memory_.reset();
-  kvm_vm_ = KvmVm{};
+  {
+    std::lock_guard lock(irq_mutex_);
+    kvm_vm_ = KvmVm{};
+  }
   bool report = false;
   {
     std::lock_guard lock(state_mutex_);

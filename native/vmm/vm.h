@@ -148,6 +148,7 @@ class Vm final : private VcpuExitHandler {
   // draining it is serialised.
   kvm_coalesced_mmio_ring* coalesced_ring_ = nullptr;
   std::mutex coalesced_mutex_;
+  std::mutex irq_mutex_;  // kvm_vm_'s fd against the serial's interrupt from other threads
 
   mutable std::mutex control_mutex_;  // serialises start/pause/resume/stop (and memory release)
   mutable std::mutex state_mutex_;  // guards state_, ended_

@@ -81,9 +81,12 @@ export class Vm extends EventEmitter<VmEvents> {
       this.#agent?.onWritable();
     } else {
       this.#exit = payload as VmExit;
-      this.#agent?.onVmEnded();
       // The guest ended (or stop() was called): join the vCPU threads now rather than at GC.
-      this.#handle?.stop().catch(() => undefined);
+      // The agent stream ends after that stop, which has collected what the guest wrote last
+      // (its transmit buffers are taken when the devices shut down).
+      const agent = this.#agent;
+      const stopped = this.#handle?.stop() ?? Promise.resolve();
+      stopped.catch(() => undefined).finally(() => agent?.onVmEnded());
       this.emit('exit', this.#exit);
     }
   }

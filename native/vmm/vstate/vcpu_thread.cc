@@ -43,7 +43,8 @@ Status VcpuThread::spawn() {
   NV_TRY(install_vcpu_kick_signal());
   {
     std::lock_guard lock(mutex_);
-    request_ = Request::kRun;
+    // A stop asked before the thread exists (the guest ended on another vCPU) still holds.
+    if (request_ != Request::kStop) request_ = Request::kRun;
     state_ = VcpuRunState::kRunning;
   }
   // Small stack: the loop needs little, and hundreds of VMs may live in one process.
@@ -93,6 +94,12 @@ void VcpuThread::kick() {
   // If the thread is between its mailbox check and KVM_RUN, immediate_exit makes KVM_RUN
   // return EINTR at once; if it is inside KVM_RUN, the signal does.
   vcpu_.request_immediate_exit();
+  // The thread itself (ending the VM from its own exit) needs no signal, and must not wait
+  // for join_mutex_: a stopping thread may hold it while joining this very thread.
+  if (spawned_ && pthread_equal(pthread_self(), thread_)) return;
+  // Under the mutex join() also takes: never signal a thread that was joined (its pthread_t
+  // may name another thread by then).
+  std::lock_guard lock(join_mutex_);
   if (spawned_ && !joined_) pthread_kill(thread_, kick_signal());
 }
 
@@ -133,6 +140,7 @@ void VcpuThread::wait_paused_or_finished() {
 }
 
 void VcpuThread::join() {
+  std::lock_guard lock(join_mutex_);
   if (!spawned_ || joined_) return;
   pthread_join(thread_, nullptr);
   joined_ = true;

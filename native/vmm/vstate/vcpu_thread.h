@@ -62,6 +62,7 @@ class VcpuThread {
   std::atomic<bool> joined_{false};
 
   mutable std::mutex mutex_;
+  std::mutex join_mutex_;  // kick() and join() exclusive: no signal to a joined thread
   std::condition_variable changed_;
   Request request_ = Request::kRun;
   VcpuRunState state_ = VcpuRunState::kIdle;
