@@ -29,6 +29,15 @@ constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, CountHeader);
 constexpr unsigned long kGetMsrs = _IOWR(KVMIO, 0x88, CountHeader);
 constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, CountHeader);
 
+// kvm_xsave is 4096 bytes of region plus a flexible `extra[]` (for KVM_GET_XSAVE2): 4100 in
+// C++. The legacy 4 KiB XSAVE area is what KVM_GET/SET_XSAVE move.
+struct XsaveArea {
+  uint32_t region[1024];
+};
+static_assert(sizeof(XsaveArea) == 4096);
+constexpr unsigned long kGetXsave = _IOR(KVMIO, 0xa4, XsaveArea);
+constexpr unsigned long kSetXsave = _IOW(KVMIO, 0xa5, XsaveArea);
+
 // A kernel-layout `{count, padding, Entry entries[count]}` buffer.
 template <typename Entry>
 class CountedBuffer {

@@ -76,6 +76,15 @@ Status KvmVcpu::get_sregs(kvm_sregs& sregs) const { return vcpu_ioctl(fd(), KVM_
 Status KvmVcpu::set_sregs(const kvm_sregs& sregs) { return vcpu_ioctl(fd(), KVM_SET_SREGS, &sregs, "KVM_SET_SREGS"); }
 Status KvmVcpu::get_fpu(kvm_fpu& fpu) const { return vcpu_ioctl(fd(), KVM_GET_FPU, &fpu, "KVM_GET_FPU"); }
 Status KvmVcpu::set_fpu(const kvm_fpu& fpu) { return vcpu_ioctl(fd(), KVM_SET_FPU, &fpu, "KVM_SET_FPU"); }
+Status KvmVcpu::get_xsave(kvm_abi::XsaveArea& area) const {
+  return vcpu_ioctl(fd(), kvm_abi::kGetXsave, &area, "KVM_GET_XSAVE");
+}
+Status KvmVcpu::set_xsave(const kvm_abi::XsaveArea& area) {
+  return vcpu_ioctl(fd(), kvm_abi::kSetXsave, &area, "KVM_SET_XSAVE");
+}
+Status KvmVcpu::get_xcrs(kvm_xcrs& xcrs) const { return vcpu_ioctl(fd(), KVM_GET_XCRS, &xcrs, "KVM_GET_XCRS"); }
+Status KvmVcpu::set_xcrs(const kvm_xcrs& xcrs) { return vcpu_ioctl(fd(), KVM_SET_XCRS, &xcrs, "KVM_SET_XCRS"); }
+
 Status KvmVcpu::get_lapic(kvm_lapic_state& lapic) const { return vcpu_ioctl(fd(), KVM_GET_LAPIC, &lapic, "KVM_GET_LAPIC"); }
 Status KvmVcpu::set_lapic(const kvm_lapic_state& lapic) { return vcpu_ioctl(fd(), KVM_SET_LAPIC, &lapic, "KVM_SET_LAPIC"); }
 Status KvmVcpu::get_mp_state(kvm_mp_state& state) const {

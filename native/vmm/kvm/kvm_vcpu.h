@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "vmm/kvm/kvm_abi.h"
 #include "vmm/util/result.h"
 #include "sys/unique_fd.h"
 
@@ -43,6 +44,12 @@ class KvmVcpu {
   Status set_regs(const kvm_regs& regs);
   Status get_sregs(kvm_sregs& sregs) const;
   Status set_sregs(const kvm_sregs& sregs);
+  // XSAVE area (x87, SSE, AVX, ...) and the XCRs (XCR0): what a restored vCPU needs for the
+  // guest's extended registers, beyond kvm_fpu.
+  Status get_xsave(kvm_abi::XsaveArea& area) const;
+  Status set_xsave(const kvm_abi::XsaveArea& area);
+  Status get_xcrs(kvm_xcrs& xcrs) const;
+  Status set_xcrs(const kvm_xcrs& xcrs);
   Status get_fpu(kvm_fpu& fpu) const;
   Status set_fpu(const kvm_fpu& fpu);
   Status get_lapic(kvm_lapic_state& lapic) const;

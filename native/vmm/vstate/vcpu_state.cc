@@ -1,5 +1,7 @@
 #include "vmm/vstate/vcpu_state.h"
 
+#include <memory>
+
 #include "vmm/util/state_codec.h"
 
 namespace nodevisor::vmm {
@@ -7,7 +9,8 @@ namespace nodevisor::vmm {
 namespace {
 
 constexpr uint32_t kStateTag = state_tag("VCPU");
-constexpr uint32_t kStateVersion = 1;
+// 2: adds the XSAVE area and the XCRs after the MSRs.
+constexpr uint32_t kStateVersion = 2;
 
 constexpr uint32_t kMsrSysenterCs = 0x174;
 constexpr uint32_t kMsrSysenterEsp = 0x175;
@@ -53,6 +56,12 @@ Result<std::vector<uint8_t>> save_vcpu_state(const KvmVcpu& vcpu) {
   std::vector<kvm_msr_entry> msrs;
   for (uint32_t index : kSavedMsrs) msrs.push_back(kvm_msr_entry{index, 0, 0});
   NV_TRY(vcpu.get_msrs(msrs));
+  // The extended registers (AVX and beyond) and XCR0: kvm_fpu only has x87 and SSE, so a vCPU
+  // restored into a fresh one (a clone) would otherwise lose them.
+  auto xsave = std::make_unique<kvm_abi::XsaveArea>();
+  kvm_xcrs xcrs{};
+  NV_TRY(vcpu.get_xsave(*xsave));
+  NV_TRY(vcpu.get_xcrs(xcrs));
 
   StateWriter w(kStateTag, kStateVersion);
   w.put(vcpu.index());
@@ -64,6 +73,8 @@ Result<std::vector<uint8_t>> save_vcpu_state(const KvmVcpu& vcpu) {
   w.put(events);
   w.put(static_cast<uint32_t>(msrs.size()));
   for (const kvm_msr_entry& msr : msrs) w.put(msr);
+  w.put(*xsave);
+  w.put(xcrs);
   return w.take();
 }
 
@@ -86,7 +97,10 @@ Status restore_vcpu_state(KvmVcpu& vcpu, std::span<const uint8_t> state) {
   for (auto& msr : msrs) {
     if (!r.get(msr)) return truncated_state("vCPU");
   }
-  if (!r.at_end()) return truncated_state("vCPU");
+  auto xsave = std::make_unique<kvm_abi::XsaveArea>();
+  kvm_xcrs xcrs{};
+  if (!r.get(*xsave) || !r.get(xcrs) || !r.at_end()) return truncated_state("vCPU");
+  if (xcrs.nr_xcrs > KVM_MAX_XCRS) return truncated_state("vCPU");
   if (index != vcpu.index()) {
     return plain_error("ESTATE", "saved state of vCPU " + std::to_string(index) + " given to vCPU " +
                                      std::to_string(vcpu.index()));
@@ -95,6 +109,8 @@ Status restore_vcpu_state(KvmVcpu& vcpu, std::span<const uint8_t> state) {
   NV_TRY(vcpu.set_sregs(sregs));
   NV_TRY(vcpu.set_regs(regs));
   NV_TRY(vcpu.set_fpu(fpu));
+  NV_TRY(vcpu.set_xcrs(xcrs));    // XCR0 before the XSAVE area it describes
+  NV_TRY(vcpu.set_xsave(*xsave));
   NV_TRY(vcpu.set_msrs(msrs));
   NV_TRY(vcpu.set_lapic(lapic));
   NV_TRY(vcpu.set_mp_state(mp));
