@@ -28,8 +28,10 @@ export function findPvhNote(elf: Buffer): PvhNote {
       const descsz = elf.readUInt32LE(pos + 4);
       const type = elf.readUInt32LE(pos + 8);
       const name = pos + 12;
-      const desc = name + ((namesz + 3) & ~3);
-      const next = desc + ((descsz + 3) & ~3);
+      // Rounded up to 4 in floating point, not with `& ~3`: that is 32-bit signed arithmetic in
+      // JS, and a huge namesz/descsz would go negative instead of running past the segment.
+      const desc = name + Math.ceil(namesz / 4) * 4;
+      const next = desc + Math.ceil(descsz / 4) * 4;
       if (next > offset + size) break;
       if (namesz === 4 && elf.toString('latin1', name, name + 3) === 'Xen' && type === XEN_ELFNOTE_PHYS32_ENTRY) {
         if (descsz === 4) return { entry: elf.readUInt32LE(desc) };
