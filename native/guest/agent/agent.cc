@@ -141,69 +141,75 @@ int Agent::run() {
     int ready = ::poll(fds.data(), fds.size(), timeout);
     if (ready < 0 && errno != EINTR) fail_errno(errno, "poll");
 
-    for (size_t i = 0; ready > 0 && i < fds.size(); ++i) {
-      if (fds[i].revents == 0) continue;
-      const Target& t = targets[i];
-      if (t.source == Source::Channel) {
-        if (fds[i].revents & (POLLOUT | POLLERR | POLLHUP)) {
-          if (!channel_->flush()) {
-            log("the host closed the channel");
-            if (!options_.pid1) {
-              kill_everything();
-              return 0;
+    // One failing handler (an allocation that fails, a bug) must not end PID 1 and with it the
+    // guest: log it and keep serving. Requests report their own errors in on_frame.
+    try {
+      for (size_t i = 0; ready > 0 && i < fds.size(); ++i) {
+        if (fds[i].revents == 0) continue;
+        const Target& t = targets[i];
+        if (t.source == Source::Channel) {
+          if (fds[i].revents & (POLLOUT | POLLERR | POLLHUP)) {
+            if (!channel_->flush()) {
+              log("the host closed the channel");
+              if (!options_.pid1) {
+                kill_everything();
+                return 0;
+              }
             }
           }
-        }
-        if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
-          auto result = channel_->read_some([this](std::string_view p) { on_frame(p); },
-                                            [this](uint32_t length) {
-                                              send_error(0, "EFRAME",
-                                                         "frame length " + std::to_string(length) +
-                                                             " is outside 2.." + std::to_string(NV_FRAME_MAX_PAYLOAD) +
-                                                             "; skipped");
-                                            });
-          if (result == Channel::ReadResult::Closed) {
-            log("the agent channel closed");
-            if (!options_.pid1) {
-              kill_everything();
-              return 0;
+          if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+            auto result = channel_->read_some([this](std::string_view p) { on_frame(p); },
+                                              [this](uint32_t length) {
+                                                send_error(0, "EFRAME",
+                                                           "frame length " + std::to_string(length) +
+                                                               " is outside 2.." + std::to_string(NV_FRAME_MAX_PAYLOAD) +
+                                                               "; skipped");
+                                              });
+            if (result == Channel::ReadResult::Closed) {
+              log("the agent channel closed");
+              if (!options_.pid1) {
+                kill_everything();
+                return 0;
+              }
+              // As PID 1 there is no one else to serve: reopen and wait for the host again.
+              ::usleep(100 * 1000);
+              open_channel();
             }
-            // As PID 1 there is no one else to serve: reopen and wait for the host again.
-            ::usleep(100 * 1000);
-            open_channel();
           }
+          continue;
         }
-        continue;
-      }
-      if (t.source == Source::Signal) {
-        signalfd_siginfo info;
-        while (::read(signal_fd_.get(), &info, sizeof info) > 0) {
+        if (t.source == Source::Signal) {
+          signalfd_siginfo info;
+          while (::read(signal_fd_.get(), &info, sizeof info) > 0) {
+          }
+          reap_children();
+          continue;
         }
-        reap_children();
-        continue;
+        auto cit = containers_.find(t.container_id);
+        if (cit == containers_.end()) continue;
+        Proc* p = nullptr;
+        if (t.exec_id.empty()) {
+          p = cit->second.init.get();
+        } else {
+          auto eit = cit->second.execs.find(t.exec_id);
+          if (eit != cit->second.execs.end()) p = eit->second.get();
+        }
+        if (p == nullptr) continue;
+        switch (t.source) {
+          case Source::Status: on_status(*p); break;
+          case Source::Stdout: on_output(*p, false); break;
+          case Source::Stderr: on_output(*p, true); break;
+          case Source::Stdin: on_stdin_writable(*p); break;
+          default: break;
+        }
       }
-      auto cit = containers_.find(t.container_id);
-      if (cit == containers_.end()) continue;
-      Proc* p = nullptr;
-      if (t.exec_id.empty()) {
-        p = cit->second.init.get();
-      } else {
-        auto eit = cit->second.execs.find(t.exec_id);
-        if (eit != cit->second.execs.end()) p = eit->second.get();
-      }
-      if (p == nullptr) continue;
-      switch (t.source) {
-        case Source::Status: on_status(*p); break;
-        case Source::Stdout: on_output(*p, false); break;
-        case Source::Stderr: on_output(*p, true); break;
-        case Source::Stdin: on_stdin_writable(*p); break;
-        default: break;
-      }
+      // A SIGCHLD may have been consumed while handling other fds; reaping is cheap and idempotent.
+      reap_children();
+      check_pending_mounts();
+      forget_finished_execs();
+    } catch (const std::exception& e) {
+      log("error while serving events (going on): %s", e.what());
     }
-    // A SIGCHLD may have been consumed while handling other fds; reaping is cheap and idempotent.
-    reap_children();
-    check_pending_mounts();
-    forget_finished_execs();
     if (!channel_->flush() && !options_.pid1) {
       log("the host closed the channel");
       kill_everything();
