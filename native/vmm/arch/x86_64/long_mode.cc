@@ -1,4 +1,5 @@
 #include "vmm/arch/x86_64/long_mode.h"
+#include "vmm/arch/x86_64/segments.h"
 
 #include <array>
 
@@ -47,20 +48,6 @@ std::array<uint64_t, 2> tss_descriptor(uint64_t base, uint64_t limit) {
   return {low, base >> 32};
 }
 
-kvm_segment segment(uint16_t selector, uint8_t type, bool code64, uint8_t dpl) {
-  kvm_segment s{};
-  s.base = 0;
-  s.limit = 0xffffffff;
-  s.selector = selector;
-  s.type = type;
-  s.present = 1;
-  s.dpl = dpl;
-  s.db = code64 ? 0 : 1;  // L and D are exclusive in a 64-bit code segment
-  s.s = 1;
-  s.l = code64 ? 1 : 0;
-  s.g = 1;
-  return s;
-}
 
 }  // namespace
 
@@ -96,9 +83,9 @@ void long_mode_registers(Privilege privilege, uint64_t rip, kvm_regs& regs, kvm_
   regs.rflags = kRflagsReserved | (user ? kRflagsIopl3 : 0);  // interrupts off
 
   const uint8_t dpl = user ? 3 : 0;
-  sregs.cs = segment(user ? kLongModeUserCode : kLongModeKernelCode, 0xb, true, dpl);  // execute/read, accessed
+  sregs.cs = flat_segment(user ? kLongModeUserCode : kLongModeKernelCode, 0xb, true, dpl);  // execute/read, accessed
   sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss =
-      segment(user ? kLongModeUserData : kLongModeKernelData, 0x3, false, dpl);  // read/write, accessed
+      flat_segment(user ? kLongModeUserData : kLongModeKernelData, 0x3, false, dpl);  // read/write, accessed
   sregs.tr = kvm_segment{};
   sregs.tr.base = kLongModeTssAddress;
   sregs.tr.limit = static_cast<uint32_t>(kTssLimit);

@@ -1,4 +1,5 @@
 #include "vmm/arch/x86_64/pvh_boot.h"
+#include "vmm/arch/x86_64/segments.h"
 
 #include <cstring>
 #include <vector>
@@ -49,20 +50,6 @@ constexpr uint64_t kBootGdt[] = {
     0x008f8b000000ffff,     // 0x18 TSS (busy), as KVM requires a usable TR on entry
 };
 
-kvm_segment flat_segment(uint16_t selector, uint8_t type) {
-  kvm_segment s{};
-  s.base = 0;
-  s.limit = 0xffffffff;
-  s.selector = selector;
-  s.type = type;
-  s.present = 1;
-  s.dpl = 0;
-  s.db = 1;
-  s.s = 1;
-  s.l = 0;
-  s.g = 1;
-  return s;
-}
 
 }  // namespace
 
