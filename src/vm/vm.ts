@@ -41,10 +41,26 @@ export interface VmEvents {
   exit: [exit: VmExit];
 }
 
+/**
+ * src/testing.ts's way into a Vm (set by the class's static block): the native handle, for its
+ * test-only methods, and the native event callback. src/index.ts does not export it.
+ */
+export let vmTestAccess: {
+  handle(vm: Vm): NativeVmHandle;
+  dispatch(vm: Vm, kind: string, payload: unknown): void;
+};
+
 export class Vm extends EventEmitter<VmEvents> {
   #handle: NativeVmHandle | undefined;
   #exit: VmExit | undefined;
   #agent: AgentStream | undefined;
+
+  static {
+    vmTestAccess = {
+      handle: (vm) => vm.#native(),
+      dispatch: (vm, kind, payload) => vm.#dispatch(kind as NativeVmEventKind, payload),
+    };
+  }
 
   private constructor() {
     super();
@@ -130,14 +146,6 @@ export class Vm extends EventEmitter<VmEvents> {
     return this.#native().writeConsole(bytes);
   }
 
-  /** The probe guest's wait port: its next read returns `word` (see native/guest/probe/README.md). */
-  postWaitWord(word: number): boolean {
-    if (!Number.isInteger(word) || word < 0 || word > 0xfffffffe) {
-      throw new NodevisorError('postWaitWord: word must be an integer from 0 to 0xfffffffe', { code: 'EINVAL' });
-    }
-    return this.#native().postWaitWord(word);
-  }
-
   /**
    * The agent channel (the VM's virtio-console) as a Duplex stream, with flow control both
    * ways; it ends when the VM does. The protocol spoken on it is docs/protocol.md.
@@ -171,15 +179,5 @@ export class Vm extends EventEmitter<VmEvents> {
       throw invalid(`detachDisk: slot must be an integer from 0 to 4294967295, got ${String(slot)}`);
     }
     return this.#native().detachDisk(slot);
-  }
-
-  /** @internal Tests: a copy of guest memory. */
-  debugReadGuest(address: number, length: number): Buffer {
-    return this.#native().debugReadGuest(address, length);
-  }
-
-  /** @internal Tests: save and restore every vCPU and device state of a paused VM. */
-  debugSaveRestore(): number {
-    return this.#native().debugSaveRestore();
   }
 }

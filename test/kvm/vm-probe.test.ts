@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 
 import { NodevisorError } from '../../src/errors.js';
 import { PHASE_READY, PHASE_STARTED, PROBE_BANNER, PROBE_COUNTER_GPA, ProbeCommand, probeGuestPath } from '../../src/guest/probe.js';
+import { debugReadGuest, debugSaveRestore, postWaitWord } from '../../src/testing.js';
 import { Vm, type VmExit, type VmPhase } from '../../src/vm/vm.js';
 import { needs } from '../helpers/needs.js';
 
@@ -42,7 +43,7 @@ async function bootProbe(vcpus = 1): Promise<{ vm: Vm; console: { text: () => st
 }
 
 function counter(vm: Vm): bigint {
-  return vm.debugReadGuest(PROBE_COUNTER_GPA, 8).readBigUInt64LE(0);
+  return debugReadGuest(vm, PROBE_COUNTER_GPA, 8).readBigUInt64LE(0);
 }
 
 /** Names of this process's vCPU threads (native/vmm/vstate names them nv-vcpu<N>). */
@@ -76,7 +77,7 @@ describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with 
   it('the guest exits through the exit port on request', async () => {
     const { vm } = await bootProbe();
     const exit = waitFor<VmExit>(vm, 'exit', () => true);
-    vm.postWaitWord(ProbeCommand.exit);
+    postWaitWord(vm, ProbeCommand.exit);
     expect(await exit).toMatchObject({ reason: 'guest-exit', code: 0 });
     await vm.stop();
   });
@@ -103,7 +104,7 @@ describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with 
       expect(phases).toEqual(bootEntry === 'pvh' ? [PHASE_STARTED, PHASE_READY] : [PHASE_READY]);
       // The main loop runs at CPL 3 either way: port I/O there works (the counter command
       // reaches it through the wait port and the counter advances).
-      vm.postWaitWord(ProbeCommand.count);
+      postWaitWord(vm, ProbeCommand.count);
       await sleep(30);
       expect(counter(vm)).toBeGreaterThan(0n);
       await vm.stop();
@@ -112,7 +113,7 @@ describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with 
 
   it('pause stops the guest counter, resume lets it advance; state survives a save/restore round trip', async () => {
     const { vm } = await bootProbe();
-    vm.postWaitWord(ProbeCommand.count);
+    postWaitWord(vm, ProbeCommand.count);
     await sleep(30);
     await vm.pause();
     expect(vm.state).toBe('paused');
@@ -120,7 +121,7 @@ describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with 
     expect(paused).toBeGreaterThan(0n);
     await sleep(50);
     expect(counter(vm)).toBe(paused);
-    expect(vm.debugSaveRestore()).toBeGreaterThan(0);
+    expect(debugSaveRestore(vm)).toBeGreaterThan(0);
     await vm.resume();
     await sleep(50);
     expect(counter(vm)).toBeGreaterThan(paused);
