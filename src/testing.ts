@@ -31,3 +31,8 @@ export function debugReadGuest(vm: Vm, address: number, length: number): Buffer 
 export function debugSaveRestore(vm: Vm): number {
   return testHandle(vm).debugSaveRestore();
 }
+
+/** Hands `vm` an event as if the addon had sent it (to test how unknown kinds are handled). */
+export function dispatchNativeEvent(vm: Vm, kind: string, payload: unknown): void {
+  vmTestAccess.dispatch(vm, kind, payload);
+}

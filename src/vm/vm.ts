@@ -12,6 +12,7 @@
 import { EventEmitter } from 'node:events';
 
 import { invalid, NodevisorError, wrapError } from '../errors.js';
+import { logger } from '../log/logger.js';
 import { addon, type NativeVmEventKind, type NativeVmHandle } from '../native/binding.js';
 import { AgentStream } from './agent-stream.js';
 import { checkDisk, checkVmConfig, type DiskConfig, type VmConfig } from './config.js';
@@ -95,7 +96,7 @@ export class Vm extends EventEmitter<VmEvents> {
       this.#agent?.onReadable();
     } else if (kind === 'agent-writable') {
       this.#agent?.onWritable();
-    } else {
+    } else if (kind === 'exit') {
       this.#exit = payload as VmExit;
       // The guest ended (or stop() was called): join the vCPU threads now rather than at GC.
       // The agent stream ends after that stop, which has collected what the guest wrote last
@@ -104,6 +105,10 @@ export class Vm extends EventEmitter<VmEvents> {
       const stopped = this.#handle?.stop() ?? Promise.resolve();
       stopped.catch(() => undefined).finally(() => agent?.onVmEnded());
       this.emit('exit', this.#exit);
+    } else {
+      // An event this file does not know (an addon newer than it, or a bug): the VM has not
+      // necessarily ended, so it is reported and otherwise ignored.
+      logger('vmm').warn({ kind: String(kind) }, 'ignored an unknown native VM event');
     }
   }
 

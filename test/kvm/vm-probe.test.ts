@@ -4,11 +4,14 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 
 import { NodevisorError } from '../../src/errors.js';
 import { PHASE_READY, PHASE_STARTED, PROBE_BANNER, PROBE_COUNTER_GPA, ProbeCommand, probeGuestPath } from '../../src/guest/probe.js';
-import { debugReadGuest, debugSaveRestore, postWaitWord } from '../../src/testing.js';
+import { rootLogger, setLogger } from '../../src/log/logger.js';
+import { debugReadGuest, debugSaveRestore, dispatchNativeEvent, postWaitWord } from '../../src/testing.js';
 import { Vm, type VmExit, type VmPhase } from '../../src/vm/vm.js';
 import { needs } from '../helpers/needs.js';
 
@@ -127,6 +130,37 @@ describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with 
     expect(counter(vm)).toBeGreaterThan(paused);
     await vm.stop(); // stop while the guest is busy running
     expect(vm.state).toBe('stopped');
+  });
+
+  it('logs and ignores a native event of a kind it does not know, instead of taking it for the end', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    });
+    const before = rootLogger();
+    setLogger(pino({ level: 'warn' }, sink));
+    try {
+      const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 64 });
+      const exits: VmExit[] = [];
+      vm.on('exit', (exit) => exits.push(exit));
+      dispatchNativeEvent(vm, 'no-such-event', { reason: 'bogus', code: 7 });
+      await sleep(20);
+      expect(exits).toEqual([]);
+      expect(vm.exitInfo).toBeUndefined();
+      expect(vm.state).toBe('created');
+      expect(lines.map((l) => JSON.parse(l) as Record<string, unknown>)).toEqual([
+        expect.objectContaining({ subsystem: 'vmm', kind: 'no-such-event', msg: 'ignored an unknown native VM event' }),
+      ]);
+      // The real end still arrives.
+      const exit = waitFor<VmExit>(vm, 'exit', () => true);
+      await vm.stop();
+      expect(await exit).toMatchObject({ reason: 'stopped' });
+    } finally {
+      setLogger(before);
+    }
   });
 
   it('runs with 2 vCPUs (the second waits for a SIPI) and stops both threads', async () => {
