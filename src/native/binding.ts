@@ -155,7 +155,7 @@ export function packageRoot(): string {
 }
 
 /** Candidate addon paths, in the order they are tried. */
-export function addonCandidates(): string[] {
+function addonCandidates(): string[] {
   const root = packageRoot();
   const fromEnv = process.env.NODEVISOR_ADDON;
   const list = [
@@ -197,4 +197,9 @@ export function addon(): NativeAddon {
       'it needs python3, make and a C++20 compiler. NODEVISOR_ADDON=<path> selects another binary.',
     { code: 'ENOADDON' },
   );
+}
+
+/** How the loaded addon was built (version, compiler, sanitizers, ...). JS thread; loads the addon. */
+export function buildInfo(): BuildInfo {
+  return addon().buildInfo();
 }
