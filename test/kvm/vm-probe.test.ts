@@ -4,7 +4,6 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 
@@ -134,14 +133,8 @@ describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with 
 
   it('logs and ignores a native event of a kind it does not know, instead of taking it for the end', async () => {
     const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, cb) {
-        lines.push(String(chunk));
-        cb();
-      },
-    });
     const before = rootLogger();
-    setLogger(pino({ level: 'warn' }, sink));
+    setLogger(pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) }));
     try {
       const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 64 });
       const exits: VmExit[] = [];
