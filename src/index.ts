@@ -50,7 +50,7 @@ export { runHook, HOOK_OUTPUT_LIMIT, type RunHookOptions } from './hooks/run-hoo
 export { preStartHooks, postStartHooks, postStopHooks, type HookKind, type HookRunOptions } from './hooks/hooks.js';
 export type { HookState, ContainerStatus } from './hooks/state.js';
 
-// Logging and tracing.
+// Logging (traces go through @opentelemetry/api: register a tracer provider to get them).
 export { setLogger, type Logger, type Subsystem } from './log/logger.js';
 
 // Network namespaces (Kata B14-B18): lifecycle, running code inside, sandbox setup.

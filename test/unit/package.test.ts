@@ -69,13 +69,16 @@ describe('the built package', () => {
     const program = `
       import * as nodevisor from 'nodevisor';
       const vm = nodevisor.Vm.prototype;
+      const testing = await import('nodevisor/dist/src/testing.js').then(() => 'imported', (e) => e.code);
       console.log(JSON.stringify({
         names: Object.keys(nodevisor),
         vmMethods: Object.getOwnPropertyNames(vm),
+        testing,
       }));
     `;
     const stdout = execFileSync(process.execPath, ['--input-type=module', '-e', program], { cwd: root, encoding: 'utf8' });
-    const { names, vmMethods } = JSON.parse(stdout) as { names: string[]; vmMethods: string[] };
+    const { names, vmMethods, testing } = JSON.parse(stdout) as { names: string[]; vmMethods: string[]; testing: string };
+    expect(testing).toBe('ERR_PACKAGE_PATH_NOT_EXPORTED');
     expect(names).toEqual(expect.arrayContaining(['buildInfo', 'setLogger', 'Vm', 'AgentClient', 'probeGuestPath', 'NodevisorError']));
     for (const internal of INTERNALS) expect(names).not.toContain(internal);
     expect(vmMethods).toEqual(expect.arrayContaining(['start', 'stop', 'attachDisk']));
