@@ -2,7 +2,8 @@
  * Replacing a file so that a reader (a VM being started, a concurrent build) sees the old file
  * or the whole new one, never half of it: the content goes to a staging file next to `path`
  * (same directory, so the same file system), which is then renamed over `path`. When writing
- * fails the staging file is removed, so nothing is left behind.
+ * fails the staging file is removed, so nothing is left behind. Called on the JS thread; the
+ * file I/O runs on libuv's thread pool (fs/promises), so the event loop never waits on the disk.
  */
 import { randomBytes } from 'node:crypto';
 import { copyFile, rename, rm, writeFile } from 'node:fs/promises';
