@@ -1,6 +1,6 @@
 // Public surface of nodevisor. Only exports live here; each name is defined in its layer.
 export { NodevisorError, type NodevisorErrorDetails } from './errors.js';
-export { addon as nativeAddon, type BuildInfo } from './native/binding.js';
+export { buildInfo, type BuildInfo } from './native/binding.js';
 
 // Configuration and kernel parameters (Kata's katautils).
 export type { FactoryConfig, HypervisorConfig, Param, RuntimeConfig } from './config/types.js';
@@ -50,8 +50,8 @@ export { runHook, HOOK_OUTPUT_LIMIT, type RunHookOptions } from './hooks/run-hoo
 export { preStartHooks, postStartHooks, postStopHooks, type HookKind, type HookRunOptions } from './hooks/hooks.js';
 export type { HookState, ContainerStatus } from './hooks/state.js';
 
-// Logging and tracing.
-export { logger, setLogger, type Logger, type Subsystem } from './log/logger.js';
+// Logging (traces go through @opentelemetry/api: register a tracer provider to get them).
+export { setLogger, type Logger, type Subsystem } from './log/logger.js';
 
 // Network namespaces (Kata B14-B18): lifecycle, running code inside, sandbox setup.
 export {
@@ -73,22 +73,11 @@ export { inspectBlockDevice, type BlockDeviceInfo } from './rootfs/blockdev.js';
 
 // Virtual machines (the VMM in the addon) and the probe guest.
 export { Vm, type AgentStream, type DiskConfig, type VmConfig, type VmEvents, type VmExit, type VmPhase, type VmState } from './vm/vm.js';
-export {
-  probeGuestPath,
-  ProbeCommand,
-  PROBE_BANNER,
-  PROBE_COUNTER_GPA,
-  PHASE_READY,
-  PHASE_STARTED,
-} from './guest/probe.js';
+export { probeGuestPath } from './guest/probe.js';
 
 // The guest agent protocol (docs/protocol.md), the agent binary, and guest images.
 export {
   AgentClient,
-  decodeFrame,
-  encodeFrame,
-  FrameDecoder,
-  MAX_FRAME_PAYLOAD,
   type AgentClientOptions,
   type AgentProcess,
   type ContainerCreate,

@@ -30,7 +30,7 @@ const STATUS_OF: Record<HookKind, ContainerStatus> = {
 };
 
 /** The state handed to the hooks of `kind` for `containerId`. */
-export function hookState(spec: Spec, containerId: string, bundlePath: string, kind: HookKind, pid?: number): HookState {
+function hookState(spec: Spec, containerId: string, bundlePath: string, kind: HookKind, pid?: number): HookState {
   const state: HookState = {
     ociVersion: spec.ociVersion ?? '',
     id: containerId,

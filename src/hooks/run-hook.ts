@@ -58,7 +58,7 @@ class BoundedBuffer {
 }
 
 /** `NAME=value` list → environment object; the first `=` splits, later duplicates win. */
-export function envListToObject(list: readonly string[]): NodeJS.ProcessEnv {
+function envListToObject(list: readonly string[]): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const entry of list) {
     const eq = entry.indexOf('=');

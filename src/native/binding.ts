@@ -85,8 +85,6 @@ export interface NativeVmHandle {
   state(): string;
   /** JS thread: queues bytes for the UART; returns how many were accepted. */
   writeConsole(bytes: Uint8Array): number;
-  /** JS thread: the next read of the probe's wait port returns `word`. */
-  postWaitWord(word: number): boolean;
   /** A libuv worker: opens the disk and puts it in the first free hot-plug slot → the slot. */
   attachDisk(disk: NativeDiskConfig): Promise<number>;
   /** A libuv worker: empties a slot (the guest sees capacity 0). */
@@ -95,9 +93,18 @@ export interface NativeVmHandle {
   writeAgent(bytes: Uint8Array): number;
   /** JS thread: takes up to `max` bytes of the guest's agent-console output. */
   readAgent(max: number): Buffer;
-  /** JS thread, tests only: a copy of guest memory (at most 1 MiB). */
+}
+
+/**
+ * The same native object's test-only methods. src/testing.ts is their one user, so they are
+ * neither members of `Vm` nor in the types a user of the package sees.
+ */
+export interface NativeVmTestMethods {
+  /** JS thread: the next read of the probe's wait port returns `word`. */
+  postWaitWord(word: number): boolean;
+  /** JS thread: a copy of guest memory (at most 1 MiB). */
   debugReadGuest(address: number, length: number): Buffer;
-  /** JS thread, tests only, VM paused: saves then restores every vCPU and device state; returns the bytes saved. */
+  /** JS thread, VM paused: saves then restores every vCPU and device state; returns the bytes saved. */
   debugSaveRestore(): number;
 }
 
@@ -132,7 +139,7 @@ export interface NativeAddon {
    * resolves its handle. `onEvent` runs on the JS thread, fed by one thread-safe function per
    * VM (vCPU threads never touch N-API). Use src/vm `Vm.create`, which validates first.
    */
-  vmCreate(config: NativeVmConfig, onEvent: (kind: NativeVmEventKind, payload: unknown) => void): Promise<NativeVmHandle>;
+  vmCreate(config: NativeVmConfig, onEvent: (kind: NativeVmEventKind, payload: unknown) => void): Promise<NativeVmHandle & NativeVmTestMethods>;
 }
 
 const require = createRequire(import.meta.url);
@@ -148,7 +155,7 @@ export function packageRoot(): string {
 }
 
 /** Candidate addon paths, in the order they are tried. */
-export function addonCandidates(): string[] {
+function addonCandidates(): string[] {
   const root = packageRoot();
   const fromEnv = process.env.NODEVISOR_ADDON;
   const list = [
@@ -190,4 +197,9 @@ export function addon(): NativeAddon {
       'it needs python3, make and a C++20 compiler. NODEVISOR_ADDON=<path> selects another binary.',
     { code: 'ENOADDON' },
   );
+}
+
+/** How the loaded addon was built (version, compiler, sanitizers, ...). JS thread; loads the addon. */
+export function buildInfo(): BuildInfo {
+  return addon().buildInfo();
 }

@@ -9,14 +9,14 @@ import type { Spec } from './spec.js';
 export type ContainerType = 'pod_sandbox' | 'pod_container';
 
 /** Annotation keys that carry the container type, checked in this order (CRI, CRI-O, dockershim). */
-export const CONTAINER_TYPE_KEYS = [
+const CONTAINER_TYPE_KEYS = [
   'io.kubernetes.cri.container-type',
   'io.kubernetes.cri-o.ContainerType',
   'io.kubernetes.docker.type',
 ] as const;
 
 /** Annotation keys that carry the sandbox id, checked in this order. */
-export const SANDBOX_ID_KEYS = [
+const SANDBOX_ID_KEYS = [
   'io.kubernetes.cri.sandbox-id',
   'io.kubernetes.cri-o.SandboxID',
   'io.kubernetes.sandbox.id',

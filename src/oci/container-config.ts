@@ -78,7 +78,7 @@ export function parseEnv(entries: readonly string[] | undefined): EnvVar[] {
 }
 
 /** The rootfs a spec names: `root.path`, relative to the bundle unless absolute, host-mounted. */
-export function specRootFs(spec: ValidSpec, bundlePath: string): RootFs {
+function specRootFs(spec: ValidSpec, bundlePath: string): RootFs {
   const path = spec.root.path;
   return { target: normalize(isAbsolute(path) ? path : join(bundlePath, path)), mounted: true };
 }

@@ -7,7 +7,7 @@ import { invalid } from '../errors.js';
 
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 /** Longer ids would not fit in a file name (NAME_MAX 255) with a prefix or suffix. */
-export const ID_MAX_LENGTH = 200;
+const ID_MAX_LENGTH = 200;
 
 /** Returns `id` when it is valid; else throws an EINVAL error naming `what` and the id. */
 export function validateId(id: unknown, what = 'container ID'): string {

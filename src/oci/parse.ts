@@ -13,7 +13,7 @@ import { jsonErrorOffset } from '../util/json-error-offset.js';
 import type { ValidSpec } from './spec.js';
 import { validateSpec } from './validate.js';
 
-export const CONFIG_FILE = 'config.json';
+const CONFIG_FILE = 'config.json';
 
 /** 1-based line and column of a character offset in `text`. */
 export function lineAndColumn(text: string, offset: number): { line: number; column: number } {
@@ -30,7 +30,7 @@ export function lineAndColumn(text: string, offset: number): { line: number; col
 }
 
 /** Parses JSON text; a syntax error names `source` and the line and column. */
-export function parseJsonText(text: string, source: string): unknown {
+function parseJsonText(text: string, source: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {

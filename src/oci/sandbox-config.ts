@@ -38,11 +38,11 @@ export interface SandboxConfigOptions extends ContainerConfigOptions {
 export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
 
 /** Annotation prefix Kata uses for per-pod guest assets. */
-export const ASSET_ANNOTATION_PREFIX = 'com.github.containers.virtcontainers.';
+const ASSET_ANNOTATION_PREFIX = 'com.github.containers.virtcontainers.';
 const ASSET_KEYS = ['KernelPath', 'ImagePath', 'InitrdPath', 'KernelHash', 'ImageHash', 'AssetHashType'];
 
 /** Netns path from the last `network` namespace entry with a non-empty path; '' if none. */
-export function netNsPathOf(spec: ValidSpec): string {
+function netNsPathOf(spec: ValidSpec): string {
   let path = '';
   for (const ns of spec.linux.namespaces ?? []) {
     if (ns.type === 'network' && typeof ns.path === 'string' && ns.path !== '') path = ns.path;
@@ -54,7 +54,7 @@ export function netNsPathOf(spec: ValidSpec): string {
  * /dev/shm size: 0 without a /dev/shm mount; the size of the source filesystem for a bind
  * mount of anything but the host's /dev/shm; else the 64 MiB default.
  */
-export async function shmSizeOf(spec: ValidSpec): Promise<number> {
+async function shmSizeOf(spec: ValidSpec): Promise<number> {
   const mount = (spec.mounts ?? []).find((m) => m.destination === '/dev/shm');
   if (!mount) return 0;
   if (mount.type === 'bind' && mount.source && mount.source !== '/dev/shm') {

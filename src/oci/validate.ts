@@ -3,7 +3,7 @@
  * field (`process.user.uid must be ...`), so a bad config.json is fixed in one look.
  */
 import { invalid } from '../errors.js';
-import type { Hook, Spec, ValidSpec } from './spec.js';
+import type { Hook, ValidSpec } from './spec.js';
 
 type Obj = Record<string, unknown>;
 
@@ -58,7 +58,7 @@ function absolutePath(v: unknown, where: string): void {
 }
 
 /** Checks `NAME=value` entries: the name is everything before the first `=`, never empty. */
-export function validateEnvList(v: unknown, where: string): void {
+function validateEnvList(v: unknown, where: string): void {
   if (v === undefined) return;
   stringArray(v, where).forEach((entry, i) => {
     const eq = entry.indexOf('=');
@@ -175,9 +175,4 @@ export function validateSpec(value: unknown, where = 'spec'): ValidSpec {
   if (linux.resources !== undefined) object(linux.resources, `${where}.linux.resources`);
 
   return spec as unknown as ValidSpec;
-}
-
-/** Narrows a spec the caller built in code, with the same checks as a parsed one. */
-export function asValidSpec(spec: Spec | ValidSpec): ValidSpec {
-  return validateSpec(spec);
 }

@@ -35,17 +35,3 @@ export async function withSpan<T>(
     }
   });
 }
-
-/** The synchronous twin of `withSpan`, for steps that never wait. */
-export function withSpanSync<T>(name: string, attributes: Attributes, fn: (span: Span) => T): T {
-  return tracer().startActiveSpan(name, { attributes }, (span) => {
-    try {
-      return fn(span);
-    } catch (err) {
-      recordFailure(span, err);
-      throw err;
-    } finally {
-      span.end();
-    }
-  });
-}

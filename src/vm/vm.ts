@@ -12,6 +12,7 @@
 import { EventEmitter } from 'node:events';
 
 import { invalid, NodevisorError, wrapError } from '../errors.js';
+import { logger } from '../log/logger.js';
 import { addon, type NativeVmEventKind, type NativeVmHandle } from '../native/binding.js';
 import { AgentStream } from './agent-stream.js';
 import { checkDisk, checkVmConfig, type DiskConfig, type VmConfig } from './config.js';
@@ -41,10 +42,26 @@ export interface VmEvents {
   exit: [exit: VmExit];
 }
 
+/**
+ * src/testing.ts's way into a Vm (set by the class's static block): the native handle, for its
+ * test-only methods, and the native event callback. src/index.ts does not export it.
+ */
+export let vmTestAccess: {
+  handle(vm: Vm): NativeVmHandle;
+  dispatch(vm: Vm, kind: string, payload: unknown): void;
+};
+
 export class Vm extends EventEmitter<VmEvents> {
   #handle: NativeVmHandle | undefined;
   #exit: VmExit | undefined;
   #agent: AgentStream | undefined;
+
+  static {
+    vmTestAccess = {
+      handle: (vm) => vm.#native(),
+      dispatch: (vm, kind, payload) => vm.#dispatch(kind as NativeVmEventKind, payload),
+    };
+  }
 
   private constructor() {
     super();
@@ -79,7 +96,7 @@ export class Vm extends EventEmitter<VmEvents> {
       this.#agent?.onReadable();
     } else if (kind === 'agent-writable') {
       this.#agent?.onWritable();
-    } else {
+    } else if (kind === 'exit') {
       this.#exit = payload as VmExit;
       // The guest ended (or stop() was called): join the vCPU threads now rather than at GC.
       // The agent stream ends after that stop, which has collected what the guest wrote last
@@ -88,6 +105,10 @@ export class Vm extends EventEmitter<VmEvents> {
       const stopped = this.#handle?.stop() ?? Promise.resolve();
       stopped.catch(() => undefined).finally(() => agent?.onVmEnded());
       this.emit('exit', this.#exit);
+    } else {
+      // An event this file does not know (an addon newer than it, or a bug): the VM has not
+      // necessarily ended, so it is reported and otherwise ignored.
+      logger('vmm').warn({ kind: String(kind) }, 'ignored an unknown native VM event');
     }
   }
 
@@ -130,14 +151,6 @@ export class Vm extends EventEmitter<VmEvents> {
     return this.#native().writeConsole(bytes);
   }
 
-  /** The probe guest's wait port: its next read returns `word` (see native/guest/probe/README.md). */
-  postWaitWord(word: number): boolean {
-    if (!Number.isInteger(word) || word < 0 || word > 0xfffffffe) {
-      throw new NodevisorError('postWaitWord: word must be an integer from 0 to 0xfffffffe', { code: 'EINVAL' });
-    }
-    return this.#native().postWaitWord(word);
-  }
-
   /**
    * The agent channel (the VM's virtio-console) as a Duplex stream, with flow control both
    * ways; it ends when the VM does. The protocol spoken on it is docs/protocol.md.
@@ -171,15 +184,5 @@ export class Vm extends EventEmitter<VmEvents> {
       throw invalid(`detachDisk: slot must be an integer from 0 to 4294967295, got ${String(slot)}`);
     }
     return this.#native().detachDisk(slot);
-  }
-
-  /** @internal Tests: a copy of guest memory. */
-  debugReadGuest(address: number, length: number): Buffer {
-    return this.#native().debugReadGuest(address, length);
-  }
-
-  /** @internal Tests: save and restore every vCPU and device state of a paused VM. */
-  debugSaveRestore(): number {
-    return this.#native().debugSaveRestore();
   }
 }

@@ -9,6 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
+import { debugReadGuest } from '../../src/testing.js';
 import { Vm, type VmExit, type VmPhase } from '../../src/vm/vm.js';
 import { needs } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -79,16 +80,16 @@ describe.skipIf(!needs.kvm.report('boot a synthetic bzImage'))('bzImage boot (Li
     await vm.start();
     expect(await reported).toMatchObject({ code: ZERO_PAGE >> 8 });
 
-    const params = vm.debugReadGuest(ZERO_PAGE, 4096);
+    const params = debugReadGuest(vm, ZERO_PAGE, 4096);
     expect(params.toString('latin1', 0x202, 0x206)).toBe('HdrS'); // the header, copied
     expect(params[0x210]).toBe(0xff); // type_of_loader
     expect(params.readUInt32LE(0x228)).toBe(CMDLINE_ADDRESS);
-    expect(vm.debugReadGuest(CMDLINE_ADDRESS, cmdline.length + 1).toString('latin1')).toBe(`${cmdline}\0`);
+    expect(debugReadGuest(vm, CMDLINE_ADDRESS, cmdline.length + 1).toString('latin1')).toBe(`${cmdline}\0`);
     const ramdisk = params.readUInt32LE(0x218);
     expect(params.readUInt32LE(0x21c)).toBe(initrd.length);
     expect(ramdisk % 4096).toBe(0);
     expect(ramdisk).toBeGreaterThanOrEqual(0x1000000 + 0x200000); // above pref_address + init_size
-    expect(vm.debugReadGuest(ramdisk, initrd.length).equals(initrd)).toBe(true);
+    expect(debugReadGuest(vm, ramdisk, initrd.length).equals(initrd)).toBe(true);
     // e820: low RAM, then 1 MiB to the end of the 64 MiB.
     expect(params[0x1e8]).toBe(2);
     const e820 = (i: number) => ({

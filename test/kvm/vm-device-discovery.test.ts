@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { probeGuestPath } from '../../src/guest/probe.js';
+import { debugReadGuest } from '../../src/testing.js';
 import { Vm } from '../../src/vm/vm.js';
 import { needs } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -24,8 +25,8 @@ function sum8(bytes: Buffer): number {
 
 /** An ACPI table (header + body) read from guest memory at `address`, checksum verified. */
 function table(vm: Vm, address: number): Buffer {
-  const length = vm.debugReadGuest(address + 4, 4).readUInt32LE(0);
-  const bytes = vm.debugReadGuest(address, length);
+  const length = debugReadGuest(vm, address + 4, 4).readUInt32LE(0);
+  const bytes = debugReadGuest(vm, address, length);
   expect(sum8(bytes), `checksum of ${bytes.subarray(0, 4).toString()}`).toBe(0);
   return bytes;
 }
@@ -37,7 +38,7 @@ describe.skipIf(!needs.kvm.report('device discovery tables in guest memory'))('v
     writeFileSync(disk, Buffer.alloc(4096));
     const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 64, cmdline: 'console=ttyS0', disks: [{ path: disk }], hotplugSlots: 2 });
     try {
-      const raw = vm.debugReadGuest(CMDLINE_GPA, 4096);
+      const raw = debugReadGuest(vm, CMDLINE_GPA, 4096);
       const cmdline = raw.subarray(0, raw.indexOf(0)).toString();
       expect(cmdline.startsWith('console=ttyS0 ')).toBe(true);
       const entries = [...cmdline.matchAll(/virtio_mmio\.device=4K@0x([0-9a-f]+):(\d+)/g)].map((m) => ({
@@ -52,7 +53,7 @@ describe.skipIf(!needs.kvm.report('device discovery tables in guest memory'))('v
         { base: 0xd0003000, irq: 8 },
       ]);
 
-      const rsdp = vm.debugReadGuest(RSDP_GPA, 36);
+      const rsdp = debugReadGuest(vm, RSDP_GPA, 36);
       expect(rsdp.subarray(0, 8).toString()).toBe('RSD PTR ');
       expect(sum8(rsdp.subarray(0, 20))).toBe(0);
       expect(sum8(rsdp)).toBe(0);
@@ -84,7 +85,7 @@ describe.skipIf(!needs.kvm.report('device discovery tables in guest memory'))('v
   it('leaves the command line alone when asked to', async () => {
     const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 64, cmdline: 'quiet', virtioCmdline: false });
     try {
-      const raw = vm.debugReadGuest(CMDLINE_GPA, 64);
+      const raw = debugReadGuest(vm, CMDLINE_GPA, 64);
       expect(raw.subarray(0, raw.indexOf(0)).toString()).toBe('quiet');
     } finally {
       await vm.stop();

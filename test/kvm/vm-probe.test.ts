@@ -4,10 +4,13 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 
 import { NodevisorError } from '../../src/errors.js';
 import { PHASE_READY, PHASE_STARTED, PROBE_BANNER, PROBE_COUNTER_GPA, ProbeCommand, probeGuestPath } from '../../src/guest/probe.js';
+import { rootLogger, setLogger } from '../../src/log/logger.js';
+import { debugReadGuest, debugSaveRestore, dispatchNativeEvent, postWaitWord } from '../../src/testing.js';
 import { Vm, type VmExit, type VmPhase } from '../../src/vm/vm.js';
 import { needs } from '../helpers/needs.js';
 
@@ -42,7 +45,7 @@ async function bootProbe(vcpus = 1): Promise<{ vm: Vm; console: { text: () => st
 }
 
 function counter(vm: Vm): bigint {
-  return vm.debugReadGuest(PROBE_COUNTER_GPA, 8).readBigUInt64LE(0);
+  return debugReadGuest(vm, PROBE_COUNTER_GPA, 8).readBigUInt64LE(0);
 }
 
 /** Names of this process's vCPU threads (native/vmm/vstate names them nv-vcpu<N>). */
@@ -76,7 +79,7 @@ describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with 
   it('the guest exits through the exit port on request', async () => {
     const { vm } = await bootProbe();
     const exit = waitFor<VmExit>(vm, 'exit', () => true);
-    vm.postWaitWord(ProbeCommand.exit);
+    postWaitWord(vm, ProbeCommand.exit);
     expect(await exit).toMatchObject({ reason: 'guest-exit', code: 0 });
     await vm.stop();
   });
@@ -103,7 +106,7 @@ describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with 
       expect(phases).toEqual(bootEntry === 'pvh' ? [PHASE_STARTED, PHASE_READY] : [PHASE_READY]);
       // The main loop runs at CPL 3 either way: port I/O there works (the counter command
       // reaches it through the wait port and the counter advances).
-      vm.postWaitWord(ProbeCommand.count);
+      postWaitWord(vm, ProbeCommand.count);
       await sleep(30);
       expect(counter(vm)).toBeGreaterThan(0n);
       await vm.stop();
@@ -112,7 +115,7 @@ describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with 
 
   it('pause stops the guest counter, resume lets it advance; state survives a save/restore round trip', async () => {
     const { vm } = await bootProbe();
-    vm.postWaitWord(ProbeCommand.count);
+    postWaitWord(vm, ProbeCommand.count);
     await sleep(30);
     await vm.pause();
     expect(vm.state).toBe('paused');
@@ -120,12 +123,37 @@ describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with 
     expect(paused).toBeGreaterThan(0n);
     await sleep(50);
     expect(counter(vm)).toBe(paused);
-    expect(vm.debugSaveRestore()).toBeGreaterThan(0);
+    expect(debugSaveRestore(vm)).toBeGreaterThan(0);
     await vm.resume();
     await sleep(50);
     expect(counter(vm)).toBeGreaterThan(paused);
     await vm.stop(); // stop while the guest is busy running
     expect(vm.state).toBe('stopped');
+  });
+
+  it('logs and ignores a native event of a kind it does not know, instead of taking it for the end', async () => {
+    const lines: string[] = [];
+    const before = rootLogger();
+    setLogger(pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) }));
+    try {
+      const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 64 });
+      const exits: VmExit[] = [];
+      vm.on('exit', (exit) => exits.push(exit));
+      dispatchNativeEvent(vm, 'no-such-event', { reason: 'bogus', code: 7 });
+      await sleep(20);
+      expect(exits).toEqual([]);
+      expect(vm.exitInfo).toBeUndefined();
+      expect(vm.state).toBe('created');
+      expect(lines.map((l) => JSON.parse(l) as Record<string, unknown>)).toEqual([
+        expect.objectContaining({ subsystem: 'vmm', kind: 'no-such-event', msg: 'ignored an unknown native VM event' }),
+      ]);
+      // The real end still arrives.
+      const exit = waitFor<VmExit>(vm, 'exit', () => true);
+      await vm.stop();
+      expect(await exit).toMatchObject({ reason: 'stopped' });
+    } finally {
+      setLogger(before);
+    }
   });
 
   it('runs with 2 vCPUs (the second waits for a SIPI) and stops both threads', async () => {

@@ -10,6 +10,27 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/tmp.js';
 
 const root = join(import.meta.dirname, '..', '..');
+
+/** Names src/index.ts no longer exports: the raw addon, the frame codec, probe constants, the logger object. */
+const INTERNALS = [
+  'nativeAddon',
+  'addon',
+  'logger',
+  'rootLogger',
+  'encodeFrame',
+  'decodeFrame',
+  'FrameDecoder',
+  'MAX_FRAME_PAYLOAD',
+  'ProbeCommand',
+  'PROBE_BANNER',
+  'PROBE_COUNTER_GPA',
+  'PHASE_READY',
+  'PHASE_STARTED',
+  'withSpanSync',
+  'asValidSpec',
+];
+/** Vm methods that moved to src/testing.ts (not part of the package). */
+const TEST_ONLY_VM_METHODS = ['postWaitWord', 'debugReadGuest', 'debugSaveRestore'];
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 
 describe('the built package', () => {
@@ -30,18 +51,38 @@ describe('the built package', () => {
 
   it('is importable by its name and works', () => {
     const program = `
-      import { getKernelParams, containerType, NodevisorError, nativeAddon } from 'nodevisor';
+      import { getKernelParams, containerType, NodevisorError, buildInfo } from 'nodevisor';
       const out = {
         params: getKernelParams(true, true).length,
         type: containerType({ annotations: { 'io.kubernetes.cri.container-type': 'container' } }),
         isError: new NodevisorError('x', { code: 'EINVAL' }) instanceof Error,
-        version: nativeAddon().buildInfo().version,
+        version: buildInfo().version,
       };
       console.log(JSON.stringify(out));
     `;
     const stdout = execFileSync(process.execPath, ['--input-type=module', '-e', program], { cwd: root, encoding: 'utf8' });
     const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
     expect(JSON.parse(stdout)).toEqual({ params: 4, type: 'pod_container', isError: true, version });
+  });
+
+  it('exports what a user needs, not the internals', () => {
+    const program = `
+      import * as nodevisor from 'nodevisor';
+      const vm = nodevisor.Vm.prototype;
+      const testing = await import('nodevisor/dist/src/testing.js').then(() => 'imported', (e) => e.code);
+      console.log(JSON.stringify({
+        names: Object.keys(nodevisor),
+        vmMethods: Object.getOwnPropertyNames(vm),
+        testing,
+      }));
+    `;
+    const stdout = execFileSync(process.execPath, ['--input-type=module', '-e', program], { cwd: root, encoding: 'utf8' });
+    const { names, vmMethods, testing } = JSON.parse(stdout) as { names: string[]; vmMethods: string[]; testing: string };
+    expect(testing).toBe('ERR_PACKAGE_PATH_NOT_EXPORTED');
+    expect(names).toEqual(expect.arrayContaining(['buildInfo', 'setLogger', 'Vm', 'AgentClient', 'probeGuestPath', 'NodevisorError']));
+    for (const internal of INTERNALS) expect(names).not.toContain(internal);
+    expect(vmMethods).toEqual(expect.arrayContaining(['start', 'stop', 'attachDisk']));
+    for (const testOnly of TEST_ONLY_VM_METHODS) expect(vmMethods).not.toContain(testOnly);
   });
 
   it('has type declarations a consumer compiles against', () => {
@@ -58,8 +99,8 @@ describe('the built package', () => {
     const garbage = join(copy, 'garbage.node');
     writeFileSync(garbage, 'not an ELF');
     const program = `
-      import { nativeAddon } from 'nodevisor';
-      try { nativeAddon(); console.log('loaded'); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }
+      import { buildInfo } from 'nodevisor';
+      try { buildInfo(); console.log('loaded'); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }
     `;
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', program], {
       cwd: copy,

@@ -9,11 +9,12 @@
  * agent binary give the same bytes. JS thread; external tools run as child processes.
  */
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 
 import { NodevisorError } from '../../errors.js';
+import { copyFileAtomic, writeFileAtomic } from '../../util/atomic-write.js';
 import { agentBinaryPath } from '../agent-binary.js';
 import { writeCpio, type CpioEntry } from './cpio.js';
 import { DEFAULT_KERNEL_PACKAGE, downloadPackage, extractPackage, resolveKernelPackage, type KernelPackage } from './debian.js';
@@ -169,19 +170,13 @@ export async function buildGuestImage(options: GuestBuildOptions = {}): Promise<
   const initrd = join(outDir, 'initramfs.cpio');
   const kernelOut = join(outDir, 'vmlinuz');
   // Write-then-rename: a reader (a VM being started) never sees half a file.
-  const staging = `${initrd}.${process.pid}.tmp`;
-  await writeFile(staging, archive);
-  await rename(staging, initrd);
-  if (resolve(kernel) !== kernelOut) {
-    await copyFile(kernel, `${kernelOut}.${process.pid}.tmp`);
-    await rename(`${kernelOut}.${process.pid}.tmp`, kernelOut);
-  }
+  await writeFileAtomic(initrd, archive);
+  if (resolve(kernel) !== kernelOut) await copyFileAtomic(kernel, kernelOut);
   let vmlinux: string | undefined;
   try {
     const elf = await extractVmlinux(await readFile(kernelOut));
     vmlinux = join(outDir, 'vmlinux');
-    await writeFile(`${vmlinux}.${process.pid}.tmp`, elf);
-    await rename(`${vmlinux}.${process.pid}.tmp`, vmlinux);
+    await writeFileAtomic(vmlinux, elf);
     say(`unpacked the ELF kernel for PVH boot: ${vmlinux}`);
   } catch (err) {
     say(`no ELF kernel unpacked (${(err as Error).message}); boot loaders that take a bzImage can use ${kernelOut}`);

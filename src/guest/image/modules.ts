@@ -10,7 +10,7 @@
  */
 import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
-import { basename, join, relative } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 
@@ -131,9 +131,4 @@ export async function selectModules(moduleDir: string, wanted: string[] = DEFAUL
   };
   for (const name of wanted) await visit(name, []);
   return { modules, builtin };
-}
-
-/** Relative path of a module file inside its tree, for messages. */
-export function modulePathInTree(moduleDir: string, path: string): string {
-  return relative(moduleDir, path);
 }

@@ -6,10 +6,11 @@
  * guest image builder and this share one download: <cache>/guest/<package>_<version>/.
  * JS thread; Debian's tools run as child processes.
  */
-import { access, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { access, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import { NodevisorError } from '../../errors.js';
+import { writeFileAtomic } from '../../util/atomic-write.js';
 import { defaultCacheDir } from '../image/build.js';
 import { DEFAULT_KERNEL_PACKAGE, downloadPackage, extractPackage, resolveKernelPackage, type KernelPackage } from '../image/debian.js';
 import { extractVmlinux } from '../image/vmlinux.js';
@@ -42,12 +43,6 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-async function writeAtomically(path: string, data: Buffer): Promise<void> {
-  const staging = `${path}.${process.pid}.tmp`;
-  await writeFile(staging, data);
-  await rename(staging, path);
-}
-
 /** Fetches (or finds in the cache) Debian's kernel package and returns its bzImage and vmlinux. */
 export async function fetchDebianKernel(options: FetchKernelOptions = {}): Promise<DebianKernel> {
   const say = options.progress ?? (() => undefined);
@@ -74,7 +69,7 @@ export async function fetchDebianKernel(options: FetchKernelOptions = {}): Promi
   try {
     if (!(await exists(vmlinux))) {
       say('unpacking the ELF vmlinux from the bzImage');
-      await writeAtomically(vmlinux, await extractVmlinux(await readFile(bzImage)));
+      await writeFileAtomic(vmlinux, await extractVmlinux(await readFile(bzImage)));
     }
     const note = findPvhNote(await readFile(vmlinux));
     if ('entry' in note) kernel.vmlinux = vmlinux;
