@@ -8,9 +8,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import type { NodevisorError } from '../../src/errors.js';
 import { AgentProcess, agentOnHostNeed } from '../helpers/agent-process.js';
 import { busyboxRootfsNeed, makeBusyboxImage } from '../helpers/busybox-rootfs.js';
 import { needs } from '../helpers/needs.js';
@@ -20,6 +22,15 @@ const canRun =
   agentOnHostNeed('agent security tests') &&
   needs.command('losetup').report('agent security tests') &&
   busyboxRootfsNeed().report('agent security tests');
+const canCompile = needs.command('gcc').report('the exec race test (builds its attacker)');
+
+const fixtures = join(dirname(fileURLToPath(import.meta.url)), '../fixtures/agent-security');
+
+/** Builds a fixture C program statically into the rootfs tree's /bin. */
+function buildIntoRootfs(tree: string, name: string): string {
+  execFileSync('gcc', ['-static', '-O2', '-Wall', '-o', join(tree, 'bin', name), join(fixtures, `${name}.c`)]);
+  return `/bin/${name}`;
+}
 
 /** A loop device over a new `size` file at `path`, ext4-formatted unless `format` is false. */
 function loopImage(path: string, size: string, format = true): string {
@@ -53,6 +64,41 @@ describe.skipIf(!canRun)('nodevisor-agent against hostile containers and input',
     }
     if (work) rmSync(work, { recursive: true, force: true });
   });
+
+  it.skipIf(!canCompile)(
+    'exec race (defect 1): a root process in the container grabbing fds of each new pid finds no agent fd in 10,000 attempts',
+    async () => {
+      const grab = buildIntoRootfs(tree, 'pidfd_grab');
+      const c = { containerId: 'race' };
+      // PID 1 of the container is the attacker, with every capability (CAP_SYS_PTRACE included).
+      await agent.client.createContainer({ ...c, rootfs: tree, process: { args: [grab, '10000'] } });
+      await agent.client.startContainer(c.containerId);
+      let attackerDone = false;
+      const attacker = agent.client.wait(c).finally(() => (attackerDone = true));
+      let execs = 0;
+      while (!attackerDone && execs < 3000) {
+        const ref = { containerId: c.containerId, execId: `x${execs++}` };
+        try {
+          await agent.client.exec(ref.containerId, ref.execId, { args: ['/bin/true'] });
+          await agent.client.wait(ref);
+        } catch (err) {
+          // The attacker (PID 1) ended between two execs: the container is gone or going.
+          if (!['ESRCH', 'ESTATE', 'ENOENT'].includes((err as NodevisorError).code)) throw err;
+          break;
+        }
+      }
+      expect(await attacker).toEqual({ exitCode: 0, signal: null });
+      const out = agent.output(c);
+      expect(out).not.toContain('FOUND');
+      const summary = /attempts=(\d+) targets=(\d+) found=(\d+)/.exec(out);
+      expect(summary, out).not.toBeNull();
+      expect(Number(summary![1])).toBe(10_000);
+      expect(Number(summary![2])).toBeGreaterThan(10); // it really saw the execs come and go
+      expect(Number(summary![3])).toBe(0);
+      await agent.client.destroyContainer(c.containerId);
+    },
+    120_000,
+  );
 
   describe('mount targets (defect 3)', () => {
     let disk: string;

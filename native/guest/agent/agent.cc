@@ -88,8 +88,6 @@ int Agent::run() {
   sigprocmask(SIG_BLOCK, &chld, nullptr);
   signal_fd_.reset(::signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!signal_fd_.valid()) fail_errno(errno, "signalfd");
-  self_pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0)));
-  if (!self_pidfd_.valid()) fail_errno(errno, "pidfd_open of the agent");
   open_channel();
   log("serving on %s", options_.channel_fd >= 0 ? "an inherited fd" : options_.channel_path.c_str());
 
@@ -484,7 +482,7 @@ void Agent::handle_exec(uint64_t id, const Fields& f) {
   auto p = std::make_unique<Proc>();
   p->container_id = c.id;
   p->exec_id = eid;
-  p->io = spawn_exec(process, c.init->io.pidfd.get(), self_pidfd_.get());
+  p->io = spawn_exec(process, c.init->io.pidfd.get());
   p->pending = Pending::Exec;
   p->pending_request = id;
   c.execs[eid] = std::move(p);

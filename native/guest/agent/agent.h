@@ -1,6 +1,6 @@
 // The agent's request server. One thread (the process's main thread) runs everything: a poll(2)
 // loop over the channel, a signalfd for SIGCHLD, and each container process's pipes. Keeping it
-// single-threaded is deliberate: clone3/setns tricks in spawn.cc and reaping by waitpid(-1) are
+// single-threaded is deliberate: forking without exec in spawn.cc and reaping by waitpid(-1) are
 // only safe when no other thread exists.
 #ifndef NODEVISOR_AGENT_AGENT_H
 #define NODEVISOR_AGENT_AGENT_H
@@ -111,7 +111,6 @@ class Agent {
   UniqueFd channel_fd_;
   std::unique_ptr<Channel> channel_;
   UniqueFd signal_fd_;
-  UniqueFd self_pidfd_;
   std::map<std::string, Container> containers_;
   std::vector<PendingMount> pending_mounts_;
 };
