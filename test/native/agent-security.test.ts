@@ -7,11 +7,12 @@
  * Run against an older agent with NODEVISOR_AGENT=<path> to see which defects it has.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import type { AgentProcess as ProcessSpec, ExitStatus } from '../../src/agent/messages.js';
 import type { NodevisorError } from '../../src/errors.js';
 import { AgentProcess, agentOnHostNeed } from '../helpers/agent-process.js';
 import { busyboxRootfsNeed, makeBusyboxImage } from '../helpers/busybox-rootfs.js';
@@ -39,6 +40,36 @@ function loopImage(path: string, size: string, format = true): string {
   return execFileSync('losetup', ['--find', '--show', path], { encoding: 'utf8' }).trim();
 }
 
+/** Every capability this kernel knows and this test process may hand on (its bounding set), by name. */
+const ALL_CAPS = (() => {
+  const names = [
+    'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID',
+    'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST', 'CAP_NET_ADMIN',
+    'CAP_NET_RAW', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE',
+    'CAP_SYS_PACCT', 'CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_NICE', 'CAP_SYS_RESOURCE', 'CAP_SYS_TIME',
+    'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE', 'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL', 'CAP_SETFCAP',
+    'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM', 'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ',
+    'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
+  ];
+  const bounding = BigInt(`0x${/CapBnd:\s*([0-9a-f]+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]}`);
+  return names.filter((_, n) => (bounding >> BigInt(n)) & 1n);
+})();
+
+/** A capability mask as /proc/<pid>/status prints it (16 hex digits). */
+function capMask(numbers: number[]): string {
+  return numbers.reduce((mask, n) => mask | (1n << BigInt(n)), 0n).toString(16).padStart(16, '0');
+}
+
+/** Fields of a /proc/<pid>/status text. */
+function statusFields(text: string): Record<string, string> {
+  return Object.fromEntries(
+    text
+      .split('\n')
+      .filter((l) => l.includes(':'))
+      .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]),
+  );
+}
+
 function blockdevReadOnly(device: string): boolean {
   return execFileSync('blockdev', ['--getro', device], { encoding: 'utf8' }).trim() === '1';
 }
@@ -56,6 +87,18 @@ describe.skipIf(!canRun)('nodevisor-agent against hostile containers and input',
     agent = new AgentProcess();
   });
 
+  let containers = 0;
+  /** Runs one container to its end → its exit status and stdout (+ stderr). */
+  async function run(process: ProcessSpec): Promise<{ status: ExitStatus; out: string }> {
+    const c = { containerId: `c${++containers}` };
+    await agent.client.createContainer({ ...c, rootfs: tree, process: { env: ['PATH=/bin'], ...process } });
+    await agent.client.startContainer(c.containerId);
+    const status = await agent.client.wait(c);
+    const out = agent.output(c) + agent.output(c, 'stderr');
+    await agent.client.destroyContainer(c.containerId);
+    return { status, out };
+  }
+
   afterAll(async () => {
     await agent?.stop();
     for (const loop of loops) {
@@ -70,8 +113,14 @@ describe.skipIf(!canRun)('nodevisor-agent against hostile containers and input',
     async () => {
       const grab = buildIntoRootfs(tree, 'pidfd_grab');
       const c = { containerId: 'race' };
-      // PID 1 of the container is the attacker, with every capability (CAP_SYS_PTRACE included).
-      await agent.client.createContainer({ ...c, rootfs: tree, process: { args: [grab, '10000'] } });
+      // PID 1 of the container is the attacker, with every capability (CAP_SYS_PTRACE included):
+      // what keeps it from the agent's fds must be the way execs are made, not its privileges.
+      const all = { bounding: ALL_CAPS, effective: ALL_CAPS, permitted: ALL_CAPS };
+      await agent.client.createContainer({
+        ...c,
+        rootfs: tree,
+        process: { args: [grab, '10000'], capabilities: all, noNewPrivileges: false },
+      });
       await agent.client.startContainer(c.containerId);
       let attackerDone = false;
       const attacker = agent.client.wait(c).finally(() => (attackerDone = true));
@@ -99,6 +148,128 @@ describe.skipIf(!canRun)('nodevisor-agent against hostile containers and input',
     },
     120_000,
   );
+
+  describe('capabilities, no_new_privs, rlimits, seccomp (defect 2)', () => {
+    const CAP = { CHOWN: 0, KILL: 5, NET_BIND_SERVICE: 10, SYS_PTRACE: 19, AUDIT_WRITE: 29 };
+
+    it("without capabilities in the request, a container gets runc's defaults and no_new_privs", async () => {
+      const { status, out } = await run({ args: ['cat', '/proc/self/status'] });
+      expect(status).toEqual({ exitCode: 0, signal: null });
+      const f = statusFields(out);
+      const defaults = capMask([CAP.AUDIT_WRITE, CAP.KILL, CAP.NET_BIND_SERVICE]);
+      expect({ eff: f.CapEff, bnd: f.CapBnd, prm: f.CapPrm, inh: f.CapInh, amb: f.CapAmb, nnp: f.NoNewPrivs }).toEqual({
+        eff: defaults, bnd: defaults, prm: defaults, inh: capMask([]), amb: capMask([]), nnp: '1',
+      });
+    });
+
+    it('CapEff, CapBnd, CapPrm, CapInh and CapAmb match the sets of the request', async () => {
+      const set = ['CAP_CHOWN', 'CAP_KILL', 'CAP_SYS_PTRACE'];
+      const { out } = await run({
+        args: ['cat', '/proc/self/status'],
+        capabilities: { bounding: set, effective: set, permitted: set, inheritable: ['CAP_KILL'] },
+        noNewPrivileges: false,
+      });
+      const f = statusFields(out);
+      const mask = capMask([CAP.CHOWN, CAP.KILL, CAP.SYS_PTRACE]);
+      expect({ eff: f.CapEff, bnd: f.CapBnd, prm: f.CapPrm, inh: f.CapInh, nnp: f.NoNewPrivs }).toEqual({
+        eff: mask, bnd: mask, prm: mask, inh: capMask([CAP.KILL]), nnp: '0',
+      });
+    });
+
+    it('a non-root process keeps exactly its ambient capabilities across execve', async () => {
+      const set = ['CAP_NET_BIND_SERVICE'];
+      const { out } = await run({
+        args: ['cat', '/proc/self/status'],
+        uid: 1000,
+        gid: 1000,
+        capabilities: { bounding: ['CAP_NET_BIND_SERVICE', 'CAP_KILL'], effective: set, permitted: set, inheritable: set, ambient: set },
+      });
+      const f = statusFields(out);
+      expect(f.Uid).toMatch(/^1000\s+1000\s+1000\s+1000$/);
+      expect({ eff: f.CapEff, amb: f.CapAmb, bnd: f.CapBnd }).toEqual({
+        eff: capMask([CAP.NET_BIND_SERVICE]), amb: capMask([CAP.NET_BIND_SERVICE]), bnd: capMask([CAP.KILL, CAP.NET_BIND_SERVICE]),
+      });
+    });
+
+    it('mknod of the console device fails without CAP_MKNOD, and works with it', async () => {
+      const denied = await run({ args: ['sh', '-c', 'mknod /tmp/console-a c 5 1 && echo made'] });
+      expect(denied.out).not.toContain('made');
+      expect(denied.out).toMatch(/Operation not permitted/);
+      expect(denied.status.exitCode).not.toBe(0);
+      const allowed = await run({
+        args: ['sh', '-c', 'mknod /tmp/console-b c 5 1 && echo made'],
+        capabilities: { bounding: ['CAP_MKNOD'], effective: ['CAP_MKNOD'], permitted: ['CAP_MKNOD'] },
+      });
+      expect(allowed.out).toContain('made');
+      rmSync(join(tree, 'tmp/console-b'), { force: true });
+    });
+
+    it('execs get the capabilities and no_new_privs of their own request too', async () => {
+      const c = { containerId: 'exec-caps' };
+      await agent.client.createContainer({ ...c, rootfs: tree, process: { args: ['sleep', '30'], capabilities: { bounding: ALL_CAPS, effective: ALL_CAPS, permitted: ALL_CAPS }, noNewPrivileges: false } });
+      await agent.client.startContainer(c.containerId);
+      const ref = { ...c, execId: 'status' };
+      await agent.client.exec(c.containerId, ref.execId, { args: ['cat', '/proc/self/status'] });
+      expect(await agent.client.wait(ref)).toEqual({ exitCode: 0, signal: null });
+      const f = statusFields(agent.output(ref));
+      const defaults = capMask([CAP.AUDIT_WRITE, CAP.KILL, CAP.NET_BIND_SERVICE]);
+      expect({ eff: f.CapEff, bnd: f.CapBnd, nnp: f.NoNewPrivs }).toEqual({ eff: defaults, bnd: defaults, nnp: '1' });
+      await agent.client.destroyContainer(c.containerId);
+    });
+
+    it('sets rlimits', async () => {
+      const { out } = await run({
+        args: ['sh', '-c', 'ulimit -n; ulimit -Hn; grep "Max open files" /proc/self/limits'],
+        rlimits: [{ type: 'RLIMIT_NOFILE', soft: 123, hard: 456 }],
+      });
+      expect(out.split('\n').slice(0, 2)).toEqual(['123', '456']);
+      expect(out).toMatch(/Max open files\s+123\s+456/);
+    });
+
+    it('a seccomp profile returning EPERM (and another errno, and one by argument value) is observed', async () => {
+      const { status, out } = await run({
+        args: ['sh', '-c', 'mkdir /tmp/sc-a; echo "mkdir=$?"; touch /tmp/sc-b && echo touched; kill -0 $$ && echo kill0; kill -USR1 $$; echo "usr1=$?"'],
+        seccomp: {
+          defaultAction: 'SCMP_ACT_ALLOW',
+          architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
+          syscalls: [
+            { names: ['mkdir', 'mkdirat', 'no_such_call_on_x86_64'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 },
+            { names: ['openat', 'open', 'creat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13, args: [{ index: 2, value: 0o100, valueTwo: 0o100, op: 'SCMP_CMP_MASKED_EQ' }] },
+            { names: ['kill'], action: 'SCMP_ACT_ERRNO', args: [{ index: 1, value: 10, op: 'SCMP_CMP_EQ' }] },
+          ],
+        },
+      });
+      expect(status.exitCode).toBe(0);
+      expect(out).toMatch(/mkdir: can't create directory '\/tmp\/sc-a': Operation not permitted/);
+      expect(out).toContain('mkdir=1');
+      expect(out).toMatch(/touch: \/tmp\/sc-b: Permission denied/); // O_CREAT: EACCES
+      expect(out).not.toContain('touched');
+      expect(out).toContain('kill0'); // signal 0 passes the argument condition
+      expect(out).toContain('usr1=1'); // SIGUSR1 (10) does not
+    });
+
+    it('refuses unknown capability names, rlimits and seccomp actions, naming the field', async () => {
+      const create = (process: ProcessSpec) => agent.client.createContainer({ containerId: 'bad', rootfs: tree, process });
+      await expect(create({ args: ['true'], capabilities: { bounding: ['CAP_NOPE'] } })).rejects.toMatchObject({
+        code: 'EINVAL',
+        message: expect.stringContaining('process.capabilities.bounding: unknown capability "CAP_NOPE"'),
+      });
+      await expect(create({ args: ['true'], rlimits: [{ type: 'RLIMIT_NOPE', soft: 1, hard: 1 }] })).rejects.toMatchObject({
+        code: 'EINVAL',
+        message: expect.stringContaining('process.rlimits[0].type'),
+      });
+      await expect(create({ args: ['true'], seccomp: { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['read'], action: 'SCMP_ACT_NOTIFY' }] } })).rejects.toMatchObject({
+        code: 'EINVAL',
+        message: expect.stringContaining('process.seccomp.syscalls[0].action'),
+      });
+    });
+
+    it("the checked-in system call table matches this machine's kernel headers", () => {
+      const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
+      const generated = execFileSync(join(root, 'native/guest/agent/gen_syscall_table.sh'), { encoding: 'utf8' });
+      expect(generated).toBe(readFileSync(join(root, 'native/guest/agent/syscall_table.inc'), 'utf8'));
+    });
+  });
 
   describe('mount targets (defect 3)', () => {
     let disk: string;

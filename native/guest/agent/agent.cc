@@ -563,6 +563,11 @@ void Agent::on_status(Proc& p) {
   }
   // End of file (or a short read, which a pipe never gives for 52 bytes): execve happened, or the
   // child died without a word.
+  on_status_end(p);
+}
+
+void Agent::on_status_end(Proc& p) {
+  std::string cid = p.container_id;
   p.io.status_r.reset();
   if (p.pending == Pending::Start || p.pending == Pending::Exec) {
     p.phase = Proc::Phase::Running;
@@ -630,10 +635,11 @@ void Agent::on_exited(Proc& p, int status) {
   if (WIFEXITED(status)) p.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) p.signal = WTERMSIG(status);
   std::string cid = p.container_id;
-  // Settle create/start/exec answers from what the child left in the status pipe.
-  // The child is gone, so its end of the pipe is closed: a few reads reach end-of-file.
+  // Settle create/start/exec answers from what the child left in the status pipe. The child is
+  // gone, so its end of the pipe is closed and a few reads reach end-of-file; but a process in the container may hold a copy of the pipe's write end
+  // (pidfd_getfd): then there is no end-of-file, and the exit settles the answer instead.
   for (int i = 0; i < 4 && p.io.status_r.valid(); ++i) on_status(p);
-  p.io.status_r.reset();
+  if (p.io.status_r.valid()) on_status_end(p);
   // Send the output it left behind before the exit. A pipe still held open by a descendant
   // (an exec's background job) ends later, through the main loop.
   for (bool is_stderr : {false, true}) {

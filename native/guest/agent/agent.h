@@ -97,6 +97,7 @@ class Agent {
   Proc& proc(const Fields& f);
   Proc* find_proc(pid_t pid);
   void on_status(Proc& p);
+  void on_status_end(Proc& p);  // the status pipe ended (or its process did): settle the answer
   void on_output(Proc& p, bool is_stderr);
   void on_stdin_writable(Proc& p);
   void reap_children();

@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "errors.h"
+#include "privileges.h"
+#include "seccomp.h"
 
 namespace nv::agent {
 
@@ -49,6 +51,7 @@ struct Plan {
   uint64_t join_namespaces = 0;           // exec only: CLONE_NEW* flags for setns
   int stdin_r = -1, stdout_w = -1, stderr_w = -1, status_w = -1, start_r = -1;
   int helper_w = -1;                      // exec only: where the helper reports (HelperReport)
+  int last_cap = 0;                       // the kernel's highest capability number
 };
 
 // What the exec helper tells the agent: the child's pid (in the agent's PID namespace), or the
@@ -63,6 +66,7 @@ static_assert(sizeof(HelperReport) <= 64, "written atomically to a pipe");
 Plan make_plan(const ProcessSpec& process) {
   Plan plan;
   plan.process = &process;
+  plan.last_cap = kernel_last_capability();
   for (const auto& a : process.args) plan.argv.push_back(const_cast<char*>(a.c_str()));
   plan.argv.push_back(nullptr);
   for (const auto& e : process.env) plan.envp.push_back(const_cast<char*>(e.c_str()));
@@ -211,11 +215,28 @@ void close_inherited_fds(const Plan& plan) {
   if (plan.setup != nullptr) enter_root(plan);
 
   const ProcessSpec& p = *plan.process;
+  const Privileges& priv = p.privileges;
   // cwd is resolved in the container's root: ".." at "/" stays at "/", so it cannot leave it.
   if (::chdir(p.cwd.c_str()) != 0) child_fail(plan, "chdir to cwd", errno);
+
+  // Privileges, in the order that lets each step still do what it needs (runc's order):
+  // rlimits while CAP_SYS_RESOURCE may still raise a hard limit; without no_new_privs the
+  // seccomp filter needs CAP_SYS_ADMIN, so then it goes in now (and must allow the rest of this
+  // setup, as with runc); bounding set; uid/gid with the permitted set kept across; capset and
+  // ambient; no_new_privs. With no_new_privs the filter goes in last, just before execve.
+  const char* rlimit_name = "";
+  if (int err = apply_rlimits(priv, &rlimit_name)) child_fail(plan, "setrlimit", err);
+  if (!priv.no_new_privileges && !priv.seccomp.empty()) {
+    if (int err = load_seccomp(priv.seccomp)) child_fail(plan, "seccomp", err);
+  }
+  if (int err = drop_bounding_set(priv, plan.last_cap)) child_fail(plan, "drop the bounding set", err);
+  if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) child_fail(plan, "PR_SET_KEEPCAPS", errno);
   if (::setgroups(p.additional_gids.size(), p.additional_gids.data()) != 0) child_fail(plan, "setgroups", errno);
   if (::setresgid(p.gid, p.gid, p.gid) != 0) child_fail(plan, "setgid", errno);
   if (::setresuid(p.uid, p.uid, p.uid) != 0) child_fail(plan, "setuid", errno);
+  if (::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) child_fail(plan, "PR_SET_KEEPCAPS", errno);
+  if (int err = set_capabilities(priv, plan.last_cap)) child_fail(plan, "capset", err);
+  if (priv.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(plan, "no_new_privs", errno);
 
   if (plan.start_r >= 0) {
     ChildReport ready{};
@@ -231,6 +252,9 @@ void close_inherited_fds(const Plan& plan) {
 
   // Every fd except stdio and the status pipe (close-on-exec already) must not reach the program.
   ::syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */);
+  if (priv.no_new_privileges && !priv.seccomp.empty()) {
+    if (int err = load_seccomp(priv.seccomp)) child_fail(plan, "seccomp", err);
+  }
 
   int err = ENOENT;
   for (const auto& candidate : plan.candidates) {
