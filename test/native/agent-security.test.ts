@@ -332,3 +332,12 @@ describe.skipIf(!canRun)('nodevisor-agent against hostile containers and input',
   });
 });
 
+
+describe.skipIf(!needs.command('g++').report('the AgentError check (builds a program with g++)'))('AgentError (defect 4)', () => {
+  it("is a std::exception, so the main loop's catch-all keeps PID 1 alive when the channel reopen fails", () => {
+    const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
+    const bin = join(tempDir('nodevisor-agent-error-'), 'agent_error_check');
+    execFileSync('g++', ['-std=c++20', '-D_GNU_SOURCE', '-I', join(root, 'native'), '-o', bin, join(fixtures, 'agent_error_check.cc')]);
+    expect(execFileSync(bin, { encoding: 'utf8' })).toBe('caught: open the agent channel /dev/hvc0: No such file or directory\n');
+  });
+});
