@@ -7,7 +7,7 @@
  * Run against an older agent with NODEVISOR_AGENT=<path> to see which defects it has.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -149,6 +149,20 @@ describe.skipIf(!canRun)('nodevisor-agent against hostile containers and input',
     120_000,
   );
 
+  it('every fd the agent holds beyond stdio is close-on-exec (channel, signalfd, pidfds, pipes)', async () => {
+    const c = { containerId: 'cloexec' };
+    await agent.client.createContainer({ ...c, rootfs: tree, process: { args: ['sleep', '30'] } });
+    await agent.client.startContainer(c.containerId);
+    const fds = readdirSync(`/proc/${agent.pid}/fd`).map(Number).filter((fd) => fd > 2);
+    expect(fds.length).toBeGreaterThan(5); // channel, signalfd, the container's pidfd and pipes
+    const notCloexec = fds.filter((fd) => {
+      const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/${agent.pid}/fdinfo/${fd}`, 'utf8'))![1]!;
+      return (parseInt(flags, 8) & 0o2000000) === 0; // O_CLOEXEC
+    });
+    expect(notCloexec).toEqual([]);
+    await agent.client.destroyContainer(c.containerId);
+  });
+
   describe('capabilities, no_new_privs, rlimits, seccomp (defect 2)', () => {
     const CAP = { CHOWN: 0, KILL: 5, NET_BIND_SERVICE: 10, SYS_PTRACE: 19, AUDIT_WRITE: 29 };
 
@@ -246,6 +260,19 @@ describe.skipIf(!canRun)('nodevisor-agent against hostile containers and input',
       expect(out).not.toContain('touched');
       expect(out).toContain('kill0'); // signal 0 passes the argument condition
       expect(out).toContain('usr1=1'); // SIGUSR1 (10) does not
+    });
+
+    it('without noNewPrivileges the filter goes in before the privileges are dropped, and still holds', async () => {
+      const { status, out } = await run({
+        args: ['sh', '-c', 'grep -E "^(NoNewPrivs|Seccomp):" /proc/self/status; mkdir /tmp/sc-c; echo "mkdir=$?"'],
+        noNewPrivileges: false,
+        seccomp: { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO' }] },
+      });
+      expect(status.exitCode).toBe(0);
+      expect(out).toMatch(/NoNewPrivs:\s+0\n/);
+      expect(out).toMatch(/Seccomp:\s+2\n/); // filter mode
+      expect(out).toContain('mkdir=1');
+      expect(out).toMatch(/Operation not permitted/);
     });
 
     it('refuses unknown capability names, rlimits and seccomp actions, naming the field', async () => {
