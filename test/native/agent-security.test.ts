@@ -285,6 +285,12 @@ describe.skipIf(!canRun)('nodevisor-agent against hostile containers and input',
         code: 'EINVAL',
         message: expect.stringContaining('process.rlimits[0].type'),
       });
+      // Above fs.nr_open no one may raise RLIMIT_NOFILE: the failing step names the limit.
+      const tooMany = Number(readFileSync('/proc/sys/fs/nr_open', 'utf8')) + 1;
+      await expect(create({ args: ['true'], rlimits: [{ type: 'RLIMIT_NOFILE', soft: tooMany, hard: tooMany }] })).rejects.toMatchObject({
+        code: 'EPERM',
+        message: expect.stringContaining('setrlimit RLIMIT_NOFILE'),
+      });
       await expect(create({ args: ['true'], seccomp: { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['read'], action: 'SCMP_ACT_NOTIFY' }] } })).rejects.toMatchObject({
         code: 'EINVAL',
         message: expect.stringContaining('process.seccomp.syscalls[0].action'),

@@ -113,7 +113,7 @@ Privileges parse_privileges(const Fields& process) {
         int64_t v = r.integer(name, INT64_MIN, INT64_MAX);
         return v < 0 ? RLIM_INFINITY : static_cast<rlim_t>(v);
       };
-      Rlimit entry{known->resource, {limit("soft"), limit("hard")}, std::string(known->name)};
+      Rlimit entry{known->resource, {limit("soft"), limit("hard")}, "setrlimit " + std::string(known->name)};
       if (entry.limit.rlim_cur > entry.limit.rlim_max) fail("EINVAL", where + ": soft is above hard");
       p.rlimits.push_back(entry);
     }
@@ -137,10 +137,10 @@ int kernel_last_capability() {
   return last > 0 && last < 64 ? last : CAP_LAST_CAP;
 }
 
-int apply_rlimits(const Privileges& p, const char** failed_name) {
+int apply_rlimits(const Privileges& p, const char** failed_step) {
   for (const auto& r : p.rlimits) {
     if (::setrlimit(static_cast<__rlimit_resource>(r.resource), &r.limit) != 0) {
-      *failed_name = r.name.c_str();
+      *failed_step = r.step.c_str();
       return errno;
     }
   }

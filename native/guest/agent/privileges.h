@@ -28,7 +28,7 @@ struct Capabilities {
 struct Rlimit {
   int resource;
   rlimit limit;
-  std::string name;  // for error reports
+  std::string step;  // "setrlimit RLIMIT_...", the failing step the child reports
 };
 
 struct Privileges {
@@ -46,8 +46,9 @@ Privileges parse_privileges(const Fields& process);
 
 // ---- Child side (after clone3, before execve): each returns 0 or an errno. ----
 
-// setrlimit for each entry. Done first, while the process may still raise hard limits.
-int apply_rlimits(const Privileges& p, const char** failed_name);
+// setrlimit for each entry. Done first, while the process may still raise hard limits. On
+// failure `*failed_step` names the entry.
+int apply_rlimits(const Privileges& p, const char** failed_step);
 // Drops every capability outside the bounding set, up to the kernel's last (`last_cap`).
 int drop_bounding_set(const Privileges& p, int last_cap);
 // capset of effective, permitted and inheritable, then the ambient set. Call after setuid, with

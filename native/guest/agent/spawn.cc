@@ -224,8 +224,8 @@ void close_inherited_fds(const Plan& plan) {
   // seccomp filter needs CAP_SYS_ADMIN, so then it goes in now (and must allow the rest of this
   // setup, as with runc); bounding set; uid/gid with the permitted set kept across; capset and
   // ambient; no_new_privs. With no_new_privs the filter goes in last, just before execve.
-  const char* rlimit_name = "";
-  if (int err = apply_rlimits(priv, &rlimit_name)) child_fail(plan, "setrlimit", err);
+  const char* rlimit_step = "setrlimit";
+  if (int err = apply_rlimits(priv, &rlimit_step)) child_fail(plan, rlimit_step, err);
   if (!priv.no_new_privileges && !priv.seccomp.empty()) {
     if (int err = load_seccomp(priv.seccomp)) child_fail(plan, "seccomp", err);
   }
