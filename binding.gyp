@@ -103,6 +103,8 @@
                 "native/guest/probe/agent.c",
                 "native/guest/probe/crc32.c",
                 "native/guest/probe/json_scan.c",
+                "native/guest/probe/generation.c",
+                "native/guest/probe/generation.h",
                 "native/guest/probe/probe.h",
                 "native/guest/probe/virtio.h",
                 "native/guest/probe/blk.h",
@@ -123,7 +125,8 @@
                 "-o", "<(PRODUCT_DIR)/probe.elf",
                 "native/guest/probe/entry.S", "native/guest/probe/main.c", "native/guest/probe/libc.c",
                 "native/guest/probe/virtio.c", "native/guest/probe/blk.c", "native/guest/probe/agent.c",
-                "native/guest/probe/crc32.c", "native/guest/probe/json_scan.c"
+                "native/guest/probe/crc32.c", "native/guest/probe/json_scan.c",
+                "native/guest/probe/generation.c"
               ],
               "message": "Building the probe guest"
             }

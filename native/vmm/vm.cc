@@ -170,6 +170,8 @@ Status Vm::start(bool paused) {
     // As pause() leaves it: the wait port returns at once, device workers leave memory alone.
     wait_port_->set_held(true);
     pause_virtio(true);
+  } else if (restoring_) {
+    pause_virtio(false);  // a restored VM's devices were paused while their state was loaded
   }
   // Every VcpuThread exists before the first one runs: a guest that ends at once makes end()
   // walk threads_ from a vCPU thread, which must not see the vector grow under it.
