@@ -23,6 +23,7 @@
         "native/addon/vm_events.cc",
         "native/vmm/util/result.cc",
         "native/vmm/util/read_file.cc",
+        "native/vmm/util/reaper.cc",
         "native/vmm/memory/guest_memory.cc",
         "native/vmm/kvm/kvm_system.cc",
         "native/vmm/kvm/kvm_vm.cc",

@@ -201,6 +201,7 @@ describe.skipIf(!needs.kvm.report('snapshot and restore probe VMs'))('Vm snapsho
 
     /** Restoring `dir` fails with EBADSNAPSHOT naming `file` and `what`; nothing is left behind. */
     async function refused(dir: string, file: string, what: string): Promise<void> {
+      await Vm.drainTeardown();
       const before = { fds: fds(), threads: threads() };
       const err = await Vm.restore(dir).catch((e: unknown) => e);
       expect(err).toMatchObject({ name: 'NodevisorError', code: 'EBADSNAPSHOT', path: join(dir, file) });
@@ -278,6 +279,7 @@ describe.skipIf(!needs.kvm.report('snapshot and restore probe VMs'))('Vm snapsho
       await vm.pause();
       await vm.snapshot(dir);
       rmSync(image);
+      await Vm.drainTeardown();
       const before = { fds: fds(), threads: threads() };
       await expect(Vm.restore(dir)).rejects.toMatchObject({ code: 'ENOENT', path: image });
       expect(fds()).toBe(before.fds);
