@@ -91,6 +91,37 @@ describe.skipIf(!needs.kvm.report('snapshot and restore probe VMs'))('Vm snapsho
     await until(() => counter(vm) > saved, 'the original to go on too');
   });
 
+  it('a clone can be snapshotted in turn (its own pages and the file it maps), as a sparse image', async () => {
+    const first = tempDir();
+    const second = tempDir();
+    const vm = await bootProbe({ vcpus: 2 });
+    vms.push(vm);
+    vm.postWaitWord(ProbeCommand.count);
+    await until(() => counter(vm) > 1000n, 'the guest counter to run');
+    await vm.pause();
+    await vm.snapshot(first);
+    await vm.stop();
+
+    const clone = await Vm.restore(first);
+    vms.push(clone);
+    const fromFirst = counter(clone);
+    await until(() => counter(clone) > fromFirst + 1000n, 'the clone to count');
+    await clone.pause();
+    const saved = counter(clone);
+    await clone.snapshot(second);
+    // Only pages that hold data are written: a 64 MiB guest that touched a few pages takes a few
+    // hundred KiB on disk, not 64 MiB.
+    expect(statSync(join(second, 'memory')).size).toBe(64 << 20);
+    expect(statSync(join(second, 'memory')).blocks * 512).toBeLessThan(4 << 20);
+
+    const grandchild = await Vm.restore(second, { paused: true });
+    vms.push(grandchild);
+    expect(counter(grandchild)).toBe(saved);
+    await grandchild.resume();
+    await until(() => counter(grandchild) > saved + 1000n, 'the second-generation clone to count');
+    expect(new Set([vm.generation, clone.generation, grandchild.generation]).size).toBe(3);
+  });
+
   it('a restored VM has a fresh agent channel, its own generation, and goes on counting requests', async () => {
     const dir = tempDir();
     const vm = await bootProbe();
