@@ -29,6 +29,7 @@
         "native/vmm/kvm/kvm_vm.cc",
         "native/vmm/kvm/kvm_vcpu.cc",
         "native/vmm/kvm/cpuid.cc",
+        "native/vmm/kvm/warm_vm.cc",
         "native/vmm/arch/x86_64/elf_loader.cc",
         "native/vmm/arch/x86_64/pvh_boot.cc",
         "native/vmm/arch/x86_64/bzimage.cc",

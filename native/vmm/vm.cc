@@ -10,6 +10,7 @@
 #include "vmm/devices/legacy/wait_port.h"
 #include "vmm/kvm/cpuid.h"
 #include "vmm/kvm/kvm_system.h"
+#include "vmm/kvm/warm_vm.h"
 #include "vmm/util/read_file.h"
 #include "vmm/util/reaper.h"
 #include "vmm/vstate/vcpu_state.h"
@@ -64,13 +65,19 @@ Status Vm::build() {
     initrd = std::move(read.value());
   }
 
-  // Memory first: KvmVm registers it before creating the irqchip (see kvm_vm.h for why).
-  auto memory = GuestMemory::create(memory_bytes);
-  if (!memory.ok()) return memory.error();
-  memory_ = std::make_unique<GuestMemory>(std::move(memory.value()));
-  auto kvm_vm = KvmVm::create(*memory_);
-  if (!kvm_vm.ok()) return kvm_vm.error();
-  kvm_vm_ = std::move(kvm_vm.value());
+  if (auto warm = WarmVmCache::instance().take(memory_bytes)) {
+    // Made ahead of time on the prewarm thread (kvm/warm_vm.h): memory, VM, irqchip, PIT.
+    memory_ = std::move(warm->memory);
+    kvm_vm_ = std::move(warm->vm);
+  } else {
+    // Memory first: KvmVm registers it before creating the irqchip (see kvm_vm.h for why).
+    auto memory = GuestMemory::create(memory_bytes);
+    if (!memory.ok()) return memory.error();
+    memory_ = std::make_unique<GuestMemory>(std::move(memory.value()));
+    auto kvm_vm = KvmVm::create(*memory_);
+    if (!kvm_vm.ok()) return kvm_vm.error();
+    kvm_vm_ = std::move(kvm_vm.value());
+  }
 
   // ELF (PVH, or the probe's CPL-3 entry) or bzImage, by content (arch/x86_64/kernel_image.h).
   auto loaded = x86_64::load_kernel_image(*memory_, kernel.value(), !config_.pvh_entry_only);

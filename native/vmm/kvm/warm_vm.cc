@@ -1,0 +1,98 @@
+#include "vmm/kvm/warm_vm.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace nodevisor::vmm {
+
+namespace {
+
+bool enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("NODEVISOR_WARM_VM");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
+}  // namespace
+
+WarmVmCache& WarmVmCache::instance() {
+  static WarmVmCache cache;
+  return cache;
+}
+
+std::unique_ptr<WarmVm> WarmVmCache::take(uint64_t memory_bytes) {
+  if (!enabled()) return nullptr;
+  std::unique_ptr<WarmVm> out;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return nullptr;
+    if (!thread_.joinable()) {
+      // Signals stay with the JS and vCPU threads.
+      sigset_t all, old;
+      sigfillset(&all);
+      pthread_sigmask(SIG_SETMASK, &all, &old);
+      thread_ = std::thread([this] { run(); });
+      pthread_setname_np(thread_.native_handle(), "nv-prewarm");
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    }
+    if (spare_ && spare_bytes_ == memory_bytes) out = std::move(spare_);
+    wanted_bytes_ = memory_bytes;
+  }
+  wanted_changed_.notify_one();
+  return out;
+}
+
+void WarmVmCache::settle() {
+  std::unique_lock lock(mutex_);
+  idle_.wait(lock, [this] {
+    return stopping_ || (!preparing_ && (wanted_bytes_ == 0 || (spare_ && spare_bytes_ == wanted_bytes_)));
+  });
+}
+
+void WarmVmCache::run() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wanted_changed_.wait(lock, [this] {
+      return stopping_ || (wanted_bytes_ != 0 && !(spare_ && spare_bytes_ == wanted_bytes_));
+    });
+    if (stopping_) return;
+    const uint64_t bytes = wanted_bytes_;
+    std::unique_ptr<WarmVm> other_size = std::move(spare_);
+    preparing_ = true;
+    lock.unlock();
+    other_size.reset();  // a spare nobody asks for any more (closing it waits in the kernel)
+    std::unique_ptr<WarmVm> made;
+    auto memory = GuestMemory::create(bytes);
+    if (memory.ok()) {
+      auto owned = std::make_unique<GuestMemory>(std::move(memory.value()));
+      auto vm = KvmVm::create(*owned);
+      if (vm.ok()) made.reset(new WarmVm{std::move(owned), std::move(vm.value())});
+    }
+    lock.lock();
+    preparing_ = false;
+    if (made) {
+      spare_ = std::move(made);
+      spare_bytes_ = bytes;
+    } else if (wanted_bytes_ == bytes) {
+      wanted_bytes_ = 0;  // it failed: a cold start makes its own (and reports why)
+    }
+    idle_.notify_all();
+  }
+}
+
+WarmVmCache::~WarmVmCache() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wanted_changed_.notify_all();
+  idle_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace nodevisor::vmm
