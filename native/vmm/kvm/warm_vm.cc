@@ -25,21 +25,24 @@ WarmVmCache& WarmVmCache::instance() {
   return cache;
 }
 
+void WarmVmCache::start_thread() {
+  if (thread_.joinable()) return;
+  // Signals stay with the JS and vCPU threads.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  thread_ = std::thread([this] { run(); });
+  pthread_setname_np(thread_.native_handle(), "nv-prewarm");
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
 std::unique_ptr<WarmVm> WarmVmCache::take(uint64_t memory_bytes) {
   if (!enabled()) return nullptr;
   std::unique_ptr<WarmVm> out;
   {
     std::lock_guard lock(mutex_);
     if (stopping_) return nullptr;
-    if (!thread_.joinable()) {
-      // Signals stay with the JS and vCPU threads.
-      sigset_t all, old;
-      sigfillset(&all);
-      pthread_sigmask(SIG_SETMASK, &all, &old);
-      thread_ = std::thread([this] { run(); });
-      pthread_setname_np(thread_.native_handle(), "nv-prewarm");
-      pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    }
+    start_thread();
     if (spare_ && spare_bytes_ == memory_bytes) out = std::move(spare_);
     wanted_bytes_ = memory_bytes;
   }
@@ -47,40 +50,66 @@ std::unique_ptr<WarmVm> WarmVmCache::take(uint64_t memory_bytes) {
   return out;
 }
 
+KvmVm WarmVmCache::take_empty() {
+  if (!enabled()) return KvmVm{};
+  KvmVm out;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return KvmVm{};
+    start_thread();
+    out = std::move(empty_);
+    empty_ = KvmVm{};
+    empty_wanted_ = true;
+  }
+  wanted_changed_.notify_one();
+  return out;
+}
+
+bool WarmVmCache::has_work() const {
+  return (wanted_bytes_ != 0 && !(spare_ && spare_bytes_ == wanted_bytes_)) || (empty_wanted_ && empty_.fd() < 0);
+}
+
 void WarmVmCache::settle() {
   std::unique_lock lock(mutex_);
-  idle_.wait(lock, [this] {
-    return stopping_ || (!preparing_ && (wanted_bytes_ == 0 || (spare_ && spare_bytes_ == wanted_bytes_)));
-  });
+  idle_.wait(lock, [this] { return stopping_ || (!preparing_ && !has_work()); });
 }
 
 void WarmVmCache::run() {
   std::unique_lock lock(mutex_);
   for (;;) {
-    wanted_changed_.wait(lock, [this] {
-      return stopping_ || (wanted_bytes_ != 0 && !(spare_ && spare_bytes_ == wanted_bytes_));
-    });
+    wanted_changed_.wait(lock, [this] { return stopping_ || has_work(); });
     if (stopping_) return;
-    const uint64_t bytes = wanted_bytes_;
-    std::unique_ptr<WarmVm> other_size = std::move(spare_);
     preparing_ = true;
-    lock.unlock();
-    other_size.reset();  // a spare nobody asks for any more (closing it waits in the kernel)
-    std::unique_ptr<WarmVm> made;
-    auto memory = GuestMemory::create(bytes);
-    if (memory.ok()) {
-      auto owned = std::make_unique<GuestMemory>(std::move(memory.value()));
-      auto vm = KvmVm::create(*owned);
-      if (vm.ok()) made.reset(new WarmVm{std::move(owned), std::move(vm.value())});
+    if (empty_wanted_ && empty_.fd() < 0) {
+      lock.unlock();
+      auto vm = KvmVm::create_empty();
+      lock.lock();
+      if (vm.ok()) {
+        empty_ = std::move(vm.value());
+      } else {
+        empty_wanted_ = false;  // a restore makes its own (and reports why)
+      }
+    } else {
+      const uint64_t bytes = wanted_bytes_;
+      std::unique_ptr<WarmVm> other_size = std::move(spare_);
+      lock.unlock();
+      other_size.reset();  // a spare nobody asks for any more (closing it waits in the kernel)
+      std::unique_ptr<WarmVm> made;
+      auto memory = GuestMemory::create(bytes);
+      if (memory.ok()) {
+        auto owned = std::make_unique<GuestMemory>(std::move(memory.value()));
+        auto vm = KvmVm::create(*owned);
+        if (vm.ok()) made.reset(new WarmVm{std::move(owned), std::move(vm.value())});
+      }
+      lock.lock();
+      if (made) {
+        spare_ = std::move(made);
+        spare_bytes_ = bytes;
+      } else if (wanted_bytes_ == bytes) {
+        wanted_bytes_ = 0;  // it failed: a cold start makes its own (and reports why)
+      }
     }
-    lock.lock();
     preparing_ = false;
-    if (made) {
-      spare_ = std::move(made);
-      spare_bytes_ = bytes;
-    } else if (wanted_bytes_ == bytes) {
-      wanted_bytes_ = 0;  // it failed: a cold start makes its own (and reports why)
-    }
     idle_.notify_all();
   }
 }

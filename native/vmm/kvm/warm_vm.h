@@ -1,12 +1,15 @@
-// One KVM VM made ahead of time for the next cold start: guest memory (an empty memfd) and a
-// KVM VM with that memory registered and its irqchip and PIT created. That is ~0.5-0.7 ms of
-// kernel work here (KVM_CREATE_VM, the memory slot, whose metadata KVM allocates per page, and
-// the irqchip), which a cold `Vm::create` then finds done instead of waiting for.
+// KVM VMs made ahead of time, so starts find kernel work already done:
+// - for the next cold start, guest memory (an empty memfd) and a KVM VM with that memory
+//   registered and its irqchip and PIT created: ~0.5-0.7 ms of kernel work here
+//   (KVM_CREATE_VM, the memory slot, whose metadata KVM allocates per page, the irqchip);
+// - for the next restore, whose memory is a snapshot file not known in advance, an empty KVM
+//   VM (KVM_CREATE_VM, ~0.2 ms): its memory must still go in before its irqchip (kvm_vm.h).
 //
-// One spare, for the memory size last asked for: `take` hands it over when the size matches
-// and asks for the next one, which the "nv-prewarm" thread prepares while the VM just created
-// boots. A spare costs two fds and KVM's slot metadata (about 2 KiB per MiB of guest RAM), no
-// guest pages and no CPU while it waits. NODEVISOR_WARM_VM=0 turns it off.
+// One spare of each: the full one for the memory size last asked for. `take` / `take_empty`
+// hand a spare over and ask for the next one, which the "nv-prewarm" thread prepares while the
+// VM just built boots. A spare costs one or two fds and, for a full one, KVM's slot metadata
+// (about 2 KiB per MiB of guest RAM) — no guest pages, no CPU while it waits.
+// NODEVISOR_WARM_VM=0 turns both off.
 //
 // Threads: `take` and `settle` from any thread; preparing (and releasing a spare of another
 // size) on the prewarm thread.
@@ -34,6 +37,8 @@ class WarmVmCache {
 
   // The spare when it has `memory_bytes` of RAM; then prepares the next one of that size.
   std::unique_ptr<WarmVm> take(uint64_t memory_bytes);
+  // An empty KVM VM (fd() < 0 when none is ready); then prepares the next one.
+  KvmVm take_empty();
   // Waits until no spare is being prepared (fd counts are then stable, for leak checks).
   void settle();
 
@@ -41,6 +46,8 @@ class WarmVmCache {
 
  private:
   WarmVmCache() = default;
+  void start_thread();  // mutex_ held
+  bool has_work() const;  // mutex_ held
   void run();
 
   std::mutex mutex_;
@@ -49,6 +56,8 @@ class WarmVmCache {
   std::unique_ptr<WarmVm> spare_;
   uint64_t spare_bytes_ = 0;
   uint64_t wanted_bytes_ = 0;  // 0: nothing to prepare
+  KvmVm empty_;
+  bool empty_wanted_ = false;
   bool preparing_ = false;
   bool stopping_ = false;
   std::thread thread_;
