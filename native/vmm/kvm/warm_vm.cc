@@ -6,6 +6,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "vmm/kvm/cpuid.h"
+#include "vmm/kvm/kvm_system.h"
+
 namespace nodevisor::vmm {
 
 namespace {
@@ -36,15 +39,16 @@ void WarmVmCache::start_thread() {
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
-std::unique_ptr<WarmVm> WarmVmCache::take(uint64_t memory_bytes) {
+std::unique_ptr<WarmVm> WarmVmCache::take(uint64_t memory_bytes, uint32_t vcpus) {
   if (!enabled()) return nullptr;
   std::unique_ptr<WarmVm> out;
   {
     std::lock_guard lock(mutex_);
     if (stopping_) return nullptr;
     start_thread();
-    if (spare_ && spare_bytes_ == memory_bytes) out = std::move(spare_);
+    if (spare_ && spare_bytes_ == memory_bytes && spare_vcpus_ == vcpus) out = std::move(spare_);
     wanted_bytes_ = memory_bytes;
+    wanted_vcpus_ = vcpus;
   }
   wanted_changed_.notify_one();
   return out;
@@ -66,8 +70,34 @@ KvmVm WarmVmCache::take_empty() {
 }
 
 bool WarmVmCache::has_work() const {
-  return (wanted_bytes_ != 0 && !(spare_ && spare_bytes_ == wanted_bytes_)) || (empty_wanted_ && empty_.fd() < 0);
+  const bool spare_fits = spare_ && spare_bytes_ == wanted_bytes_ && spare_vcpus_ == wanted_vcpus_;
+  return (wanted_bytes_ != 0 && !spare_fits) || (empty_wanted_ && empty_.fd() < 0);
 }
+
+namespace {
+
+// Guest memory, the VM with its memory slot, irqchip and PIT, and `vcpus` vCPUs with the
+// CPUID vm.cc gives them; nullptr when any step fails.
+std::unique_ptr<WarmVm> prepare(uint64_t bytes, uint32_t vcpus) {
+  auto system = KvmSystem::get();
+  if (!system.ok()) return nullptr;
+  auto memory = GuestMemory::create(bytes);
+  if (!memory.ok()) return nullptr;
+  auto owned = std::make_unique<GuestMemory>(std::move(memory.value()));
+  auto vm = KvmVm::create(*owned);
+  if (!vm.ok()) return nullptr;
+  std::unique_ptr<WarmVm> made(new WarmVm{std::move(owned), std::move(vm.value()), {}});
+  for (uint32_t index = 0; index < vcpus; ++index) {
+    auto vcpu = KvmVcpu::create(made->vm, index);
+    if (!vcpu.ok()) return nullptr;
+    auto v = std::make_unique<KvmVcpu>(std::move(vcpu.value()));
+    if (!v->set_cpuid(vcpu_cpuid(system.value()->supported_cpuid(), index, vcpus)).ok()) return nullptr;
+    made->vcpus.push_back(std::move(v));
+  }
+  return made;
+}
+
+}  // namespace
 
 void WarmVmCache::settle() {
   std::unique_lock lock(mutex_);
@@ -91,21 +121,20 @@ void WarmVmCache::run() {
       }
     } else {
       const uint64_t bytes = wanted_bytes_;
+      const uint32_t vcpus = wanted_vcpus_;
       std::unique_ptr<WarmVm> other_size = std::move(spare_);
       lock.unlock();
-      other_size.reset();  // a spare nobody asks for any more (closing it waits in the kernel)
-      std::unique_ptr<WarmVm> made;
-      auto memory = GuestMemory::create(bytes);
-      if (memory.ok()) {
-        auto owned = std::make_unique<GuestMemory>(std::move(memory.value()));
-        auto vm = KvmVm::create(*owned);
-        if (vm.ok()) made.reset(new WarmVm{std::move(owned), std::move(vm.value())});
+      if (other_size) {
+        other_size->vcpus.clear();  // vCPUs before their VM
+        other_size.reset();  // a spare nobody asks for any more (closing it waits in the kernel)
       }
+      std::unique_ptr<WarmVm> made = prepare(bytes, vcpus);
       lock.lock();
       if (made) {
         spare_ = std::move(made);
         spare_bytes_ = bytes;
-      } else if (wanted_bytes_ == bytes) {
+        spare_vcpus_ = vcpus;
+      } else if (wanted_bytes_ == bytes && wanted_vcpus_ == vcpus) {
         wanted_bytes_ = 0;  // it failed: a cold start makes its own (and reports why)
       }
     }
