@@ -264,6 +264,16 @@ describe.skipIf(!needs.kvm.report('snapshot and restore probe VMs'))('Vm snapsho
     expect(() => statSync(dir)).toThrow();
   });
 
+  it('bad restore arguments and a missing snapshot give clear errors', async () => {
+    await expect(Vm.restore('')).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringContaining('dir') });
+    await expect(Vm.restore(tempDir(), { memoryMiB: 64 } as never)).rejects.toMatchObject({
+      code: 'EINVAL',
+      message: expect.stringContaining('option memoryMiB cannot be given'),
+    });
+    const missing = join(tempDir(), 'nothing-here');
+    await expect(Vm.restore(missing)).rejects.toMatchObject({ code: 'ENOENT', path: join(missing, 'state') });
+  });
+
   describe('bad snapshots', () => {
     let good = '';
     let kernelPathBytes = 0;
