@@ -2,9 +2,9 @@
 import { describe, expect, it } from 'vitest';
 
 import { benchVmStart } from '../../src/bench/vm-start.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 
-describe.skipIf(!needs.kvm.report('run the VM start benchmark'))('benchVmStart', () => {
+describe('benchVmStart', skipUnless('run the VM start benchmark', needs.kvm), () => {
   it('measures nodevisor create+start -> ready and reports QEMU (or why it was skipped)', async () => {
     const result = await benchVmStart({ iterations: 20, qemuIterations: 1, qemuTimeoutMs: 3000 });
     console.log(JSON.stringify(result));

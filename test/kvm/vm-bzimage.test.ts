@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { Vm, type VmExit, type VmPhase } from '../../src/vm/vm.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const SETUP_SECTS = 1;
@@ -57,7 +57,7 @@ function firstPhase(vm: Vm): Promise<VmPhase | VmExit> {
   });
 }
 
-describe.skipIf(!needs.kvm.report('boot a synthetic bzImage'))('bzImage boot (Linux 64-bit boot protocol)', () => {
+describe('bzImage boot (Linux 64-bit boot protocol)', skipUnless('boot a synthetic bzImage', needs.kvm), () => {
   const dir = tempDir('nodevisor-bzimage-');
   const write = (name: string, data: Buffer): string => {
     const path = join(dir, name);

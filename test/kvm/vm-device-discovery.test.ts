@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 
 import { probeGuestPath } from '../../src/guest/probe.js';
 import { Vm } from '../../src/vm/vm.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const CMDLINE_GPA = 0x20000; // native/vmm/arch/x86_64/layout.h kCmdlineAddress
@@ -30,7 +30,7 @@ function table(vm: Vm, address: number): Buffer {
   return bytes;
 }
 
-describe.skipIf(!needs.kvm.report('device discovery tables in guest memory'))('virtio device discovery', () => {
+describe('virtio device discovery', skipUnless('device discovery tables in guest memory', needs.kvm), () => {
   it('lists every device on the command line and in the DSDT, identically', async () => {
     const dir = tempDir();
     const disk = join(dir, 'd.img');

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { NodevisorError } from '../../src/errors.js';
 import { PHASE_READY, PHASE_STARTED, PROBE_BANNER, PROBE_COUNTER_GPA, ProbeCommand, probeGuestPath } from '../../src/guest/probe.js';
 import { Vm, type VmExit, type VmPhase } from '../../src/vm/vm.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 
 function waitFor<T>(vm: Vm, event: 'phase' | 'exit', match: (value: T) => boolean, ms = 5000): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -60,7 +60,7 @@ function vcpuThreads(): string[] {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with the probe guest', () => {
+describe('Vm with the probe guest', skipUnless('boot the probe guest in a KVM VM', needs.kvm), () => {
   it('boots: the banner arrives on console and phase 0x41 on the debug port', async () => {
     const { vm, console: out, ready } = await bootProbe();
     expect(ready.ns).toBeGreaterThan(0);

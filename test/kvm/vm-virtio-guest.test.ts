@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../src/agent/client.js';
 import { PHASE_READY, probeGuestPath } from '../../src/guest/probe.js';
 import { Vm, type VmConfig } from '../../src/vm/vm.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 async function probeVm(config: Partial<VmConfig> = {}): Promise<{ vm: Vm; agent: AgentClient }> {
@@ -33,7 +33,7 @@ function randomImage(dir: string, name: string, bytes: number): { path: string; 
   return { path, data };
 }
 
-describe.skipIf(!needs.kvm.report('the probe guest driving virtio devices'))('virtio end to end with the probe guest', () => {
+describe('virtio end to end with the probe guest', skipUnless('the probe guest driving virtio devices', needs.kvm), () => {
   const vms: Vm[] = [];
   afterEach(async () => {
     for (const vm of vms.splice(0)) await vm.stop();
@@ -157,7 +157,7 @@ describe.skipIf(!needs.kvm.report('the probe guest driving virtio devices'))('vi
     expect(await agent.diskChecksum('boot-disk', 0, 256 * 1024)).toBe(crc32(disk.data));
   });
 
-  it.skipIf(!needs.root.report('hot-plugging a loop device'))('hot-plugs an ext4 filesystem on a loop device (root)', async () => {
+  it('hot-plugs an ext4 filesystem on a loop device (root)', skipUnless('hot-plugging a loop device', needs.root), async () => {
     const dir = tempDir();
     const image = join(dir, 'ext4.img');
     writeFileSync(image, '');
