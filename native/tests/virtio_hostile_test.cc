@@ -118,7 +118,8 @@ TEST(hostile_avail_index_running_ahead_stops_the_queue_until_reset) {
   REQUIRE(r.h.bring_up({&r.q}));
   r.q.set_avail_idx(1000);  // 1000 entries "available" in a 16-entry queue
   r.h.notify(0);
-  for (int i = 0; i < 100 && r.dev->stats().ring_errors == 0; i++) usleep(1000);
+  // Wait for the worker to see it (a generous bound, not a timing window: 10 s).
+  for (int i = 0; i < 10000 && r.dev->stats().ring_errors == 0; i++) usleep(1000);
   CHECK_EQ(r.dev->stats().ring_errors, 1u);
   CHECK(!r.dev->activated());
   CHECK_EQ(r.q.used_idx(), 0u);

@@ -10,6 +10,7 @@ import { NodevisorError } from '../../src/errors.js';
 import { PHASE_READY, PHASE_STARTED, PROBE_BANNER, PROBE_COUNTER_GPA, ProbeCommand, probeGuestPath } from '../../src/guest/probe.js';
 import { Vm, type VmExit, type VmPhase } from '../../src/vm/vm.js';
 import { needs, skipUnless } from '../helpers/needs.js';
+import { until } from '../helpers/wait.js';
 
 function waitFor<T>(vm: Vm, event: 'phase' | 'exit', match: (value: T) => boolean, ms = 5000): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -84,7 +85,7 @@ describe('Vm with the probe guest', skipUnless('boot the probe guest in a KVM VM
   it('echoes console input written with writeConsole', async () => {
     const { vm, console: out } = await bootProbe();
     expect(vm.writeConsole('ping!')).toBe(5);
-    for (let i = 0; i < 100 && !out.text().includes('ping!'); i++) await sleep(10);
+    await until(() => out.text().includes('ping!'), 'the echo on the console');
     expect(out.text()).toContain(PROBE_BANNER + 'ping!');
     await vm.stop();
   });
@@ -104,8 +105,7 @@ describe('Vm with the probe guest', skipUnless('boot the probe guest in a KVM VM
       // The main loop runs at CPL 3 either way: port I/O there works (the counter command
       // reaches it through the wait port and the counter advances).
       vm.postWaitWord(ProbeCommand.count);
-      await sleep(30);
-      expect(counter(vm)).toBeGreaterThan(0n);
+      await until(() => counter(vm) > 0n, 'the guest counter to advance');
       await vm.stop();
     }
   });
@@ -113,17 +113,16 @@ describe('Vm with the probe guest', skipUnless('boot the probe guest in a KVM VM
   it('pause stops the guest counter, resume lets it advance; state survives a save/restore round trip', async () => {
     const { vm } = await bootProbe();
     vm.postWaitWord(ProbeCommand.count);
-    await sleep(30);
+    await until(() => counter(vm) > 0n, 'the guest counter to advance');
     await vm.pause();
     expect(vm.state).toBe('paused');
     const paused = counter(vm);
     expect(paused).toBeGreaterThan(0n);
-    await sleep(50);
+    await sleep(50); // a paused guest must not count, however long we look
     expect(counter(vm)).toBe(paused);
     expect(vm.debugSaveRestore()).toBeGreaterThan(0);
     await vm.resume();
-    await sleep(50);
-    expect(counter(vm)).toBeGreaterThan(paused);
+    await until(() => counter(vm) > paused, 'the counter to advance after resume');
     await vm.stop(); // stop while the guest is busy running
     expect(vm.state).toBe('stopped');
   });

@@ -16,6 +16,7 @@ import { PHASE_READY, probeGuestPath } from '../../src/guest/probe.js';
 import { Vm, type VmConfig } from '../../src/vm/vm.js';
 import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
 
 async function probeVm(config: Partial<VmConfig> = {}): Promise<{ vm: Vm; agent: AgentClient }> {
   const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 64, ...config });
@@ -81,8 +82,16 @@ describe('virtio end to end with the probe guest', skipUnless('the probe guest d
     const body = Buffer.from(JSON.stringify({ id: 7, type: 'ping' }));
     const header = Buffer.alloc(4);
     header.writeUInt32LE(body.length);
+    // The device tells the stream when guest output waits in it: wait for that (not for a
+    // time window), then stop the VM before anything reads it.
+    let replyWaiting = false;
+    const onReadable = stream.onReadable.bind(stream);
+    stream.onReadable = () => {
+      replyWaiting = true;
+      onReadable();
+    };
     stream.write(Buffer.concat([header, body]));
-    await new Promise((resolve) => setTimeout(resolve, 300)); // the reply now waits in the device
+    await until(() => replyWaiting, 'the probe to answer into the device');
     await vm.stop();
     const chunks: Buffer[] = [];
     stream.on('data', (d: Buffer) => chunks.push(d));
