@@ -11,5 +11,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     reporters: ['default', './test/helpers/skip-reporter.ts'],
+    // dist/ is built once per run (the CLI and the by-name import tests run it).
+    globalSetup: ['./test/setup/build-ts.ts'],
   },
 });
