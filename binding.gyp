@@ -102,7 +102,9 @@
                 "native/guest/probe/agent.c",
                 "native/guest/probe/crc32.c",
                 "native/guest/probe/json_scan.c",
+                "native/guest/probe/faults.c",
                 "native/guest/probe/probe.h",
+                "native/guest/probe/faults.h",
                 "native/guest/probe/virtio.h",
                 "native/guest/probe/blk.h",
                 "native/guest/probe/agent.h",
@@ -122,7 +124,8 @@
                 "-o", "<(PRODUCT_DIR)/probe.elf",
                 "native/guest/probe/entry.S", "native/guest/probe/main.c", "native/guest/probe/libc.c",
                 "native/guest/probe/virtio.c", "native/guest/probe/blk.c", "native/guest/probe/agent.c",
-                "native/guest/probe/crc32.c", "native/guest/probe/json_scan.c"
+                "native/guest/probe/crc32.c", "native/guest/probe/json_scan.c",
+                "native/guest/probe/faults.c"
               ],
               "message": "Building the probe guest"
             }

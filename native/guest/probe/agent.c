@@ -5,6 +5,7 @@
 #include "../protocol/frame.h"
 #include "blk.h"
 #include "crc32.h"
+#include "faults.h"
 #include "json_scan.h"
 #include "virtio.h"
 
@@ -216,6 +217,7 @@ static void serve(const char* payload, u32 n) {
     return send_reply();
   }
   if (memcmp(type, "disk.checksum", 14) == 0) return serve_checksum(id, payload, n);
+  if (memcmp(type, "probe.fault", 12) == 0) return probe_fault(payload, n), send_error(id, "EINVAL", "probe.fault needs kind triple-fault, i8042-reset or internal-error");
   send_error(id, "ENOTSUP", "the probe guest serves ping, echo and disk.checksum");
 }
 
