@@ -28,6 +28,11 @@ struct Rig {
     return std::move(BlockDevice::create("vda", false, std::move(BlockBackend::open(path, false)).value(), "h")).value();
   }
   explicit Rig(const std::string& p) : path(p), dev(make(p)), h(dev), q(h.mem, kRings, 16) {}
+  // `dev` outlives `h` (and its guest memory), and its worker thread may still be serving a
+  // notify the case just made: reset the device first, as a driver would. The reset runs under
+  // the device lock, so it waits for that handler, and afterwards the worker finds the device
+  // inactive with no memory.
+  ~Rig() { h.set(mmio::kStatus, 0); }
 };
 
 std::string temp_image() {
