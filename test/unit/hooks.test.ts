@@ -9,6 +9,7 @@ import type { HookState } from '../../src/hooks/state.js';
 import type { Spec } from '../../src/oci/spec.js';
 import { minimalSpec } from '../helpers/spec.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
 
 /** Writes an executable shell script and returns its path. */
 function script(dir: string, name: string, body: string): string {
@@ -103,9 +104,8 @@ describe('runHook', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     const [hookPid, sleepPid] = readFileSync(pids, 'utf8').trim().split(' ').map(Number);
     expect(alive(hookPid!)).toBe(false);
-    // The orphaned sleep is killed with the hook's process group; give init a moment to reap it.
-    for (let i = 0; i < 50 && alive(sleepPid!); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(alive(sleepPid!)).toBe(false);
+    // The orphaned sleep is killed with the hook's process group; wait for init to reap it.
+    await until(() => !alive(sleepPid!), `the hook's orphaned sleep (pid ${sleepPid}) to be gone`);
   });
 
   it('does not time out a hook that finishes in time', async () => {
