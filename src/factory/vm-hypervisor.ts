@@ -1,0 +1,124 @@
+/**
+ * The factory's hypervisor on the real VMM: src/vm's `Vm` plus an `AgentClient` on its agent
+ * channel. A VM is "booted" once its agent answers `ping` (Kata's NewVM checks the agent); the
+ * ping's `agent` field says which guest it is (the Linux agent or the probe).
+ *
+ * JS thread only; every VM operation is a Promise from the addon.
+ */
+import { AgentClient } from '../agent/client.js';
+import type { PingResult } from '../agent/messages.js';
+import { kernelParamsToCmdline } from '../config/kernel-params.js';
+import { NodevisorError, wrapError } from '../errors.js';
+import { Vm, type VmConfig } from '../vm/vm.js';
+import type { FactoryVm, GuestKind, Hypervisor, TemplateInfo } from './hypervisor.js';
+import type { CheckedFactoryVmConfig } from './vm-config.js';
+
+/** How long a booted VM's agent may take to answer its first ping. */
+export const DEFAULT_BOOT_TIMEOUT_MS = 30_000;
+/** Agent requests of a handed-over VM (reseed, time sync, generation). */
+const AGENT_TIMEOUT_MS = 10_000;
+
+const GUESTS: Record<string, GuestKind> = { 'nodevisor-agent': 'agent', 'nodevisor-probe': 'probe' };
+
+// Vm.snapshot / Vm.restore arrive with issue 12's snapshot work (DESIGN §2). Reached through
+// these views so this adapter builds, and reports what is missing, on a tree without them.
+interface SnapshotView {
+  snapshot?(dir: string): Promise<void>;
+}
+interface RestoreView {
+  restore?(dir: string, overrides?: { paused?: boolean }): Promise<Vm>;
+}
+
+let nextId = 1;
+
+/** A VM the factory made, with its agent client. Sandbox creation uses `vm` and `agent`. */
+export class FactoryVmHandle implements FactoryVm {
+  readonly id = `factory-vm-${nextId++}`;
+  readonly templateGeneration?: number;
+
+  constructor(
+    readonly vm: Vm,
+    readonly agent: AgentClient,
+    readonly guest: GuestKind,
+    templateGeneration?: number,
+  ) {
+    if (templateGeneration !== undefined) this.templateGeneration = templateGeneration;
+  }
+
+  pause(): Promise<void> {
+    return this.vm.pause();
+  }
+
+  resume(): Promise<void> {
+    return this.vm.resume();
+  }
+
+  async snapshot(dir: string): Promise<void> {
+    const snapshot = (this.vm as SnapshotView).snapshot;
+    if (typeof snapshot !== 'function') throw new NodevisorError('Vm.snapshot is not available in this build', { code: 'ENOTSUP' });
+    await snapshot.call(this.vm, dir);
+  }
+
+  async stop(): Promise<void> {
+    this.agent.close();
+    await this.vm.stop();
+  }
+
+  async generation(): Promise<number> {
+    const pong = (await this.agent.ping()) as PingResult & { generation?: unknown };
+    if (typeof pong.generation !== 'number') {
+      throw new NodevisorError(`the ${pong.agent} guest does not report a generation`, { code: 'ENOTSUP' });
+    }
+    return pong.generation;
+  }
+}
+
+export interface VmHypervisorOptions {
+  bootTimeoutMs?: number;
+}
+
+function vmConfigOf(config: CheckedFactoryVmConfig): VmConfig {
+  const hc = config.hypervisorConfig;
+  const vmConfig: VmConfig = {
+    kernel: hc.kernelPath,
+    cmdline: kernelParamsToCmdline(hc.kernelParams),
+    memoryMiB: hc.memorySize,
+    vcpus: hc.numVCPUs,
+    hotplugSlots: hc.hotplugSlots,
+  };
+  if (hc.initrdPath !== '') vmConfig.initrd = hc.initrdPath;
+  if (hc.imagePath !== '') vmConfig.disks = [{ path: hc.imagePath }];
+  return vmConfig;
+}
+
+export function vmHypervisor(options: VmHypervisorOptions = {}): Hypervisor<FactoryVmHandle> {
+  const bootTimeoutMs = options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
+  return {
+    async boot(config) {
+      const vm = await Vm.create(vmConfigOf(config));
+      const agent = new AgentClient(vm.agent, { timeoutMs: AGENT_TIMEOUT_MS });
+      try {
+        await vm.start();
+        const pong = await agent.request<PingResult>('ping', {}, { timeoutMs: bootTimeoutMs });
+        const guest = GUESTS[pong.agent];
+        if (!guest) throw new NodevisorError(`unknown guest ${JSON.stringify(pong.agent)} on the agent channel`, { code: 'EPROTO' });
+        return new FactoryVmHandle(vm, agent, guest);
+      } catch (err) {
+        agent.close();
+        await vm.stop().catch(() => undefined);
+        throw wrapError(`the VM (${config.hypervisorConfig.kernelPath}) did not come up`, err);
+      }
+    },
+
+    async restore(dir: string, template: TemplateInfo) {
+      const restore = (Vm as unknown as RestoreView).restore;
+      if (typeof restore !== 'function') throw new NodevisorError('Vm.restore is not available in this build', { code: 'ENOTSUP' });
+      const vm = await restore.call(Vm, dir, { paused: true });
+      return new FactoryVmHandle(vm, new AgentClient(vm.agent, { timeoutMs: AGENT_TIMEOUT_MS }), template.guest, template.generation);
+    },
+
+    restoreMissing() {
+      return typeof (Vm as unknown as RestoreView).restore === 'function' ? undefined : 'needs Vm.restore (not in this build)';
+    },
+  };
+}
