@@ -2,7 +2,6 @@
 import type { RuntimeConfig } from '../config/types.js';
 import { buildFactory, type Factory, type NewFactoryConfig } from './factory.js';
 import { handleFactoryWith, processRuntime, type FactoryRuntime } from './handle-factory.js';
-import type { FactoryVm } from './hypervisor.js';
 import { tmpfsStateFs } from './tmpfs.js';
 import { vmHypervisor, type FactoryVmHandle } from './vm-hypervisor.js';
 
@@ -27,9 +26,5 @@ export function newFactory(config: NewFactoryConfig, fetchOnly: boolean): Promis
  * rejects. Without a `runtime`, the factory is kept for this process (`currentFactory()`).
  */
 export function handleFactory(runtime: FactoryRuntime | undefined, runtimeConfig: RuntimeConfig): Promise<void> {
-  return handleFactoryWith(
-    newFactory as (c: NewFactoryConfig, f: boolean) => Promise<Factory<FactoryVm>>,
-    runtime ?? processRuntime,
-    runtimeConfig,
-  );
+  return handleFactoryWith(newFactory, runtime ?? processRuntime, runtimeConfig);
 }
