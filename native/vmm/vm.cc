@@ -6,6 +6,7 @@
 #include "vmm/devices/legacy/exit_port.h"
 #include "vmm/devices/legacy/i8042.h"
 #include "vmm/devices/legacy/serial_8250.h"
+#include "vmm/devices/legacy/vm_generation.h"
 #include "vmm/devices/legacy/wait_port.h"
 #include "vmm/kvm/cpuid.h"
 #include "vmm/kvm/kvm_system.h"
@@ -13,6 +14,8 @@
 #include "vmm/vstate/vcpu_state.h"
 
 namespace nodevisor::vmm {
+
+static_assert(VmGeneration::kPort == PROBE_VM_GENERATION_PORT, "probe_abi.h and the VMM disagree on the port");
 
 const char* vm_state_name(VmState state) {
   switch (state) {
@@ -103,19 +106,23 @@ Status Vm::add_legacy_devices() {
   wait_port_ = std::make_shared<WaitPort>(config_.wait_port_timeout);
   auto i8042 = std::make_shared<I8042>([this] { end({"reset", 0, "the guest reset the machine (i8042)"}); });
   auto exit_port = std::make_shared<ExitPort>([this](uint32_t code) { end({"guest-exit", code, ""}); });
+  generation_ = std::make_shared<VmGeneration>();
 
   NV_TRY(pio_bus_.insert(Serial8250::kCom1Port, Serial8250::kPortCount, serial_));
   NV_TRY(pio_bus_.insert(DebugPort::kPort, 1, debug_port_));
   NV_TRY(pio_bus_.insert(I8042::kDataPort, I8042::kCommandPort - I8042::kDataPort + 1, i8042));
   NV_TRY(pio_bus_.insert(ExitPort::kPort, ExitPort::kPortCount, exit_port));
   NV_TRY(pio_bus_.insert(WaitPort::kPort, WaitPort::kPortCount, wait_port_));
-  devices_ = {serial_, debug_port_, i8042, exit_port, wait_port_};
+  NV_TRY(pio_bus_.insert(VmGeneration::kPort, VmGeneration::kPortCount, generation_));
+  // The saved device list (snapshots) is in this order; virtio transports were added first.
+  devices_.insert(devices_.end(), {serial_, debug_port_, i8042, exit_port, wait_port_, generation_});
   return {};
 }
 
 Status Vm::setup_vcpus(const x86_64::BootEntry& boot) {
   auto system = KvmSystem::get();
   if (!system.ok()) return system.error();
+  cpuid_base_ = system.value()->supported_cpuid();
   for (uint32_t index = 0; index < config_.vcpus; ++index) {
     auto vcpu = KvmVcpu::create(kvm_vm_, index);
     if (!vcpu.ok()) return vcpu.error();
@@ -150,7 +157,7 @@ Status Vm::setup_vcpus(const x86_64::BootEntry& boot) {
   return {};
 }
 
-Status Vm::start() {
+Status Vm::start(bool paused) {
   std::lock_guard control(control_mutex_);
   {
     std::lock_guard lock(state_mutex_);
@@ -159,6 +166,11 @@ Status Vm::start() {
     }
   }
   debug_port_->set_origin(monotonic_ns());
+  if (paused) {
+    // As pause() leaves it: the wait port returns at once, device workers leave memory alone.
+    wait_port_->set_held(true);
+    pause_virtio(true);
+  }
   // Every VcpuThread exists before the first one runs: a guest that ends at once makes end()
   // walk threads_ from a vCPU thread, which must not see the vector grow under it.
   for (auto& vcpu : vcpus_) {
@@ -166,7 +178,7 @@ Status Vm::start() {
     threads_.push_back(std::make_unique<VcpuThread>(*vcpu, handler));
   }
   for (auto& thread : threads_) {
-    Status spawned = thread->spawn();
+    Status spawned = thread->spawn(paused);
     if (!spawned.ok()) {
       // Leave nothing running behind a failed start; the VM counts as ended (not stopped),
       // so stop() — called by the caller or at collection — still releases its resources.
@@ -179,7 +191,7 @@ Status Vm::start() {
     }
   }
   std::lock_guard lock(state_mutex_);
-  if (state_ == VmState::kCreated) state_ = ended_ ? VmState::kExited : VmState::kRunning;
+  if (state_ == VmState::kCreated) state_ = ended_ ? VmState::kExited : paused ? VmState::kPaused : VmState::kRunning;
   return {};
 }
 
@@ -288,26 +300,7 @@ Result<std::vector<uint8_t>> Vm::read_guest(uint64_t address, uint64_t length) c
   return bytes;
 }
 
-Result<size_t> Vm::save_restore_round_trip() {
-  std::lock_guard control(control_mutex_);
-  {
-    std::lock_guard lock(state_mutex_);
-    if (state_ != VmState::kPaused) return plain_error("EBUSY", "save/restore needs a paused VM");
-  }
-  size_t total = 0;
-  for (auto& vcpu : vcpus_) {
-    auto saved = save_vcpu_state(*vcpu);
-    if (!saved.ok()) return saved.error();
-    total += saved->size();
-    NV_TRY(restore_vcpu_state(*vcpu, saved.value()));
-  }
-  for (auto& device : devices_) {
-    std::vector<uint8_t> saved = device->save();
-    total += saved.size();
-    NV_TRY(device->restore(saved));
-  }
-  return total;
-}
+uint64_t Vm::generation() const { return generation_ ? generation_->value() : 0; }
 
 void Vm::pio_read(uint16_t port, std::span<uint8_t> data) { pio_bus_.read(port, data); }
 void Vm::pio_write(uint16_t port, std::span<const uint8_t> data) { pio_bus_.write(port, data); }

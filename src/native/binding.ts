@@ -73,8 +73,8 @@ export type NativeVmEventKind = 'console' | 'phase' | 'exit' | 'agent-readable' 
 
 /** A VM in the addon (native/addon/vm_binding.cc). Each method says which thread does the work. */
 export interface NativeVmHandle {
-  /** JS thread: spawns the vCPU threads (never waits on the guest). */
-  start(): Promise<void>;
+  /** JS thread: spawns the vCPU threads (never waits on the guest); `paused`: they start parked. */
+  start(paused?: boolean): Promise<void>;
   /** A libuv worker: kicks every vCPU out of KVM_RUN and waits until each is parked. */
   pause(): Promise<void>;
   /** JS thread. */
@@ -97,8 +97,10 @@ export interface NativeVmHandle {
   readAgent(max: number): Buffer;
   /** JS thread, tests only: a copy of guest memory (at most 1 MiB). */
   debugReadGuest(address: number, length: number): Buffer;
-  /** JS thread, tests only, VM paused: saves then restores every vCPU and device state; returns the bytes saved. */
-  debugSaveRestore(): number;
+  /** A libuv worker, VM paused: writes `dir/memory` and `dir/state` (EBUSY when not paused). */
+  snapshot(dir: string): Promise<void>;
+  /** JS thread: the VM generation id, 16 hex digits (new for every VM, restored clones included). */
+  generation(): string;
 }
 
 /** The raw addon, as native/addon/module.cc exports it. Each entry says which thread runs it. */
@@ -133,6 +135,12 @@ export interface NativeAddon {
    * VM (vCPU threads never touch N-API). Use src/vm `Vm.create`, which validates first.
    */
   vmCreate(config: NativeVmConfig, onEvent: (kind: NativeVmEventKind, payload: unknown) => void): Promise<NativeVmHandle>;
+  /**
+   * Builds a new VM from a snapshot directory on a libuv worker thread (reads and checks
+   * `dir/state`, maps `dir/memory` copy-on-write, restores every vCPU and device, reopens
+   * disks) and resolves its handle, not started. Use src/vm `Vm.restore`.
+   */
+  vmRestore(dir: string, onEvent: (kind: NativeVmEventKind, payload: unknown) => void): Promise<NativeVmHandle>;
 }
 
 const require = createRequire(import.meta.url);

@@ -110,7 +110,7 @@ describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with 
     }
   });
 
-  it('pause stops the guest counter, resume lets it advance; state survives a save/restore round trip', async () => {
+  it('pause stops the guest counter, resume lets it advance', async () => {
     const { vm } = await bootProbe();
     vm.postWaitWord(ProbeCommand.count);
     await sleep(30);
@@ -120,7 +120,6 @@ describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with 
     expect(paused).toBeGreaterThan(0n);
     await sleep(50);
     expect(counter(vm)).toBe(paused);
-    expect(vm.debugSaveRestore()).toBeGreaterThan(0);
     await vm.resume();
     await sleep(50);
     expect(counter(vm)).toBeGreaterThan(paused);

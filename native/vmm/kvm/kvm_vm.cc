@@ -80,4 +80,26 @@ Status KvmVm::set_irq_line(uint32_t irq, bool level) {
   return {};
 }
 
+namespace {
+
+Status vm_ioctl(int fd, unsigned long request, const void* arg, const char* name) {
+  if (ioctl(fd, request, arg) != 0) {
+    return sys_error(errno, std::string("ioctl(") + name + ")", std::string("VM ") + name + " failed", "EKVM_STATE");
+  }
+  return {};
+}
+
+}  // namespace
+
+Status KvmVm::get_irqchip(uint32_t chip_id, kvm_irqchip& chip) const {
+  chip = kvm_irqchip{};
+  chip.chip_id = chip_id;
+  return vm_ioctl(fd(), KVM_GET_IRQCHIP, &chip, "KVM_GET_IRQCHIP");
+}
+Status KvmVm::set_irqchip(const kvm_irqchip& chip) { return vm_ioctl(fd(), KVM_SET_IRQCHIP, &chip, "KVM_SET_IRQCHIP"); }
+Status KvmVm::get_pit(kvm_pit_state2& pit) const { return vm_ioctl(fd(), KVM_GET_PIT2, &pit, "KVM_GET_PIT2"); }
+Status KvmVm::set_pit(const kvm_pit_state2& pit) { return vm_ioctl(fd(), KVM_SET_PIT2, &pit, "KVM_SET_PIT2"); }
+Status KvmVm::get_clock(kvm_clock_data& clock) const { return vm_ioctl(fd(), KVM_GET_CLOCK, &clock, "KVM_GET_CLOCK"); }
+Status KvmVm::set_clock(const kvm_clock_data& clock) { return vm_ioctl(fd(), KVM_SET_CLOCK, &clock, "KVM_SET_CLOCK"); }
+
 }  // namespace nodevisor::vmm
