@@ -74,8 +74,6 @@ function figure(path: StartPath, memoryMiB: number, samples: number[]): LatencyF
 
 /** Why template clones cannot be measured here, or undefined. */
 function clonesMissing(): string | undefined {
-  const missing = vmHypervisor().restoreMissing();
-  if (missing) return 'needs Vm.restore';
   if (process.getuid?.() !== 0) return 'needs root (the template lives on a tmpfs mount)';
   return undefined;
 }

@@ -29,7 +29,7 @@ export interface FactoryVm {
    * For a VM restored from a template: the generation the template's guest had when it was
    * snapshotted. A clone must report a different one (the probe's uniqueness check).
    */
-  readonly templateGeneration?: number;
+  readonly templateGeneration?: string;
   readonly agent: GuestAgent;
   pause(): Promise<void>;
   resume(): Promise<void>;
@@ -37,8 +37,11 @@ export interface FactoryVm {
   snapshot(dir: string): Promise<void>;
   /** Idempotent. */
   stop(): Promise<void>;
-  /** The guest's generation as it reports it now (the probe guest; see native/guest/probe). */
-  generation(): Promise<number>;
+  /**
+   * The VM's generation id (16 hex digits, new for every VM, restored ones included), once the
+   * guest has answered on its agent channel.
+   */
+  generation(): Promise<string>;
 }
 
 export interface Hypervisor<V extends FactoryVm = FactoryVm> {
@@ -49,8 +52,6 @@ export interface Hypervisor<V extends FactoryVm = FactoryVm> {
    * no agent check). `template` says what the template was.
    */
   restore(dir: string, template: TemplateInfo): Promise<V>;
-  /** Why restore cannot work in this build, or undefined when it can. */
-  restoreMissing(): string | undefined;
 }
 
 /** What the factory records next to a template's snapshot (`<state>/template.json`). */
@@ -58,8 +59,8 @@ export interface TemplateInfo {
   /** The config the template was booted from (as checked, defaults filled in). */
   config: CheckedFactoryVmConfig;
   guest: GuestKind;
-  /** The probe's generation at snapshot time; undefined for the Linux agent. */
-  generation?: number;
+  /** The probe VM's generation at snapshot time; undefined for the Linux agent. */
+  generation?: string;
 }
 
 /**

@@ -57,8 +57,6 @@ export class TemplateFactory<V extends FactoryVm> implements FactoryBase<V> {
     statePath: string,
   ): Promise<TemplateFactory<V>> {
     const log = logger('factory');
-    const missing = hypervisor.restoreMissing();
-    if (missing) throw new NodevisorError(`cannot make a VM template: ${missing}`, { code: 'ENOTSUP' });
     const sizeMiB = config.hypervisorConfig.memorySize + TEMPLATE_TMPFS_EXTRA_MIB;
     try {
       // prepare() undoes its own half-done work; removing here could unmount someone else's.
@@ -105,8 +103,6 @@ export class TemplateFactory<V extends FactoryVm> implements FactoryBase<V> {
         path: statePath,
       });
     }
-    const missing = hypervisor.restoreMissing();
-    if (missing) throw new NodevisorError(`cannot use the VM template at ${statePath}: ${missing}`, { code: 'ENOTSUP' });
     return new TemplateFactory(hypervisor, stateFs, statePath, info);
   }
 
@@ -177,7 +173,7 @@ async function readTemplateInfo(statePath: string): Promise<TemplateInfo> {
   if (!GUEST_KINDS.includes(raw.guest as GuestKind)) throw bad(`has an unknown guest ${JSON.stringify(raw.guest)}`);
   const info: TemplateInfo = { config, guest: raw.guest as GuestKind };
   if (raw.generation !== undefined) {
-    if (typeof raw.generation !== 'number' || !Number.isSafeInteger(raw.generation) || raw.generation < 0) {
+    if (typeof raw.generation !== 'string' || !/^[0-9a-f]{1,16}$/.test(raw.generation)) {
       throw bad(`has an invalid generation ${JSON.stringify(raw.generation)}`);
     }
     info.generation = raw.generation;

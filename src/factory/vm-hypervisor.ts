@@ -20,27 +20,18 @@ const AGENT_TIMEOUT_MS = 10_000;
 
 const GUESTS: Record<string, GuestKind> = { 'nodevisor-agent': 'agent', 'nodevisor-probe': 'probe' };
 
-// Vm.snapshot / Vm.restore arrive with issue 12's snapshot work (DESIGN §2). Reached through
-// these views so this adapter builds, and reports what is missing, on a tree without them.
-interface SnapshotView {
-  snapshot?(dir: string): Promise<void>;
-}
-interface RestoreView {
-  restore?(dir: string, overrides?: { paused?: boolean }): Promise<Vm>;
-}
-
 let nextId = 1;
 
 /** A VM the factory made, with its agent client. Sandbox creation uses `vm` and `agent`. */
 export class FactoryVmHandle implements FactoryVm {
   readonly id = `factory-vm-${nextId++}`;
-  readonly templateGeneration?: number;
+  readonly templateGeneration?: string;
 
   constructor(
     readonly vm: Vm,
     readonly agent: AgentClient,
     readonly guest: GuestKind,
-    templateGeneration?: number,
+    templateGeneration?: string,
   ) {
     if (templateGeneration !== undefined) this.templateGeneration = templateGeneration;
   }
@@ -53,10 +44,8 @@ export class FactoryVmHandle implements FactoryVm {
     return this.vm.resume();
   }
 
-  async snapshot(dir: string): Promise<void> {
-    const snapshot = (this.vm as SnapshotView).snapshot;
-    if (typeof snapshot !== 'function') throw new NodevisorError('Vm.snapshot is not available in this build', { code: 'ENOTSUP' });
-    await snapshot.call(this.vm, dir);
+  snapshot(dir: string): Promise<void> {
+    return this.vm.snapshot(dir);
   }
 
   async stop(): Promise<void> {
@@ -64,12 +53,13 @@ export class FactoryVmHandle implements FactoryVm {
     await this.vm.stop();
   }
 
-  async generation(): Promise<number> {
-    const pong = (await this.agent.ping()) as PingResult & { generation?: unknown };
-    if (typeof pong.generation !== 'number') {
-      throw new NodevisorError(`the ${pong.agent} guest does not report a generation`, { code: 'ENOTSUP' });
-    }
-    return pong.generation;
+  /**
+   * The ping proves the guest runs and answers on its (fresh) agent channel; the generation is
+   * the one the VMM drew for this VM and shows the guest on its generation port.
+   */
+  async generation(): Promise<string> {
+    await this.agent.ping();
+    return this.vm.generation;
   }
 }
 
@@ -111,14 +101,8 @@ export function vmHypervisor(options: VmHypervisorOptions = {}): Hypervisor<Fact
     },
 
     async restore(dir: string, template: TemplateInfo) {
-      const restore = (Vm as unknown as RestoreView).restore;
-      if (typeof restore !== 'function') throw new NodevisorError('Vm.restore is not available in this build', { code: 'ENOTSUP' });
-      const vm = await restore.call(Vm, dir, { paused: true });
+      const vm = await Vm.restore(dir, { paused: true });
       return new FactoryVmHandle(vm, new AgentClient(vm.agent, { timeoutMs: AGENT_TIMEOUT_MS }), template.guest, template.generation);
-    },
-
-    restoreMissing() {
-      return typeof (Vm as unknown as RestoreView).restore === 'function' ? undefined : 'needs Vm.restore (not in this build)';
     },
   };
 }

@@ -28,8 +28,8 @@ export class FakeVm implements FactoryVm {
     readonly guest: GuestKind,
     readonly config: CheckedFactoryVmConfig | undefined,
     state: 'running' | 'paused',
-    public currentGeneration: number,
-    readonly templateGeneration?: number,
+    public currentGeneration: string,
+    readonly templateGeneration?: string,
   ) {
     this.state = state;
     this.agent = {
@@ -67,7 +67,7 @@ export class FakeVm implements FactoryVm {
     await this.hv.step('stop', this);
   }
 
-  async generation(): Promise<number> {
+  async generation(): Promise<string> {
     await this.hv.step('generation', this);
     return this.currentGeneration;
   }
@@ -80,10 +80,12 @@ export class FakeHypervisor implements Hypervisor<FakeVm> {
   guest: GuestKind = 'agent';
   /** Clones keep the template's generation (a guest that did not notice the restore). */
   clonesKeepGeneration = false;
-  restoreAvailable = true;
   delayMs: Partial<Record<FakeOp, number>> = {};
   private readonly failures = new Map<FakeOp, { error: Error; times: number }>();
-  private generations = 100;
+  private generations = 0x100;
+  private nextGeneration(): string {
+    return (++this.generations).toString(16).padStart(16, '0');
+  }
   private ids = 0;
 
   /** The next `times` calls of `op` reject with `error` (default: every call). */
@@ -104,7 +106,7 @@ export class FakeHypervisor implements Hypervisor<FakeVm> {
 
   async boot(config: CheckedFactoryVmConfig): Promise<FakeVm> {
     await this.step('boot', undefined);
-    const vm = new FakeVm(this, `vm${++this.ids}`, this.guest, config, 'running', ++this.generations);
+    const vm = new FakeVm(this, `vm${++this.ids}`, this.guest, config, 'running', this.nextGeneration());
     this.vms.push(vm);
     this.journal[this.journal.length - 1] = `boot ${vm.id}`;
     return vm;
@@ -114,15 +116,11 @@ export class FakeHypervisor implements Hypervisor<FakeVm> {
     await this.step('restore', undefined);
     await readFile(join(dir, 'memory'));
     await readFile(join(dir, 'state'));
-    const generation = this.clonesKeepGeneration && template.generation !== undefined ? template.generation : ++this.generations;
+    const generation = this.clonesKeepGeneration && template.generation !== undefined ? template.generation : this.nextGeneration();
     const vm = new FakeVm(this, `vm${++this.ids}`, template.guest, template.config, 'paused', generation, template.generation);
     this.vms.push(vm);
     this.journal[this.journal.length - 1] = `restore ${vm.id}`;
     return vm;
-  }
-
-  restoreMissing(): string | undefined {
-    return this.restoreAvailable ? undefined : 'needs Vm.restore (fake)';
   }
 
   live(): FakeVm[] {
