@@ -3,7 +3,8 @@
  * 512 MiB and 2 GiB of guest memory:
  * - cold: `Vm.create` + start until the agent answers its first ping (the factory's direct boot);
  * - clone: `getVm` on a template factory: restore (copy-on-write) + resume + the generation check;
- * - hand-over: `getVm` on a template factory with a full pool: take, resume, generation check.
+ * - hand-over: `getVm` on a template factory with a full pool: take, resume, generation check;
+ * - pool take: `getBaseVm` on that full pool alone (the paused VM, before resume and checks).
  * Then sustained VM starts per second from the template for 10 s, and the resident memory (PSS,
  * /proc/self/smaps_rollup) each idle clone adds. "Ready" is the same everywhere: the guest
  * answered on its agent channel. Results are returned as JSON figures and drawn as SVG charts
@@ -14,6 +15,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 
 import { buildFactory, type Factory } from '../factory/factory.js';
@@ -41,7 +43,7 @@ export interface FactoryBenchOptions {
   chartDir?: string;
 }
 
-type StartPath = 'cold' | 'clone' | 'hand-over';
+type StartPath = 'cold' | 'clone' | 'hand-over' | 'pool take';
 
 export interface LatencyFigure {
   path: StartPath;
@@ -53,6 +55,8 @@ export interface LatencyFigure {
 
 export interface FactoryBenchResult {
   ready: string;
+  /** 1-minute load average before and after: other work on the machine inflates the figures. */
+  loadAverage: { before: number; after: number };
   latency: LatencyFigure[];
   /** Why the clone figures are missing, when they are. */
   clonesSkipped?: string;
@@ -117,13 +121,17 @@ async function timeCold(memoryMiB: number, iterations: number): Promise<number[]
   return samples;
 }
 
-async function timeGetVm(factory: Factory<FactoryVmHandle>, iterations: number, beforeEach?: () => Promise<void>): Promise<number[]> {
+async function timeGetVm(
+  factory: Factory<FactoryVmHandle>,
+  iterations: number,
+  options: { beforeEach?: () => Promise<void>; takeOnly?: boolean } = {},
+): Promise<number[]> {
   const config = factory.config();
   const samples: number[] = [];
   for (let i = 0; i < iterations + 5; i++) {
-    await beforeEach?.();
+    await options.beforeEach?.();
     const t0 = nowUs();
-    const vm = await factory.getVm(config);
+    const vm = options.takeOnly ? await factory.getBaseVm() : await factory.getVm(config);
     const t = nowUs() - t0;
     await vm.stop();
     if (i >= 5) samples.push(t);
@@ -249,7 +257,12 @@ export async function benchFactory(options: FactoryBenchOptions = {}): Promise<F
   const iterations = options.iterations ?? 200;
   const sizes = options.memorySizesMiB ?? [128, 512, 2048];
   const poolSize = options.poolSize ?? 4;
-  const result: FactoryBenchResult = { ready: 'the guest answered on its agent channel (ping / generation)', latency: [], charts: [] };
+  const result: FactoryBenchResult = {
+    ready: 'the guest answered on its agent channel (ping / generation)',
+    loadAverage: { before: round2(loadavg()[0]!), after: 0 },
+    latency: [],
+    charts: [],
+  };
   const missing = clonesMissing();
   if (missing) result.clonesSkipped = missing;
 
@@ -265,7 +278,9 @@ export async function benchFactory(options: FactoryBenchOptions = {}): Promise<F
     const pooled = await templateFactory(memoryMiB, poolSize);
     try {
       const pool = pooled.factory.baseFactory as CacheFactory<FactoryVmHandle>;
-      result.latency.push(figure('hand-over', memoryMiB, await timeGetVm(pooled.factory, iterations, () => pool.filled())));
+      const beforeEach = () => pool.filled();
+      result.latency.push(figure('hand-over', memoryMiB, await timeGetVm(pooled.factory, iterations, { beforeEach })));
+      result.latency.push(figure('pool take', memoryMiB, await timeGetVm(pooled.factory, iterations, { beforeEach, takeOnly: true })));
     } finally {
       await pooled.done();
     }
@@ -276,6 +291,7 @@ export async function benchFactory(options: FactoryBenchOptions = {}): Promise<F
     result.pssPerIdleClone = [];
     for (const memoryMiB of [sizes[0]!, sizes[sizes.length - 1]!]) result.pssPerIdleClone.push(await pssPerClone(memoryMiB, clones));
   }
+  result.loadAverage.after = round2(loadavg()[0]!);
   result.charts = await drawCharts(result, options.chartDir ?? join(packageRoot(), 'bench-results'));
   return result;
 }
@@ -301,6 +317,7 @@ export const factoryBench: Bench<FactoryBenchResult> = {
     for (const p of r.pssPerIdleClone ?? []) {
       lines.push(`   idle clone at ${sizeLabel(p.memoryMiB)}: PSS ${p.pssKiBPerClone} KiB, RSS ${p.rssKiBPerClone} KiB (over ${p.clones} clones)`);
     }
+    lines.push(`   load average (1 min): ${r.loadAverage.before} before, ${r.loadAverage.after} after`);
     lines.push(`   charts: ${r.charts.join(', ')}`);
     return lines.join('\n');
   },

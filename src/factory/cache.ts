@@ -29,6 +29,7 @@ export class CacheFactory<V extends FactoryVm> implements FactoryBase<V> {
   readonly #producing = new Set<Promise<void>>();
   #closing: Promise<void> | undefined;
   #failure: unknown;
+  #refillScheduled = false;
 
   constructor(
     private readonly count: number,
@@ -51,7 +52,9 @@ export class CacheFactory<V extends FactoryVm> implements FactoryBase<V> {
   async filled(): Promise<void> {
     while (this.#ready.length < this.count) {
       if (this.#closing) throw this.#closedError();
-      await Promise.race([...this.#producing]);
+      // No producer yet: a refill is scheduled (#refillSoon); let it start.
+      if (this.#producing.size === 0) await new Promise((resolve) => setImmediate(resolve));
+      else await Promise.race([...this.#producing]);
     }
   }
 
@@ -60,7 +63,7 @@ export class CacheFactory<V extends FactoryVm> implements FactoryBase<V> {
     if (this.#closing) return Promise.reject(this.#closedError());
     const vm = this.#ready.shift();
     if (vm) {
-      this.#refill();
+      this.#refillSoon();
       return Promise.resolve(vm);
     }
     return new Promise<V>((resolve, reject) => this.#waiters.push({ resolve, reject }));
@@ -80,6 +83,19 @@ export class CacheFactory<V extends FactoryVm> implements FactoryBase<V> {
 
   #closedError(): NodevisorError {
     return new NodevisorError('cache factory is closed', { code: 'ECLOSED', cause: this.#failure });
+  }
+
+  /**
+   * Starts the replacement after the caller has its VM: starting a restore does some work on
+   * this thread (opening and mapping the snapshot), which a hand-over should not wait for.
+   */
+  #refillSoon(): void {
+    if (this.#refillScheduled) return;
+    this.#refillScheduled = true;
+    setImmediate(() => {
+      this.#refillScheduled = false;
+      this.#refill();
+    });
   }
 
   #refill(): void {
