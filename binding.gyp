@@ -23,6 +23,7 @@
         "native/addon/vm_events.cc",
         "native/vmm/util/result.cc",
         "native/vmm/util/read_file.cc",
+        "native/vmm/util/reaper.cc",
         "native/vmm/memory/guest_memory.cc",
         "native/vmm/kvm/kvm_system.cc",
         "native/vmm/kvm/kvm_vm.cc",
@@ -103,6 +104,8 @@
                 "native/guest/probe/agent.c",
                 "native/guest/probe/crc32.c",
                 "native/guest/probe/json_scan.c",
+                "native/guest/probe/generation.c",
+                "native/guest/probe/generation.h",
                 "native/guest/probe/probe.h",
                 "native/guest/probe/virtio.h",
                 "native/guest/probe/blk.h",
@@ -123,7 +126,8 @@
                 "-o", "<(PRODUCT_DIR)/probe.elf",
                 "native/guest/probe/entry.S", "native/guest/probe/main.c", "native/guest/probe/libc.c",
                 "native/guest/probe/virtio.c", "native/guest/probe/blk.c", "native/guest/probe/agent.c",
-                "native/guest/probe/crc32.c", "native/guest/probe/json_scan.c"
+                "native/guest/probe/crc32.c", "native/guest/probe/json_scan.c",
+                "native/guest/probe/generation.c"
               ],
               "message": "Building the probe guest"
             }

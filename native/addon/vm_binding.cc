@@ -22,6 +22,7 @@
 #include "addon/errors.h"
 #include "addon/exports.h"
 #include "addon/vm_events.h"
+#include "vmm/util/reaper.h"
 #include "vmm/vm.h"
 
 namespace nodevisor::addon {
@@ -366,6 +367,15 @@ Napi::Value vm_create(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// vmDrainTeardown() -> Promise<void>: resolves once the reaper has released every stopped
+// VM's fds and memory (waits on a libuv worker).
+Napi::Value vm_drain_teardown(const Napi::CallbackInfo& info) {
+  return VmTask::start(info.Env(), "nodevisor.vm.drainTeardown", [] {
+    vmm::Reaper::instance().drain();
+    return vmm::Status{};
+  });
+}
+
 // vmRestore(dir, onEvent) -> Promise<VmHandle>: a new VM from a snapshot directory, built on
 // a libuv worker (reads the state file, maps the memory file, KVM ioctls, reopens disks). Not
 // started: the caller starts it, paused or not. src/vm `Vm.restore` checks `dir` first.
@@ -390,8 +400,12 @@ void register_vm(Napi::Env env, Napi::Object exports) {
   // The VmHandle class, per environment, freed when the environment goes away.
   auto* handle_class = new Napi::FunctionReference(Napi::Persistent(VmHandle::define(env)));
   env.AddCleanupHook([handle_class] { delete handle_class; });
+  // Registered before any VM's own hook, so it runs after them (Node runs cleanup hooks in
+  // reverse): every stopped VM's fds and memory are released before the environment is gone.
+  env.AddCleanupHook([] { vmm::Reaper::instance().drain(); });
   exports.Set("vmCreate", Napi::Function::New(env, vm_create, "vmCreate", handle_class));
   exports.Set("vmRestore", Napi::Function::New(env, vm_restore, "vmRestore", handle_class));
+  exports.Set("vmDrainTeardown", Napi::Function::New(env, vm_drain_teardown, "vmDrainTeardown"));
 }
 
 }  // namespace nodevisor::addon

@@ -11,6 +11,7 @@
 #include "vmm/kvm/cpuid.h"
 #include "vmm/kvm/kvm_system.h"
 #include "vmm/util/read_file.h"
+#include "vmm/util/reaper.h"
 #include "vmm/vstate/vcpu_state.h"
 
 namespace nodevisor::vmm {
@@ -170,6 +171,8 @@ Status Vm::start(bool paused) {
     // As pause() leaves it: the wait port returns at once, device workers leave memory alone.
     wait_port_->set_held(true);
     pause_virtio(true);
+  } else if (restoring_) {
+    pause_virtio(false);  // a restored VM's devices were paused while their state was loaded
   }
   // Every VcpuThread exists before the first one runs: a guest that ends at once makes end()
   // walk threads_ from a vCPU thread, which must not see the vector grow under it.
@@ -242,12 +245,15 @@ void Vm::stop() {
   // Release the kernel resources now rather than when the JS handle is collected: a stopped
   // VM holds no fds, threads or guest memory (the garbage collector may run much later).
   threads_.clear();
-  vcpus_.clear();
+  coalesced_ring_ = nullptr;  // it lies in vCPU 0's run page, which goes below
   shut_down_virtio();  // device workers stop before the memory they use goes
-  memory_.reset();
   {
+    // The vCPU fds, the VM fd and guest memory are released by the reaper (util/reaper.h):
+    // closing a VM fd waits ~20 ms in the kernel, which stop() need not wait for.
     std::lock_guard lock(irq_mutex_);
+    Reaper::instance().dispose(KernelRemains{std::move(memory_), std::move(kvm_vm_), std::move(vcpus_)});
     kvm_vm_ = KvmVm{};
+    vcpus_.clear();
   }
   bool report = false;
   {
@@ -257,6 +263,14 @@ void Vm::stop() {
     ended_ = true;
   }
   if (report) sink_.on_exit({"stopped", 0, ""});
+}
+
+Vm::KernelRemains::~KernelRemains() {
+  // On a reaper thread. vCPUs first (their fds pin the VM), then the VM, then its memory: with
+  // the VM gone, unmapping no longer calls into KVM's MMU notifier.
+  vcpus.clear();
+  vm = KvmVm{};
+  memory.reset();
 }
 
 void Vm::end(VmExitInfo info) {

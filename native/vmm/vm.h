@@ -133,6 +133,17 @@ class Vm final : private VcpuExitHandler {
   Status restore_from(const snapshot::VmSnapshot& snap, UniqueFd memory_file, const std::string& state_path);
   void end(VmExitInfo info);
 
+  // What stop() hands to the reaper, released in this order by the destructor.
+  struct KernelRemains {
+    std::unique_ptr<GuestMemory> memory;
+    KvmVm vm;
+    std::vector<std::unique_ptr<KvmVcpu>> vcpus;
+    KernelRemains(std::unique_ptr<GuestMemory> m, KvmVm v, std::vector<std::unique_ptr<KvmVcpu>> c)
+        : memory(std::move(m)), vm(std::move(v)), vcpus(std::move(c)) {}
+    KernelRemains(KernelRemains&&) = default;
+    ~KernelRemains();
+  };
+
   // VcpuExitHandler, on vCPU threads.
   void pio_read(uint16_t port, std::span<uint8_t> data) override;
   void pio_write(uint16_t port, std::span<const uint8_t> data) override;

@@ -141,6 +141,8 @@ export interface NativeAddon {
    * disks) and resolves its handle, not started. Use src/vm `Vm.restore`.
    */
   vmRestore(dir: string, onEvent: (kind: NativeVmEventKind, payload: unknown) => void): Promise<NativeVmHandle>;
+  /** A libuv worker: waits until every stopped VM's fds and guest memory are released (native/vmm/util/reaper.h). */
+  vmDrainTeardown(): Promise<void>;
 }
 
 const require = createRequire(import.meta.url);
