@@ -54,12 +54,17 @@ export class FactoryVmHandle implements FactoryVm {
   }
 
   /**
-   * The ping proves the guest runs and answers on its (fresh) agent channel; the generation is
-   * the one the VMM drew for this VM and shows the guest on its generation port.
+   * The probe's `probe.generation` (docs/protocol.md): the generation id the guest reads from
+   * the VMM's port at each request. It must be the one the VMM drew for this VM; a guest still
+   * showing another would not have noticed it was restored.
    */
   async generation(): Promise<string> {
-    await this.agent.ping();
-    return this.vm.generation;
+    const { generation } = await this.agent.request<{ generation: unknown }>('probe.generation');
+    if (typeof generation !== 'string') throw new NodevisorError('probe.generation answered without a generation', { code: 'EPROTO' });
+    if (generation !== this.vm.generation) {
+      throw new NodevisorError(`the guest reads generation ${generation}, the VM has ${this.vm.generation}`, { code: 'ENOTUNIQUE' });
+    }
+    return generation;
   }
 }
 

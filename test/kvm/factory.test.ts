@@ -58,7 +58,10 @@ describe.skipIf(!canRun)('VM factory (probe guest)', () => {
     }
     const pongs = await Promise.all(clones.map((vm) => vm.agent.ping()));
     expect(pongs.every((p) => p.agent === 'nodevisor-probe')).toBe(true);
-    const generations = new Set(clones.map((vm) => vm.vm.generation));
+    // Each guest reads its own VM's generation (probe.generation), all different.
+    const reported = await Promise.all(clones.map((vm) => vm.agent.request<{ generation: string }>('probe.generation')));
+    expect(reported.map((r) => r.generation)).toEqual(clones.map((vm) => vm.vm.generation));
+    const generations = new Set(reported.map((r) => r.generation));
     expect(generations.size).toBe(100);
     expect(generations.has(clones[0]!.templateGeneration!)).toBe(false);
     expect(clones.every((vm) => vm.vm.state === 'running')).toBe(true);
