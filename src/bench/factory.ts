@@ -11,7 +11,9 @@
  * (src/bench/chart.ts) into bench-results/.
  *
  * Everything runs on the JS thread of this process, one VM at a time unless said otherwise; a
- * VM is stopped after its sample, outside the timed span.
+ * VM is stopped after its sample, outside the timed span, and the background teardown of
+ * stopped VMs is drained before the next latency sample (it would compete for the CPU; the
+ * sustained run keeps it in the loop, as a server would).
  */
 import { readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
@@ -25,6 +27,7 @@ import type { CacheFactory } from '../factory/cache.js';
 import { vmHypervisor, type FactoryVmHandle } from '../factory/vm-hypervisor.js';
 import { checkFactoryVmConfig, type FactoryVmConfig } from '../factory/vm-config.js';
 import { probeGuestPath } from '../guest/probe.js';
+import { Vm } from '../vm/vm.js';
 import { packageRoot } from '../native/binding.js';
 import { writeGroupedBarChart, type BarRow } from './chart.js';
 // Types only: registry.ts imports this file when it loads, so a value import back would be a cycle.
@@ -112,6 +115,7 @@ async function timeCold(memoryMiB: number, iterations: number): Promise<number[]
   const config = checkFactoryVmConfig(vmConfigOf(memoryMiB));
   const samples: number[] = [];
   for (let i = 0; i < iterations + 5; i++) {
+    await Vm.drainTeardown();
     const t0 = nowUs();
     const vm = await hypervisor.boot(config);
     const t = nowUs() - t0;
@@ -130,6 +134,7 @@ async function timeGetVm(
   const samples: number[] = [];
   for (let i = 0; i < iterations + 5; i++) {
     await options.beforeEach?.();
+    await Vm.drainTeardown();
     const t0 = nowUs();
     const vm = options.takeOnly ? await factory.getBaseVm() : await factory.getVm(config);
     const t = nowUs() - t0;
@@ -185,6 +190,7 @@ async function pssPerClone(memoryMiB: number, clones: number) {
   try {
     const config = factory.config();
     held.push(await factory.getVm(config)); // a first clone: one-time costs are not per clone
+    await Vm.drainTeardown(); // VMs stopped earlier must not give memory back during the count
     await new Promise((resolve) => setTimeout(resolve, 100));
     const before = smapsRollupKiB();
     for (let i = 0; i < clones; i++) held.push(await factory.getVm(config));
