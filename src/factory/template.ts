@@ -19,6 +19,7 @@ import { isAbsolute, join, normalize } from 'node:path';
 import { errorCode, invalid, NodevisorError, wrapError } from '../errors.js';
 import { logger } from '../log/logger.js';
 import { stopQuietly, type FactoryBase } from './base.js';
+import { checkTemplateImage } from './check-config.js';
 import type { FactoryVm, GuestKind, Hypervisor, StateFs, TemplateInfo } from './hypervisor.js';
 import { TEMPLATE_TMPFS_EXTRA_MIB } from './tmpfs.js';
 import { checkFactoryVmConfig, vmConfigMismatch, type CheckedFactoryVmConfig } from './vm-config.js';
@@ -57,6 +58,7 @@ export class TemplateFactory<V extends FactoryVm> implements FactoryBase<V> {
     statePath: string,
   ): Promise<TemplateFactory<V>> {
     const log = logger('factory');
+    checkTemplateImage(config.hypervisorConfig);
     const sizeMiB = config.hypervisorConfig.memorySize + TEMPLATE_TMPFS_EXTRA_MIB;
     try {
       // prepare() undoes its own half-done work; removing here could unmount someone else's.

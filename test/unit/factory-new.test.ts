@@ -158,6 +158,16 @@ describe('template factory (B32)', () => {
     expect(stateFs.removed).toEqual([]);
   });
 
+  it('refuses a template over a writable rootfs image before preparing anything', async () => {
+    const { config, env, hypervisor, stateFs } = setup({
+      template: true,
+      vmConfig: { hypervisorConfig: { kernelPath: '/k.elf', kernelParams: [], imagePath: '/rootfs.img' } },
+    });
+    await expect(buildFactory(config, false, env)).rejects.toThrow(/clones would share one writable rootfs image/);
+    expect(hypervisor.journal).toEqual([]);
+    expect(stateFs.prepared).toEqual([]);
+  });
+
   it('close() removes the state path (Kata: umount + RemoveAll), once', async () => {
     const { config, env, stateFs, statePath } = setup({ template: true });
     const factory = await buildFactory(config, false, env);
