@@ -10,9 +10,8 @@
  */
 import type { RuntimeConfig } from '../config/types.js';
 import { logger } from '../log/logger.js';
-import type { Factory } from './factory.js';
+import type { Factory, NewFactoryConfig } from './factory.js';
 import type { FactoryVm } from './hypervisor.js';
-import type { NewFactoryConfig } from './factory.js';
 
 /** Kata's `vci.SetFactory`: what keeps the factory for the sandboxes made after. */
 export interface FactoryRuntime {

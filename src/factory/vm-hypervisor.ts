@@ -18,7 +18,11 @@ export const DEFAULT_BOOT_TIMEOUT_MS = 30_000;
 /** Agent requests of a handed-over VM (reseed, time sync, generation). */
 const AGENT_TIMEOUT_MS = 10_000;
 
-const GUESTS: Record<string, GuestKind> = { 'nodevisor-agent': 'agent', 'nodevisor-probe': 'probe' };
+/** The guest names `ping` answers with. A Map: the name comes from the guest, so no prototype lookups. */
+const GUESTS = new Map<unknown, GuestKind>([
+  ['nodevisor-agent', 'agent'],
+  ['nodevisor-probe', 'probe'],
+]);
 
 let nextId = 1;
 
@@ -95,7 +99,7 @@ export function vmHypervisor(options: VmHypervisorOptions = {}): Hypervisor<Fact
       try {
         await vm.start();
         const pong = await agent.request<PingResult>('ping', {}, { timeoutMs: bootTimeoutMs });
-        const guest = GUESTS[pong.agent];
+        const guest = GUESTS.get(pong.agent);
         if (!guest) throw new NodevisorError(`unknown guest ${JSON.stringify(pong.agent)} on the agent channel`, { code: 'EPROTO' });
         return new FactoryVmHandle(vm, agent, guest);
       } catch (err) {
