@@ -38,8 +38,8 @@ export interface FactoryBenchOptions {
   iterations?: number;
   memorySizesMiB?: number[];
   sustainSeconds?: number;
-  /** getVm calls in flight during the sustained run. */
-  sustainConcurrency?: number;
+  /** getVm calls in flight during each sustained run (one run per entry). */
+  sustainConcurrency?: number[];
   pssClones?: number;
   poolSize?: number;
   /** Where the SVG charts go; default <package>/bench-results. */
@@ -56,6 +56,14 @@ export interface LatencyFigure {
   summaryUs: Summary;
 }
 
+export interface SustainedFigure {
+  seconds: number;
+  concurrency: number;
+  starts: number;
+  perSecond: number;
+  perSecondBuckets: number[];
+}
+
 export interface FactoryBenchResult {
   ready: string;
   /** 1-minute load average before and after: other work on the machine inflates the figures. */
@@ -63,7 +71,7 @@ export interface FactoryBenchResult {
   latency: LatencyFigure[];
   /** Why the clone figures are missing, when they are. */
   clonesSkipped?: string;
-  sustained?: { seconds: number; concurrency: number; starts: number; perSecond: number; perSecondBuckets: number[] };
+  sustained?: SustainedFigure[];
   pssPerIdleClone?: { memoryMiB: number; clones: number; pssKiBPerClone: number; rssKiBPerClone: number }[];
   charts: string[];
 }
@@ -144,7 +152,7 @@ async function timeGetVm(
   return samples;
 }
 
-async function sustainedStarts(seconds: number, concurrency: number): Promise<NonNullable<FactoryBenchResult['sustained']>> {
+async function sustainedStarts(seconds: number, concurrency: number): Promise<SustainedFigure> {
   const { factory, done } = await templateFactory(128, 0);
   try {
     const config = factory.config();
@@ -184,6 +192,17 @@ function smapsRollupKiB(): { pss: number; rss: number } {
   return { pss: field('Pss'), rss: field('Rss') };
 }
 
+/** The median of a few readings 20 ms apart: the JS heap grows and shrinks under the count. */
+async function settledSmapsKiB(): Promise<{ pss: number; rss: number }> {
+  const readings: { pss: number; rss: number }[] = [];
+  for (let i = 0; i < 5; i++) {
+    readings.push(smapsRollupKiB());
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const median = (values: number[]) => values.sort((a, b) => a - b)[values.length >> 1]!;
+  return { pss: median(readings.map((r) => r.pss)), rss: median(readings.map((r) => r.rss)) };
+}
+
 async function pssPerClone(memoryMiB: number, clones: number) {
   const { factory, done } = await templateFactory(memoryMiB, 0);
   const held: FactoryVm[] = [];
@@ -192,10 +211,10 @@ async function pssPerClone(memoryMiB: number, clones: number) {
     held.push(await factory.getVm(config)); // a first clone: one-time costs are not per clone
     await Vm.drainTeardown(); // VMs stopped earlier must not give memory back during the count
     await new Promise((resolve) => setTimeout(resolve, 100));
-    const before = smapsRollupKiB();
+    const before = await settledSmapsKiB();
     for (let i = 0; i < clones; i++) held.push(await factory.getVm(config));
     await new Promise((resolve) => setTimeout(resolve, 200)); // idle: the probes park on their wait port
-    const after = smapsRollupKiB();
+    const after = await settledSmapsKiB();
     return {
       memoryMiB,
       clones,
@@ -228,14 +247,15 @@ async function drawCharts(result: FactoryBenchResult, dir: string): Promise<stri
     }),
   );
   if (result.sustained) {
+    const runs = result.sustained;
     charts.push(
       await writeGroupedBarChart(join(dir, 'factory-sustained-starts.svg'), {
-        title: `VM starts from the template, ${result.sustained.seconds} s`,
-        subtitle: `${result.sustained.perSecond} starts/s overall, ${result.sustained.concurrency} getVm in flight, 128 MiB probe clones`,
+        title: `VM starts from the template, per second`,
+        subtitle: `${runs.map((r) => `${r.perSecond}/s with ${r.concurrency} in flight`).join(', ')}; getVm + stop, 128 MiB probe clones`,
         xTitle: 'second',
         yTitle: 'starts in that second',
-        legendTitle: '',
-        rows: result.sustained.perSecondBuckets.map((n, i) => ({ group: String(i + 1), series: 'starts', value: n })),
+        legendTitle: 'getVm in flight',
+        rows: runs.flatMap((r) => r.perSecondBuckets.map((n, i) => ({ group: String(i + 1), series: String(r.concurrency), value: n }))),
         rule: { value: 200, label: 'target 200/s' },
       }),
     );
@@ -292,8 +312,11 @@ export async function benchFactory(options: FactoryBenchOptions = {}): Promise<F
     }
   }
   if (!missing) {
-    result.sustained = await sustainedStarts(options.sustainSeconds ?? 10, options.sustainConcurrency ?? 4);
-    const clones = options.pssClones ?? 20;
+    result.sustained = [];
+    for (const concurrency of options.sustainConcurrency ?? [1, 4]) {
+      result.sustained.push(await sustainedStarts(options.sustainSeconds ?? 10, concurrency));
+    }
+    const clones = options.pssClones ?? 50;
     result.pssPerIdleClone = [];
     for (const memoryMiB of [sizes[0]!, sizes[sizes.length - 1]!]) result.pssPerIdleClone.push(await pssPerClone(memoryMiB, clones));
   }
@@ -309,7 +332,7 @@ export const factoryBench: Bench<FactoryBenchResult> = {
     return (await import('./registry.js')).needKvm();
   },
   run(ctx) {
-    return benchFactory(ctx.quick ? { iterations: 20, sustainSeconds: 2, pssClones: 5 } : {});
+    return benchFactory(ctx.quick ? { iterations: 20, sustainSeconds: 2, pssClones: 20 } : {});
   },
   format(r) {
     const lines = ['   start → ready (µs)      p50       p99'];
@@ -317,8 +340,8 @@ export const factoryBench: Bench<FactoryBenchResult> = {
       lines.push(`   ${f.path.padEnd(9)} ${sizeLabel(f.memoryMiB).padStart(8)}  ${String(f.p50Us).padStart(8)}  ${String(f.p99Us).padStart(8)}  (n=${f.summaryUs.n})`);
     }
     if (r.clonesSkipped) lines.push(`   clone, hand-over, sustained, idle-clone memory: skipped (${r.clonesSkipped})`);
-    if (r.sustained) {
-      lines.push(`   sustained from the template: ${r.sustained.perSecond} starts/s (${r.sustained.starts} in ${r.sustained.seconds} s, ${r.sustained.concurrency} in flight)`);
+    for (const s of r.sustained ?? []) {
+      lines.push(`   sustained from the template: ${s.perSecond} starts/s (${s.starts} in ${s.seconds} s, ${s.concurrency} getVm in flight)`);
     }
     for (const p of r.pssPerIdleClone ?? []) {
       lines.push(`   idle clone at ${sizeLabel(p.memoryMiB)}: PSS ${p.pssKiBPerClone} KiB, RSS ${p.rssKiBPerClone} KiB (over ${p.clones} clones)`);
