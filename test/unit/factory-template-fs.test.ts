@@ -4,7 +4,7 @@
  * clone still holds a file) and removed. Needs root (a real mount).
  */
 import { existsSync } from 'node:fs';
-import { open, writeFile } from 'node:fs/promises';
+import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -65,6 +65,15 @@ describe.skipIf(!canMount)('template tmpfs (B32)', () => {
     } finally {
       await held.close();
     }
+  });
+
+  it('remove takes a plain directory (no mount) and a missing path without complaint', async () => {
+    const path = join(tempDir('nodevisor-tmpfs-'), 'template');
+    await mkdir(path);
+    await writeFile(join(path, 'state'), 'x');
+    await tmpfsStateFs.remove(path);
+    expect(existsSync(path)).toBe(false);
+    await expect(tmpfsStateFs.remove(path)).resolves.toBeUndefined();
   });
 
   it('a failed mount leaves no directory behind', async () => {
