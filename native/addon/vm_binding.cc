@@ -22,6 +22,7 @@
 #include "addon/errors.h"
 #include "addon/exports.h"
 #include "addon/vm_events.h"
+#include "vmm/kvm/warm_vm.h"
 #include "vmm/util/reaper.h"
 #include "vmm/vm.h"
 
@@ -371,6 +372,7 @@ Napi::Value vm_create(const Napi::CallbackInfo& info) {
 // VM's fds and memory (waits on a libuv worker).
 Napi::Value vm_drain_teardown(const Napi::CallbackInfo& info) {
   return VmTask::start(info.Env(), "nodevisor.vm.drainTeardown", [] {
+    vmm::WarmVmCache::instance().settle();  // the spare VM being made holds fds too
     vmm::Reaper::instance().drain();
     return vmm::Status{};
   });

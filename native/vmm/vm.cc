@@ -10,6 +10,7 @@
 #include "vmm/devices/legacy/wait_port.h"
 #include "vmm/kvm/cpuid.h"
 #include "vmm/kvm/kvm_system.h"
+#include "vmm/kvm/warm_vm.h"
 #include "vmm/util/read_file.h"
 #include "vmm/util/reaper.h"
 #include "vmm/vstate/vcpu_state.h"
@@ -64,13 +65,21 @@ Status Vm::build() {
     initrd = std::move(read.value());
   }
 
-  // Memory first: KvmVm registers it before creating the irqchip (see kvm_vm.h for why).
-  auto memory = GuestMemory::create(memory_bytes);
-  if (!memory.ok()) return memory.error();
-  memory_ = std::make_unique<GuestMemory>(std::move(memory.value()));
-  auto kvm_vm = KvmVm::create(*memory_);
-  if (!kvm_vm.ok()) return kvm_vm.error();
-  kvm_vm_ = std::move(kvm_vm.value());
+  if (auto warm = WarmVmCache::instance().take(memory_bytes, config_.vcpus)) {
+    // Made ahead of time on the prewarm thread (kvm/warm_vm.h): memory, VM, irqchip, PIT and
+    // the vCPUs with their CPUID (setup_vcpus does the rest).
+    memory_ = std::move(warm->memory);
+    kvm_vm_ = std::move(warm->vm);
+    vcpus_ = std::move(warm->vcpus);
+  } else {
+    // Memory first: KvmVm registers it before creating the irqchip (see kvm_vm.h for why).
+    auto memory = GuestMemory::create(memory_bytes);
+    if (!memory.ok()) return memory.error();
+    memory_ = std::make_unique<GuestMemory>(std::move(memory.value()));
+    auto kvm_vm = KvmVm::create(*memory_);
+    if (!kvm_vm.ok()) return kvm_vm.error();
+    kvm_vm_ = std::move(kvm_vm.value());
+  }
 
   // ELF (PVH, or the probe's CPL-3 entry) or bzImage, by content (arch/x86_64/kernel_image.h).
   auto loaded = x86_64::load_kernel_image(*memory_, kernel.value(), !config_.pvh_entry_only);
@@ -124,11 +133,19 @@ Status Vm::setup_vcpus(const x86_64::BootEntry& boot) {
   auto system = KvmSystem::get();
   if (!system.ok()) return system.error();
   cpuid_base_ = system.value()->supported_cpuid();
+  // vCPUs that came with a spare VM (kvm/warm_vm.h) have their CPUID already.
+  std::vector<std::unique_ptr<KvmVcpu>> prepared = std::move(vcpus_);
+  vcpus_.clear();
   for (uint32_t index = 0; index < config_.vcpus; ++index) {
-    auto vcpu = KvmVcpu::create(kvm_vm_, index);
-    if (!vcpu.ok()) return vcpu.error();
-    auto owned = std::make_unique<KvmVcpu>(std::move(vcpu.value()));
-    NV_TRY(owned->set_cpuid(vcpu_cpuid(system.value()->supported_cpuid(), index, config_.vcpus)));
+    std::unique_ptr<KvmVcpu> owned;
+    if (index < prepared.size()) {
+      owned = std::move(prepared[index]);
+    } else {
+      auto vcpu = KvmVcpu::create(kvm_vm_, index);
+      if (!vcpu.ok()) return vcpu.error();
+      owned = std::make_unique<KvmVcpu>(std::move(vcpu.value()));
+      NV_TRY(owned->set_cpuid(vcpu_cpuid(system.value()->supported_cpuid(), index, config_.vcpus)));
+    }
     NV_TRY(owned->set_msrs(boot_msrs()));
     if (index == 0 && boot.mode == x86_64::BootMode::kNodevisorUser) {
       // The probe polls nothing on its UART and only writes bytes to it: its console output

@@ -17,6 +17,7 @@
 #include "vmm/devices/legacy/wait_port.h"
 #include "vmm/kvm/cpuid.h"
 #include "vmm/kvm/kvm_system.h"
+#include "vmm/kvm/warm_vm.h"
 #include "vmm/snapshot/state_file.h"
 #include "vmm/snapshot/vm_snapshot.h"
 #include "vmm/util/read_file.h"
@@ -157,9 +158,14 @@ Status Vm::restore_from(const snapshot::VmSnapshot& snap, UniqueFd memory_file, 
   auto memory = GuestMemory::map_private(std::move(memory_file), config_.memory_mib << 20);
   if (!memory.ok()) return memory.error();
   memory_ = std::make_unique<GuestMemory>(std::move(memory.value()));
-  auto kvm_vm = KvmVm::create(*memory_);
-  if (!kvm_vm.ok()) return kvm_vm.error();
-  kvm_vm_ = std::move(kvm_vm.value());
+  // An empty KVM VM made ahead (kvm/warm_vm.h) when there is one; the memory goes in first.
+  kvm_vm_ = WarmVmCache::instance().take_empty();
+  if (kvm_vm_.fd() < 0) {
+    auto kvm_vm = KvmVm::create_empty();
+    if (!kvm_vm.ok()) return kvm_vm.error();
+    kvm_vm_ = std::move(kvm_vm.value());
+  }
+  NV_TRY(kvm_vm_.set_up(*memory_));
 
   // The same devices in the same order as the VM that was saved (its config is ours), boot
   // disks reopened by path.

@@ -8,6 +8,13 @@
 namespace nodevisor::vmm {
 
 Result<KvmVm> KvmVm::create(const GuestMemory& memory) {
+  auto vm = create_empty();
+  if (!vm.ok()) return vm.error();
+  NV_TRY(vm->set_up(memory));
+  return vm;
+}
+
+Result<KvmVm> KvmVm::create_empty() {
   auto system = KvmSystem::get();
   if (!system.ok()) return system.error();
   KvmVm vm;
@@ -17,9 +24,12 @@ Result<KvmVm> KvmVm::create(const GuestMemory& memory) {
   } while (fd < 0 && errno == EINTR);  // the kernel may be interrupted while setting up
   if (fd < 0) return sys_error(errno, "ioctl(KVM_CREATE_VM)", "cannot create a KVM VM", "EKVM_CREATE_VM");
   vm.fd_.reset(fd);
-  NV_TRY(vm.register_memory(memory));
-  NV_TRY(vm.create_irqchip_and_pit());
   return vm;
+}
+
+Status KvmVm::set_up(const GuestMemory& memory) {
+  NV_TRY(register_memory(memory));
+  return create_irqchip_and_pit();
 }
 
 Status KvmVm::create_irqchip_and_pit() {

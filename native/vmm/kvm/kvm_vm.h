@@ -30,6 +30,10 @@ class KvmVm {
   // irqchip's readers make expensive). So memory goes in first, right after KVM_CREATE_VM.
   // The memory must outlive the KvmVm (KVM keeps the host address).
   static Result<KvmVm> create(const GuestMemory& memory);
+  // The same in two steps: a VM with nothing in it yet (KVM_CREATE_VM, which can be done
+  // ahead of time: kvm/warm_vm.h), then its memory, irqchip and PIT. `set_up` once only.
+  static Result<KvmVm> create_empty();
+  Status set_up(const GuestMemory& memory);
 
   int fd() const { return fd_.get(); }
   Status set_irq_line(uint32_t irq, bool level);
