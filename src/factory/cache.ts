@@ -31,9 +31,14 @@ export class CacheFactory<V extends FactoryVm> implements FactoryBase<V> {
   #failure: unknown;
   #refillScheduled = false;
 
+  /**
+   * `prepare` runs on each VM before it joins the pool (the factory makes it unique there, so
+   * a hand-over only resumes it); the VM must be paused again when it resolves.
+   */
   constructor(
     private readonly count: number,
     private readonly base: FactoryBase<V>,
+    private readonly prepare?: (vm: V) => Promise<void>,
   ) {
     this.#refill();
   }
@@ -109,10 +114,12 @@ export class CacheFactory<V extends FactoryVm> implements FactoryBase<V> {
   }
 
   async #produce(): Promise<void> {
-    let vm: V;
+    let vm: V | undefined;
     try {
       vm = await this.base.getBaseVm(this.base.config());
+      await this.prepare?.(vm);
     } catch (err) {
+      if (vm) await stopQuietly(vm, 'could not be prepared for the pool');
       logger('factory').error({ err }, 'cache cannot make a VM; closing the cache');
       this.#failure ??= err;
       void this.close();

@@ -7,6 +7,8 @@
  *
  * Differences from Kata, and why:
  * - The fallback VM is handed over running, like every other; Kata returned it paused.
+ * - A pooled VM is made unique when it joins the pool, and only resumed and time-synced when
+ *   it is handed over (Kata resumed and reseeded at hand-over too).
  * - `vmCacheEndpoint` without a cache is refused: Kata's VM-cache client and server (B37, B38)
  *   are replaced by the in-process pool (`cache`); with a cache the endpoint is not used.
  * - `getVm` after `close` is an error instead of using a closed factory.
@@ -88,7 +90,8 @@ export class Factory<V extends FactoryVm = FactoryVm> {
       const vm = await this.base.getBaseVm(this.base.config());
       try {
         await vm.resume();
-        await makeUnique(vm);
+        if (!madeUnique.has(vm)) await makeUnique(vm);
+        await syncTime(vm);
       } catch (err) {
         await stopQuietly(vm, 'hand-over failed');
         throw wrapError(`cannot hand over VM ${vm.id}`, err);
@@ -108,15 +111,17 @@ function closedError(): NodevisorError {
   return new NodevisorError('the VM factory is closed', { code: 'ECLOSED' });
 }
 
+/** Pooled VMs made unique before they joined the pool (`prepareForPool`). */
+const madeUnique = new WeakSet<FactoryVm>();
+
 /**
- * Kata B39 steps 2-3: the Linux agent gets fresh randomness and the host's time, so clones do
- * not share RNG state or a stale clock. The probe guest has neither; it re-reads a per-VM
- * generation after a restore, and a clone still showing the template's would not be unique.
+ * Kata B39 step 2: the Linux agent gets fresh randomness, so clones do not share RNG state. The
+ * probe guest has no RNG; it re-reads a per-VM generation after a restore, and a clone still
+ * showing the template's would not be unique.
  */
 async function makeUnique(vm: FactoryVm): Promise<void> {
   if (vm.guest === 'agent') {
     await vm.agent.rngReseed(randomBytes(RESEED_BYTES));
-    await vm.agent.timeSync(new Date());
     return;
   }
   if (vm.templateGeneration !== undefined) {
@@ -125,6 +130,23 @@ async function makeUnique(vm: FactoryVm): Promise<void> {
       throw new NodevisorError(`the clone still reports the template's generation ${generation}`, { code: 'ENOTUNIQUE' });
     }
   }
+}
+
+/** Kata B39 step 3, at hand-over: the host's time (a pooled VM may have waited paused for long). */
+async function syncTime(vm: FactoryVm): Promise<void> {
+  if (vm.guest === 'agent') await vm.agent.timeSync(new Date());
+}
+
+/**
+ * A VM joining the pool is made unique there (resumed, reseeded or its generation checked,
+ * paused again), so taking it from the pool costs a resume and a time sync, not a round trip
+ * per step. Kata did all of it at hand-over.
+ */
+async function prepareForPool(vm: FactoryVm): Promise<void> {
+  await vm.resume();
+  await makeUnique(vm);
+  await vm.pause();
+  madeUnique.add(vm);
 }
 
 function checkFactoryOptions(config: NewFactoryConfig): { cache: number; statePath: string; endpoint: string } {
@@ -167,7 +189,7 @@ export function buildFactory<V extends FactoryVm>(
     } else {
       base = new DirectFactory(env.hypervisor, vmConfig);
     }
-    if (cache > 0) base = new CacheFactory(cache, base);
+    if (cache > 0) base = new CacheFactory(cache, base, prepareForPool);
     return new Factory(base, env.hypervisor);
   });
 }

@@ -46,6 +46,45 @@ describe('cache factory (B35)', () => {
     await Promise.all([vm.stop(), factory.close()]);
   });
 
+  it('makes a VM unique as it joins the pool; the hand-over only resumes it and syncs the time', async () => {
+    const { factory, pool, hypervisor } = await pooled(1, { template: true });
+    await pool.filled();
+    const [pooledVm] = hypervisor.live();
+    const id = pooledVm!.id;
+    expect(hypervisor.journal.slice(4)).toEqual([`restore ${id}`, `resume ${id}`, `rngReseed ${id}`, `pause ${id}`]);
+    const mark = hypervisor.journal.length;
+    const vm = await factory.getVm(vmConfig);
+    expect(vm.id).toBe(id);
+    expect(hypervisor.journal.slice(mark, mark + 2)).toEqual([`resume ${id}`, `timeSync ${id}`]);
+    expect(vm.seeds).toHaveLength(1);
+    expect(vm.times).toHaveLength(1);
+    await Promise.all([vm.stop(), factory.close()]);
+  });
+
+  it('checks a probe clone\'s generation as it joins the pool; the hand-over is a resume', async () => {
+    const { factory, pool, hypervisor } = await pooled(1, { template: true }, (hv) => (hv.guest = 'probe'));
+    await pool.filled();
+    const id = hypervisor.live()[0]!.id;
+    expect(hypervisor.journal.slice(5)).toEqual([`restore ${id}`, `resume ${id}`, `generation ${id}`, `pause ${id}`]);
+    const mark = hypervisor.journal.length;
+    const vm = await factory.getVm(vmConfig);
+    expect(hypervisor.journal[mark]).toBe(`resume ${id}`);
+    expect(hypervisor.journal.slice(mark + 1).every((l) => !l.endsWith(` ${id}`))).toBe(true);
+    await Promise.all([vm.stop(), factory.close()]);
+  });
+
+  it('a clone that is not unique never joins the pool: it is stopped and the cache closes', async () => {
+    const { factory, hypervisor } = await pooled(1, { template: true }, (hv) => {
+      hv.guest = 'probe';
+      hv.clonesKeepGeneration = true;
+    });
+    const err = (await factory.getVm(vmConfig).catch((e: unknown) => e)) as Error & { cause?: Error };
+    expect(err.message).toMatch(/cache factory is closed/);
+    expect(err.cause?.message).toMatch(/still reports the template's generation/);
+    expect(hypervisor.live()).toEqual([]);
+    await factory.close();
+  });
+
   it('never hands the same VM twice, however many callers wait at once', async () => {
     const { factory, pool, hypervisor } = await pooled(3, {}, (hv) => (hv.delayMs.boot = 2));
     await pool.filled();

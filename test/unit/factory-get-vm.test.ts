@@ -100,10 +100,10 @@ describe('getVm (B39)', () => {
   });
 
   it('rejects an invalid requested config before taking a VM', async () => {
-    const { factory, hypervisor, mark } = await factoryOf({ cache: 1 });
+    const { factory, hypervisor, mark } = await factoryOf({ template: true });
     await expect(factory.getVm({ hypervisorConfig: { kernelPath: '', kernelParams: [] } })).rejects.toThrow('requested VM config: Missing kernel path');
     await expect(factory.getVm(undefined as never)).rejects.toThrow(/requested VM config must be an object/);
-    expect(hypervisor.journal.slice(mark).filter((l) => !/^(boot|pause) /.test(l))).toEqual([]);
+    expect(hypervisor.journal.slice(mark)).toEqual([]);
     await factory.close();
   });
 
