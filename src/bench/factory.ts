@@ -3,11 +3,12 @@
  * 512 MiB and 2 GiB of guest memory:
  * - cold: `Vm.create` + start until the agent answers its first ping (the factory's direct boot);
  * - clone: `getVm` on a template factory: restore (copy-on-write) + resume + the generation check;
- * - hand-over: `getVm` on a template factory with a full pool: take, resume, generation check;
- * - pool take: `getBaseVm` on that full pool alone (the paused VM, before resume and checks).
+ * - hand-over: `getVm` on a template factory with a full pool: take and resume (the pooled VM
+ *   answered its generation check when it joined the pool; a Linux guest also gets a time sync);
+ * - pool take: `getBaseVm` on that full pool alone (the paused VM, before the resume).
  * Then sustained VM starts per second from the template for 10 s, and the resident memory (PSS,
- * /proc/self/smaps_rollup) each idle clone adds. "Ready" is the same everywhere: the guest
- * answered on its agent channel. Results are returned as JSON figures and drawn as SVG charts
+ * /proc/self/smaps_rollup) each idle clone adds. "Ready": the guest answered on its agent channel
+ * (for a pooled VM, when it joined the pool) and runs. Results are returned as JSON figures and drawn as SVG charts
  * (src/bench/chart.ts) into bench-results/.
  *
  * Everything runs on the JS thread of this process, one VM at a time unless said otherwise; a
@@ -236,7 +237,7 @@ async function drawCharts(result: FactoryBenchResult, dir: string): Promise<stri
   charts.push(
     await writeGroupedBarChart(join(dir, 'factory-start-latency.svg'), {
       title: 'VM start → guest ready (probe guest)',
-      subtitle: `bars p50, ticks p99, µs; ready = the agent answered${result.clonesSkipped ? `; clones: ${result.clonesSkipped}` : ''}`,
+      subtitle: `bars p50, ticks p99, µs; ready = the guest answered (a pooled one when it joined the pool) and runs${result.clonesSkipped ? `; clones: ${result.clonesSkipped}` : ''}`,
       xTitle: 'guest memory',
       yTitle: 'µs (log scale)',
       log: true,
@@ -284,7 +285,7 @@ export async function benchFactory(options: FactoryBenchOptions = {}): Promise<F
   const sizes = options.memorySizesMiB ?? [128, 512, 2048];
   const poolSize = options.poolSize ?? 4;
   const result: FactoryBenchResult = {
-    ready: 'the guest answered on its agent channel (ping / generation)',
+    ready: 'the guest answered on its agent channel (ping, probe.generation) and runs; a pooled VM answered when it joined the pool',
     loadAverage: { before: round2(loadavg()[0]!), after: 0 },
     latency: [],
     charts: [],
