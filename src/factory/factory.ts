@@ -67,7 +67,10 @@ export class Factory<V extends FactoryVm = FactoryVm> {
     return this.base;
   }
 
-  /** Kata's `GetBaseVM`: a paused VM from the base factory, not yet made unique. */
+  /**
+   * Kata's `GetBaseVM`: a paused VM from the base factory, without the hand-over steps (a
+   * template clone is not yet made unique; a pooled VM was, when it joined the pool).
+   */
   getBaseVm(): Promise<V> {
     if (this.#closed) return Promise.reject(closedError());
     return this.base.getBaseVm(this.base.config());
