@@ -255,6 +255,7 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
 
   // snapshot(dir) -> Promise<void>: writes guest memory and state on a libuv worker.
   Napi::Value snapshot(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(info.Env(), "snapshot(dir): dir must be a string");
     std::string dir = info[0].As<Napi::String>().Utf8Value();
     auto session = session_;
     return VmTask::start(info.Env(), "nodevisor.vm.snapshot", [session, dir] { return session->vm->snapshot(dir); });

@@ -84,7 +84,7 @@ const char* vm_state_name(VmState state);
 class Vm final : private VcpuExitHandler {
  public:
   static Result<std::unique_ptr<Vm>> create(const VmConfig& config, VmEventSink& sink);
-  // A new VM from a snapshot directory written by `snapshot` (vm_snapshot.cc): guest memory
+  // A new VM from a snapshot directory written by `snapshot` (vm_restore.cc): guest memory
   // mapped copy-on-write from `dir/memory`, every vCPU and device restored from `dir/state`,
   // disks reopened by path, a fresh agent channel and a new generation id. Not running yet:
   // `start` (or `start(true)` to stay paused). A bad snapshot is an EBADSNAPSHOT error naming

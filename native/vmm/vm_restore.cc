@@ -98,15 +98,33 @@ Status Vm::snapshot(const std::string& dir) {
   NV_TRY(kvm_vm_.get_irqchip(KVM_IRQCHIP_IOAPIC, snap.ioapic));
   NV_TRY(kvm_vm_.get_pit(snap.pit));
   NV_TRY(kvm_vm_.get_clock(snap.clock));
-  for (auto& device : devices_) snap.devices.push_back(device->save());
   std::shared_ptr<virtio::DeviceSet> set;
   {
     std::lock_guard lock(virtio_mutex_);
     set = virtio_;
   }
-  if (set) {
-    for (auto& [slot, disk] : set->hotplugged_disks()) snap.disks.push_back({slot, disk.path, disk.serial, disk.read_only});
+  // attach/detach may run while a VM is paused (they take neither the control mutex nor all
+  // device locks at once): read the slots before and after the devices, and refuse a snapshot
+  // that a hot-plug ran through, rather than pair a slot's disk with another slot state.
+  const auto slots = [&] {
+    return set ? set->hotplugged_disks() : std::vector<std::pair<uint32_t, virtio::DiskConfig>>{};
+  };
+  const auto before = slots();
+  for (auto& device : devices_) snap.devices.push_back(device->save());
+  const auto after = slots();
+  const auto same = [](const auto& a, const auto& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (a[i].first != b[i].first || a[i].second.path != b[i].second.path || a[i].second.serial != b[i].second.serial) {
+        return false;
+      }
+    }
+    return true;
+  };
+  if (!same(before, after)) {
+    return plain_error("EBUSY", "a disk was attached or detached while the snapshot was taken; take it again");
   }
+  for (const auto& [slot, disk] : after) snap.disks.push_back({slot, disk.path, disk.serial, disk.read_only});
   snap.generation = generation();
 
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {

@@ -4,7 +4,7 @@
  * and bad snapshots are refused with errors that name the file, leaving nothing behind.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -18,6 +18,8 @@ import { tempDir } from '../helpers/tmp.js';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const fds = (): number => readdirSync('/proc/self/fd').length;
 const threads = (): number => readdirSync('/proc/self/task').length;
+const rssKiB = (): number =>
+  Number(/VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? Number.NaN);
 
 async function bootProbe(config: Partial<VmConfig> = {}): Promise<Vm> {
   const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 64, ...config });
@@ -120,6 +122,30 @@ describe.skipIf(!needs.kvm.report('snapshot and restore probe VMs'))('Vm snapsho
     await grandchild.resume();
     await until(() => counter(grandchild) > saved + 1000n, 'the second-generation clone to count');
     expect(new Set([vm.generation, clone.generation, grandchild.generation]).size).toBe(3);
+  });
+
+  it('a restore maps the memory file instead of copying it', async () => {
+    const dir = tempDir();
+    const vm = await bootProbe({ memoryMiB: 256 });
+    vms.push(vm);
+    await vm.pause();
+    await vm.snapshot(dir);
+    await vm.stop();
+    // 64 MiB of data where the probe never looks (128-192 MiB): a copy would have to read it all.
+    const fd = openSync(join(dir, 'memory'), 'r+');
+    const chunk = Buffer.alloc(1 << 20, 0xab);
+    for (let mib = 128; mib < 192; mib++) writeSync(fd, chunk, 0, chunk.length, mib << 20);
+    closeSync(fd);
+
+    const before = rssKiB();
+    const clones = [await Vm.restore(dir), await Vm.restore(dir), await Vm.restore(dir)];
+    vms.push(...clones);
+    for (const clone of clones) expect(await client(clone).ping()).toMatchObject({ agent: 'nodevisor-probe' });
+    // Three clones of a snapshot holding 64 MiB of data cost far less than one copy of it: only
+    // the pages a clone touches come in.
+    expect(rssKiB() - before).toBeLessThan(32 * 1024);
+    // And the data is there, read through each clone's own mapping of the file.
+    for (const clone of clones) expect(clone.debugReadGuest((150 << 20) + 12345, 16)).toEqual(Buffer.alloc(16, 0xab));
   });
 
   it('a restored VM has a fresh agent channel, its own generation, and goes on counting requests', async () => {
@@ -238,6 +264,16 @@ describe.skipIf(!needs.kvm.report('snapshot and restore probe VMs'))('Vm snapsho
     expect(() => statSync(dir)).toThrow();
   });
 
+  it('bad restore arguments and a missing snapshot give clear errors', async () => {
+    await expect(Vm.restore('')).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringContaining('dir') });
+    await expect(Vm.restore(tempDir(), { memoryMiB: 64 } as never)).rejects.toMatchObject({
+      code: 'EINVAL',
+      message: expect.stringContaining('option memoryMiB cannot be given'),
+    });
+    const missing = join(tempDir(), 'nothing-here');
+    await expect(Vm.restore(missing)).rejects.toMatchObject({ code: 'ENOENT', path: join(missing, 'state') });
+  });
+
   describe('bad snapshots', () => {
     let good = '';
     let kernelPathBytes = 0;
@@ -258,6 +294,7 @@ describe.skipIf(!needs.kvm.report('snapshot and restore probe VMs'))('Vm snapsho
       expect(err).toMatchObject({ name: 'NodevisorError', code: 'EBADSNAPSHOT', path: join(dir, file) });
       expect((err as Error).message).toContain(join(dir, file));
       expect((err as Error).message).toContain(what);
+      await Vm.drainTeardown(); // the prewarm thread replaces a spare VM a restore took
       expect(fds()).toBe(before.fds);
       expect(threads()).toBe(before.threads);
       expect(mappingsOf(join(dir, 'memory'))).toBe(0);
@@ -333,6 +370,7 @@ describe.skipIf(!needs.kvm.report('snapshot and restore probe VMs'))('Vm snapsho
       await Vm.drainTeardown();
       const before = { fds: fds(), threads: threads() };
       await expect(Vm.restore(dir)).rejects.toMatchObject({ code: 'ENOENT', path: image });
+      await Vm.drainTeardown(); // the prewarm thread replaces the spare VM the restore took
       expect(fds()).toBe(before.fds);
       expect(threads()).toBe(before.threads);
       expect(mappingsOf(join(dir, 'memory'))).toBe(0);

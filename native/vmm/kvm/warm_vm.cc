@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <system_error>
 
 #include "vmm/kvm/cpuid.h"
 #include "vmm/kvm/kvm_system.h"
@@ -34,8 +35,12 @@ void WarmVmCache::start_thread() {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  thread_ = std::thread([this] { run(); });
-  pthread_setname_np(thread_.native_handle(), "nv-prewarm");
+  try {
+    thread_ = std::thread([this] { run(); });
+    pthread_setname_np(thread_.native_handle(), "nv-prewarm");
+  } catch (const std::system_error&) {
+    // No thread to spare (EAGAIN): starts simply make their own VMs; asked again next time.
+  }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
@@ -101,7 +106,7 @@ std::unique_ptr<WarmVm> prepare(uint64_t bytes, uint32_t vcpus) {
 
 void WarmVmCache::settle() {
   std::unique_lock lock(mutex_);
-  idle_.wait(lock, [this] { return stopping_ || (!preparing_ && !has_work()); });
+  idle_.wait(lock, [this] { return stopping_ || !thread_.joinable() || (!preparing_ && !has_work()); });
 }
 
 void WarmVmCache::run() {

@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <system_error>
+
 namespace nodevisor::vmm {
 
 Reaper& Reaper::instance() {
@@ -20,9 +22,13 @@ void Reaper::push(std::unique_ptr<Batch> batch) {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    for (size_t i = 0; i < kThreads; ++i) {
-      threads_.emplace_back([this] { run(); });
-      pthread_setname_np(threads_.back().native_handle(), "nv-reaper");
+    try {
+      for (size_t i = 0; i < kThreads; ++i) {
+        threads_.emplace_back([this] { run(); });
+        pthread_setname_np(threads_.back().native_handle(), "nv-reaper");
+      }
+    } catch (const std::system_error&) {
+      // Fewer threads (or none: then every batch is released by its caller, below).
     }
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
