@@ -11,10 +11,9 @@ import { newFactory, type Factory, type FactoryVmHandle } from '../../src/factor
 import type { CacheFactory } from '../../src/factory/cache.js';
 import { probeGuestPath } from '../../src/guest/probe.js';
 import { mountAt, readMountInfo } from '../../src/util/mountinfo.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const canRun = needs.kvm.report('VM factory on the probe guest') && needs.root.report('VM factory template tmpfs');
 
 const vmConfig = () => ({ hypervisorConfig: { kernelPath: probeGuestPath(), kernelParams: [], memorySize: 64 } });
 /** vCPU threads of this process (native/vmm/vstate names them nv-vcpu<N>). */
@@ -28,7 +27,7 @@ function vcpuThreads(): number {
   }).length;
 }
 
-describe.skipIf(!canRun)('VM factory (probe guest)', () => {
+describe('VM factory (probe guest)', skipUnless('VM factory on the probe guest, template on a tmpfs', needs.kvm, needs.root), () => {
   const factories: Factory<FactoryVmHandle>[] = [];
   const vms: FactoryVmHandle[] = [];
   afterEach(async () => {

@@ -11,10 +11,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { tmpfsStateFs } from '../../src/factory/tmpfs.js';
 import { mountAt, readMountInfo } from '../../src/util/mountinfo.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const canMount = needs.root.report('template tmpfs mount and unmount');
 const mounted: string[] = [];
 
 afterEach(() => {
@@ -23,7 +22,7 @@ afterEach(() => {
   }
 });
 
-describe.skipIf(!canMount)('template tmpfs (B32)', () => {
+describe('template tmpfs (B32)', skipUnless('template tmpfs mount and unmount', needs.root), () => {
   it('mounts a tmpfs sized as asked, nosuid and nodev, mode 0700; remove unmounts it and deletes the directory', async () => {
     const path = join(tempDir('nodevisor-tmpfs-'), 'factory', 'template');
     mounted.push(path);
