@@ -21,8 +21,10 @@
         "native/sys/blockdev.cc",
         "native/addon/vm_binding.cc",
         "native/addon/vm_events.cc",
+        "native/addon/vm_reaper.cc",
         "native/vmm/util/result.cc",
         "native/vmm/util/read_file.cc",
+        "native/vmm/util/open_checked.cc",
         "native/vmm/memory/guest_memory.cc",
         "native/vmm/kvm/kvm_system.cc",
         "native/vmm/kvm/kvm_vm.cc",
@@ -99,6 +101,7 @@
                 "native/guest/probe/agent.c",
                 "native/guest/probe/crc32.c",
                 "native/guest/probe/json_scan.c",
+                "native/guest/probe/hostile.c",
                 "native/guest/probe/probe.h",
                 "native/guest/probe/virtio.h",
                 "native/guest/probe/blk.h",
@@ -119,7 +122,8 @@
                 "-o", "<(PRODUCT_DIR)/probe.elf",
                 "native/guest/probe/entry.S", "native/guest/probe/main.c", "native/guest/probe/libc.c",
                 "native/guest/probe/virtio.c", "native/guest/probe/blk.c", "native/guest/probe/agent.c",
-                "native/guest/probe/crc32.c", "native/guest/probe/json_scan.c"
+                "native/guest/probe/crc32.c", "native/guest/probe/json_scan.c",
+                "native/guest/probe/hostile.c"
               ],
               "message": "Building the probe guest"
             }
@@ -171,7 +175,12 @@
         "native/tests/virtio_block_test.cc",
         "native/tests/virtio_console_test.cc",
         "native/tests/virtio_hostile_test.cc",
+        "native/tests/device_bounds_test.cc",
+        "native/vmm/arch/x86_64/bzimage.cc",
+        "native/vmm/arch/x86_64/memory_map.cc",
         "native/vmm/util/result.cc",
+        "native/vmm/util/open_checked.cc",
+        "native/vmm/util/read_file.cc",
         "native/vmm/memory/guest_memory.cc",
         "native/vmm/bus/bus.cc",
         "native/vmm/acpi/aml.cc",
