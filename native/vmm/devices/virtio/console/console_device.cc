@@ -6,6 +6,10 @@ namespace {
 
 constexpr uint16_t kReceiveQueue = 0;
 constexpr uint16_t kTransmitQueue = 1;
+// The worker's extra doorbell for host-side work (DeviceWorker: index == queue count). A
+// constant, not worker_->host_doorbell(): the handler may still run while ~ConsoleDevice
+// resets worker_ (unique_ptr::reset clears the pointer before it joins the thread).
+constexpr uint16_t kHostDoorbell = 2;
 constexpr uint32_t kConsoleStateVersion = 1;
 
 // virtio_console_config: cols, rows, max_nr_ports, emerg_wr. Without F_SIZE and
@@ -38,7 +42,7 @@ Status ConsoleDevice::activate(GuestMemory& mem, InterruptSink& interrupts) {
   mem_ = &mem;
   interrupts_ = &interrupts;
   set_activated(true);
-  worker_->ring(worker_->host_doorbell());
+  worker_->ring(kHostDoorbell);
   return {};
 }
 
@@ -53,7 +57,7 @@ void ConsoleDevice::kick(uint16_t queue) { worker_->ring(queue); }
 void ConsoleDevice::wake_all() {
   worker_->ring(kReceiveQueue);
   worker_->ring(kTransmitQueue);
-  worker_->ring(worker_->host_doorbell());
+  worker_->ring(kHostDoorbell);
 }
 
 void ConsoleDevice::drain_final() {
@@ -67,10 +71,10 @@ bool ConsoleDevice::on_doorbell(uint16_t doorbell) {
   std::lock_guard guard(lock());
   if (!activated() || paused() || mem_ == nullptr) return false;
   bool more = false;
-  if (doorbell == kReceiveQueue || doorbell == worker_->host_doorbell()) {
+  if (doorbell == kReceiveQueue || doorbell == kHostDoorbell) {
     more |= fill_receive_queue(kConsoleChainsPerWakeup);
   }
-  if (activated() && (doorbell == kTransmitQueue || doorbell == worker_->host_doorbell())) {
+  if (activated() && (doorbell == kTransmitQueue || doorbell == kHostDoorbell)) {
     more |= drain_transmit_queue(kConsoleChainsPerWakeup);
   }
   return more;
@@ -204,7 +208,7 @@ size_t ConsoleDevice::write_input(std::span<const uint8_t> data) {
     taken = input_.push(data);
     if (taken < data.size()) input_was_full_ = true;
   }
-  if (taken > 0) worker_->ring(worker_->host_doorbell());
+  if (taken > 0) worker_->ring(kHostDoorbell);
   return taken;
 }
 
@@ -221,7 +225,7 @@ std::vector<uint8_t> ConsoleDevice::read_output(size_t max) {
     resume = was_blocked && output_.room() >= kMaxTxChainBytes;
   }
   // The worker stopped taking transmit buffers while the output was full.
-  if (resume) worker_->ring(worker_->host_doorbell());
+  if (resume) worker_->ring(kHostDoorbell);
   return out;
 }
 
