@@ -10,9 +10,11 @@
  * The issue's target for stop() is 100 ms.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { AgentClient } from '../../src/agent/client.js';
@@ -55,6 +57,23 @@ async function timed<T>(fn: () => Promise<T> | T): Promise<{ ms: number; value: 
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The VMM's vCPU and device threads alive in this process (the reaper itself excluded). */
+function vmThreads(): string[] {
+  return readdirSync('/proc/self/task')
+    .map((t) => {
+      try {
+        return readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim();
+      } catch {
+        return ''; // the thread ended meanwhile
+      }
+    })
+    .filter((name) => /^nv-(vcpu|blk|console)/.test(name));
+}
+
+// A full collection on demand (vitest does not start node with --expose-gc).
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
 
 describe.skipIf(!needs.kvm.report('hostile probe guests against the VMM'))('a hostile guest does not stall the host', () => {
   const vms: Vm[] = [];
@@ -150,6 +169,37 @@ describe.skipIf(!needs.kvm.report('hostile probe guests against the VMM'))('a ho
     expect(largestBatch).toBeLessThanOrEqual(4096);
     expect(exit.droppedPhases).toBeGreaterThan(0);
     expect(stop.ms).toBeLessThan(STOP_BOUND_MS);
+  }, 60_000);
+
+  it('a Vm dropped while its guest floods a disk is stopped off the JS thread when it is collected', async () => {
+    const dir = tempDir();
+    const disk = sparseImage(dir, 'flood.img', 2 * 2 ** 30);
+    // Made in a function of its own, so no frame of this one keeps the Vm alive.
+    const start = async (): Promise<void> => {
+      await hostileVm('flood-disk', { disks: [{ path: disk }] });
+    };
+    await start();
+    expect(vmThreads().length).toBeGreaterThan(0);
+    // The finalizer runs on this thread: it must hand the stop to the reaper, not join here.
+    let worstTick = 0;
+    let last = performance.now();
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      worstTick = Math.max(worstTick, now - last);
+      last = now;
+    }, 5);
+    try {
+      const deadline = performance.now() + 20_000;
+      while (vmThreads().length > 0 && performance.now() < deadline) {
+        gc();
+        await sleep(50);
+      }
+    } finally {
+      clearInterval(ticker);
+    }
+    console.log(`dropped flood-disk VM: threads left ${vmThreads().join(',') || 'none'}, slowest event-loop tick ${worstTick.toFixed(1)} ms`);
+    expect(vmThreads()).toEqual([]);
+    expect(worstTick).toBeLessThan(CALL_BOUND_MS);
   }, 60_000);
 
   it('refuses a FIFO as a disk or a kernel at once, without opening it', async () => {
