@@ -56,7 +56,8 @@ struct VmSession : std::enable_shared_from_this<VmSession> {
       events->tsfn().Release();
       tsfn_released = true;
     }
-    if (vm && !handed_off) {
+    // A VM already stopped holds no thread or guest memory any more: nothing to hand over.
+    if (vm && !handed_off && vm->state() != vmm::VmState::kStopped) {
       handed_off = true;
       stop_later([session = shared_from_this()] { session->vm->stop(); });
     }

@@ -208,6 +208,7 @@ Status Vm::pause() {
   std::unique_lock control(control_mutex_);
   pausers_--;
   pausers_done_.notify_all();
+  if (stopping_) return plain_error("EBUSY", "the VM was stopped while pausing");
   {
     std::lock_guard lock(state_mutex_);
     if (state_ != VmState::kRunning) {
@@ -244,6 +245,7 @@ void Vm::stop() {
     std::lock_guard lock(state_mutex_);
     if (state_ == VmState::kStopped) return;
   }
+  stopping_ = true;
   if (wait_port_) wait_port_->set_held(true);
   // Devices first: work in progress gives up at its next step, so a vCPU waiting on a
   // device's register (its mutex) gets through at once and the joins below are short.

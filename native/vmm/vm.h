@@ -157,6 +157,7 @@ class Vm final : private VcpuExitHandler {
   // pause() calls waiting for the vCPUs without control_mutex_; stop() keeps threads_ until
   // they are done. Guarded by control_mutex_.
   int pausers_ = 0;
+  bool stopping_ = false;  // stop() has begun
   std::condition_variable pausers_done_;
   mutable std::mutex state_mutex_;  // guards state_, ended_
   VmState state_ = VmState::kCreated;
