@@ -65,5 +65,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   out_total += dev->read_output(SIZE_MAX).size();
   // Never more than the guest's chains could carry through the bounded buffer.
   if (out_total > 4 * kConsoleBufferBytes + 2 * kMaxTxChainBytes) __builtin_trap();
+  dev->stop_and_reset();  // the worker is done with the transport before it goes
   return 0;
 }

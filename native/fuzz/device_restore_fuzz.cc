@@ -55,6 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           if (q.ready && !q.validate(mem).ok()) __builtin_trap();
         }
       }
+      dev->stop_and_reset();  // a restored device may be serving: done before the transport goes
       break;
     }
     case 2: {

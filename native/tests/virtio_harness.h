@@ -5,7 +5,6 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "vmm/devices/virtio/mmio_transport.h"
@@ -35,12 +34,7 @@ struct VirtioHarness {
   // The device's worker may still be finishing its last step (raising the interrupt for the
   // used entry the test just saw): stop and reset the device as DeviceSet::shut_down does,
   // before the transport and guest memory go (ThreadSanitizer found this).
-  ~VirtioHarness() {
-    device->request_stop();
-    std::lock_guard work(device->work_lock());
-    std::lock_guard guard(device->lock());
-    device->reset();
-  }
+  ~VirtioHarness() { device->stop_and_reset(); }
   VirtioHarness(const VirtioHarness&) = delete;
   VirtioHarness& operator=(const VirtioHarness&) = delete;
 

@@ -118,11 +118,7 @@ void DeviceSet::shut_down() {
   // reference.
   request_stop();
   if (console_) console_->drain_final();
-  for (auto& p : placed_) {
-    std::lock_guard work(p.device->work_lock());
-    std::lock_guard guard(p.device->lock());
-    p.device->reset();
-  }
+  for (auto& p : placed_) p.device->stop_and_reset();
 }
 
 void DeviceSet::set_paused(bool paused) {

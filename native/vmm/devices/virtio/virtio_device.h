@@ -89,6 +89,15 @@ class VirtioDevice {
     cancel_.store(true);
   }
   bool stop_requested() const { return stop_requested_.load(); }
+  // For good: work in progress gives up at its next step, then, under both locks, the device
+  // resets (forgets guest memory and its interrupt sink). After this its worker touches
+  // neither again, so they may go. Any thread but the worker's.
+  void stop_and_reset() {
+    request_stop();
+    std::lock_guard work(work_mutex_);
+    std::lock_guard guard(mutex_);
+    reset();
+  }
   // Asks work in progress to give up at its next step and put back what it had not finished
   // (a pause waits for the worker; the work is done again after the resume). Any thread.
   void cancel_work(bool on) { cancel_.store(on || stop_requested_.load()); }
