@@ -27,6 +27,7 @@
         "native/vmm/util/result.cc",
         "native/vmm/util/read_file.cc",
         "native/vmm/util/reaper.cc",
+        "native/vmm/util/open_checked.cc",
         "native/vmm/memory/guest_memory.cc",
         "native/vmm/kvm/kvm_system.cc",
         "native/vmm/kvm/kvm_vm.cc",
@@ -112,6 +113,7 @@
                 "native/guest/probe/generation.h",
                 "native/guest/probe/faults.c",
                 "native/guest/probe/faults.h",
+                "native/guest/probe/hostile.c",
                 "native/guest/probe/probe.h",
                 "native/guest/probe/virtio.h",
                 "native/guest/probe/blk.h",
@@ -134,7 +136,8 @@
                 "native/guest/probe/virtio.c", "native/guest/probe/blk.c", "native/guest/probe/agent.c",
                 "native/guest/probe/crc32.c", "native/guest/probe/json_scan.c",
                 "native/guest/probe/generation.c",
-                "native/guest/probe/faults.c"
+                "native/guest/probe/faults.c",
+                "native/guest/probe/hostile.c"
               ],
               "message": "Building the probe guest"
             }

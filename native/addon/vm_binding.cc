@@ -10,8 +10,10 @@
 // - vCPU threads report through VmEventQueue (one ThreadSafeFunction per VM) and never see
 //   N-API. The TSFN is referenced only while the VM runs, so a created or stopped VM does
 //   not keep the process alive.
-// - Teardown: `stop` is idempotent; the handle's finalizer and an environment cleanup hook
-//   both stop (and join) the VM threads before the TSFN is released.
+// - Teardown: `stop` is idempotent. The handle's finalizer and the environment cleanup hook
+//   run on the JS thread, so they never join: they close the event queue (no event reaches
+//   JS after that), release the TSFN, and hand the VM to the reapers (vmm/util/reaper.h),
+//   which stops it in the background and before the process exits.
 #include <napi.h>
 
 #include <cstdio>
@@ -42,18 +44,25 @@ NativeFailure to_failure(const vmm::Error& error) {
 
 // What a VM handle owns; shared with in-flight workers so a handle collected while a stop
 // runs cannot free the VM under it.
-struct VmSession {
+struct VmSession : std::enable_shared_from_this<VmSession> {
   std::shared_ptr<VmEventQueue> events = std::make_shared<VmEventQueue>();
   std::unique_ptr<vmm::Vm> vm;
-  bool tsfn_released = false;    // JS thread only
+  bool tsfn_released = false;  // JS thread only
+  bool handed_off = false;     // JS thread only
 
-  // JS thread. Stops the VM (joins its threads), then lets the TSFN go.
-  void shut_down(Napi::Env env) {
-    if (vm) vm->stop();
+  // JS thread, when nobody can use the VM any more (finalizer, environment teardown, a
+  // failed create). Lets the TSFN go, then has the reaper stop the VM: never a join here.
+  void abandon(Napi::Env env) {
     if (!tsfn_released) {
+      events->close();
       events->tsfn().Unref(env);
       events->tsfn().Release();
       tsfn_released = true;
+    }
+    // A VM already stopped holds no thread or guest memory any more: nothing to hand over.
+    if (vm && !handed_off && vm->state() != vmm::VmState::kStopped) {
+      handed_off = true;
+      vmm::Reaper::instance().run_later([session = shared_from_this()] { session->vm->stop(); });
     }
   }
 };
@@ -162,15 +171,16 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
   // JS thread (GC finalizer, or environment teardown).
   ~VmHandle() override {
     if (!cleanup_ran_) napi_remove_env_cleanup_hook(env_, &VmHandle::on_env_cleanup, this);
-    session_->shut_down(env_);
+    session_->abandon(env_);
   }
 
  private:
-  // JS thread, while the environment shuts down: stop the VM before Node tears down.
+  // JS thread, while the environment shuts down: no event may reach JS after this; the
+  // reaper stops the VM (before the process exits).
   static void on_env_cleanup(void* self) {
     auto* handle = static_cast<VmHandle*>(self);
     handle->cleanup_ran_ = true;
-    handle->session_->shut_down(handle->env_);
+    handle->session_->abandon(handle->env_);
   }
 
   Napi::Value start(const Napi::CallbackInfo& info) {
@@ -297,7 +307,7 @@ class CreateVmWorker final : public Napi::AsyncWorker {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     if (error_) {
-      session_->shut_down(env);
+      session_->abandon(env);
       deferred_.Reject(make_error(env, to_failure(*error_)).Value());
       return;
     }

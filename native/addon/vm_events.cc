@@ -6,40 +6,61 @@
 namespace nodevisor::addon {
 
 void VmEventQueue::push_locked_and_wake(std::unique_lock<std::mutex>& lock) {
-  if (wake_pending_) return;
+  (void)lock;
+  if (wake_pending_ || closed_) return;
   wake_pending_ = true;
-  lock.unlock();
-  // No data: the JS callback drains the queue. Fails only while the environment shuts down,
-  // when nobody is left to see the event.
+  // No data: the JS callback drains the queue. Under the mutex, so close() on the JS thread
+  // (then Release) can never race a call. Non-blocking: the TSFN queue is unbounded and this
+  // is the only call in flight. Fails only while the environment shuts down, when nobody is
+  // left to see the event.
   (void)tsfn_.NonBlockingCall(this, &VmEventQueue::deliver);
 }
 
 void VmEventQueue::on_console_output(uint8_t byte) {
   std::unique_lock lock(mutex_);
+  if (closed_) return;
+  if (console_bytes_ >= kMaxQueuedConsoleBytes) {
+    drops_.console_bytes++;
+    return;
+  }
   if (!events_.empty() && events_.back().kind == VmEvent::Kind::kConsole) {
     events_.back().bytes.push_back(byte);
+  } else if (bounded_events_ >= kMaxQueuedEvents) {
+    drops_.console_bytes++;
+    return;
   } else {
     VmEvent event{VmEvent::Kind::kConsole, {byte}, 0, 0, {}};
     events_.push_back(std::move(event));
+    bounded_events_++;
   }
+  console_bytes_++;
   push_locked_and_wake(lock);
 }
 
 void VmEventQueue::on_phase(uint8_t code, uint64_t ns_since_start) {
   std::unique_lock lock(mutex_);
+  if (closed_) return;
+  // The same code again, right after itself: one phase (the first stamp) tells as much.
+  if ((!events_.empty() && events_.back().kind == VmEvent::Kind::kPhase && events_.back().code == code) ||
+      bounded_events_ >= kMaxQueuedEvents) {
+    drops_.phases++;
+    return;
+  }
   events_.push_back(VmEvent{VmEvent::Kind::kPhase, {}, code, ns_since_start, {}});
+  bounded_events_++;
   push_locked_and_wake(lock);
 }
 
 void VmEventQueue::on_exit(const vmm::VmExitInfo& exit) {
   std::unique_lock lock(mutex_);
+  if (closed_) return;
   events_.push_back(VmEvent{VmEvent::Kind::kExit, {}, 0, 0, exit});
   push_locked_and_wake(lock);
 }
 
 void VmEventQueue::push_flag(VmEvent::Kind kind, bool& pending) {
   std::unique_lock lock(mutex_);
-  if (pending) return;
+  if (pending || closed_) return;
   pending = true;
   events_.push_back(VmEvent{kind, {}, 0, 0, {}});
   push_locked_and_wake(lock);
@@ -52,7 +73,20 @@ std::vector<VmEvent> VmEventQueue::drain() {
   std::lock_guard lock(mutex_);
   wake_pending_ = false;
   readable_pending_ = writable_pending_ = false;
+  bounded_events_ = 0;
+  console_bytes_ = 0;
   return std::exchange(events_, {});
+}
+
+VmEventDrops VmEventQueue::drops() {
+  std::lock_guard lock(mutex_);
+  return drops_;
+}
+
+void VmEventQueue::close() {
+  std::lock_guard lock(mutex_);
+  closed_ = true;
+  events_.clear();
 }
 
 void VmEventQueue::deliver(Napi::Env env, Napi::Function on_event, VmEventQueue* queue) {
@@ -89,6 +123,9 @@ void VmEventQueue::deliver_one(Napi::Env env, Napi::Function on_event, VmEventQu
         exit.Set("reason", event.exit.reason);
         exit.Set("code", event.exit.code);
         if (!event.exit.detail.empty()) exit.Set("detail", event.exit.detail);
+        const VmEventDrops drops = queue->drops();
+        exit.Set("droppedPhases", static_cast<double>(drops.phases));
+        exit.Set("droppedConsoleBytes", static_cast<double>(drops.console_bytes));
         // The VM no longer produces events: let the process exit if nothing else runs.
         queue->tsfn().Unref(env);
         on_event.Call({Napi::String::New(env, "exit"), exit});

@@ -20,10 +20,15 @@ out=build-fuzz
 mkdir -p "$out/crashes"
 FLAGS=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -D_GNU_SOURCE -Inative)
-CORE=(native/vmm/memory/guest_memory.cc native/vmm/util/result.cc
+CORE=(native/vmm/memory/guest_memory.cc native/vmm/util/result.cc native/vmm/util/open_checked.cc
       native/vmm/devices/virtio/queue.cc native/vmm/devices/virtio/mmio_transport.cc
       native/vmm/devices/virtio/device_worker.cc native/vmm/devices/virtio/block/block_backend.cc
       native/vmm/devices/virtio/block/block_request.cc native/vmm/devices/virtio/block/block_device.cc
+      native/vmm/devices/virtio/console/console_device.cc native/vmm/devices/legacy/serial_8250.cc
+      native/vmm/devices/legacy/i8042.cc native/vmm/devices/legacy/debug_port.cc
+      native/vmm/devices/legacy/exit_port.cc native/vmm/devices/legacy/wait_port.cc
+      native/vmm/arch/x86_64/elf_loader.cc native/vmm/arch/x86_64/pvh_boot.cc native/vmm/arch/x86_64/bzimage.cc
+      native/vmm/arch/x86_64/kernel_image.cc native/vmm/arch/x86_64/long_mode.cc native/vmm/arch/x86_64/memory_map.cc
       native/vmm/snapshot/state_file.cc native/vmm/snapshot/vm_snapshot.cc)
 # The guest agent's input path (agent_*_fuzz.cc): no VMM code.
 AGENT=(native/guest/protocol/json.cc native/guest/agent/channel.cc native/guest/agent/log.cc

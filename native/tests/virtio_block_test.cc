@@ -191,8 +191,22 @@ TEST(block_request_in_progress_gives_up_when_asked_to_stop) {
   BlockRig rig(dev);
   REQUIRE(rig.h.bring_up({&rig.q}));
   dev->request_stop();
-  // A 1 MiB read is 16 bounce-buffer chunks; with stop requested it fails at the first.
-  CHECK_EQ(rig.request(kBlockTypeIn, 0, 1 << 20, true), kBlockStatusIoErr);
+  // A stopping device takes no new request: nobody will wait for its answer.
+  CHECK_EQ(rig.request(kBlockTypeIn, 0, 1 << 20, true), 0xee);
+  // One in progress: a 1 MiB read is 16 bounce-buffer chunks; cancelled, it fails at the first.
+  auto backend = BlockBackend::open(disk.path, true);
+  REQUIRE(backend.ok());
+  DescriptorChain chain;
+  Header hdr{kBlockTypeIn, 0, 0};
+  rig.h.write_bytes(kHeader, &hdr, sizeof hdr);
+  chain.readable = {{kHeader, sizeof hdr}};
+  chain.readable_bytes = sizeof hdr;
+  chain.writable = {{kData, 1 << 20}, {kStatusByte, 1}};
+  chain.writable_bytes = (1 << 20) + 1;
+  std::vector<uint8_t> bounce;
+  const std::atomic<bool> cancel{true};
+  const auto outcome = handle_block_request(rig.h.mem, chain, &backend.value(), "", bounce, &cancel);
+  CHECK_EQ(outcome.status, kBlockStatusIoErr);
 }
 
 TEST(block_backend_open_errors_name_the_path) {

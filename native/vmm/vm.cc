@@ -216,18 +216,38 @@ Status Vm::start(bool paused) {
 }
 
 Status Vm::pause() {
-  std::lock_guard control(control_mutex_);
+  // The control mutex is held to ask, and again to settle, but not while waiting for the
+  // vCPUs: a stop() (or anything else that takes it) meanwhile is not held up, and ends the
+  // wait (a stopping vCPU counts as settled).
+  std::vector<VcpuThread*> threads;
+  {
+    std::lock_guard control(control_mutex_);
+    {
+      std::lock_guard lock(state_mutex_);
+      if (state_ == VmState::kPaused) return {};
+      if (state_ != VmState::kRunning) {
+        return plain_error("EBUSY", std::string("cannot pause a VM that is ") + vm_state_name(state_));
+      }
+    }
+    // Unblock a vCPU parked on the wait port first, so it reaches its mailbox.
+    wait_port_->set_held(true);
+    for (auto& t : threads_) t->request_pause();
+    for (auto& t : threads_) threads.push_back(t.get());
+    pausers_++;
+  }
+  // The VcpuThread objects stay alive while pausers_ > 0 (stop() waits for it to drop).
+  for (VcpuThread* t : threads) t->wait_paused_or_finished();
+  std::unique_lock control(control_mutex_);
+  pausers_--;
+  pausers_done_.notify_all();
+  if (stopping_) return plain_error("EBUSY", "the VM was stopped while pausing");
   {
     std::lock_guard lock(state_mutex_);
-    if (state_ == VmState::kPaused) return {};
     if (state_ != VmState::kRunning) {
-      return plain_error("EBUSY", std::string("cannot pause a VM that is ") + vm_state_name(state_));
+      if (state_ == VmState::kPaused) return {};
+      return plain_error("EBUSY", std::string("the VM ended while pausing (it is ") + vm_state_name(state_) + ")");
     }
   }
-  // Unblock a vCPU parked on the wait port first, so it reaches its mailbox.
-  wait_port_->set_held(true);
-  for (auto& t : threads_) t->request_pause();
-  for (auto& t : threads_) t->wait_paused_or_finished();
   pause_virtio(true);  // device workers leave guest memory alone too (snapshots need that)
   std::lock_guard lock(state_mutex_);
   if (state_ == VmState::kRunning) state_ = VmState::kPaused;
@@ -236,6 +256,7 @@ Status Vm::pause() {
 
 Status Vm::resume() {
   std::lock_guard control(control_mutex_);
+  if (pausers_ > 0) return plain_error("EBUSY", "cannot resume a VM while a pause is in progress");
   {
     std::lock_guard lock(state_mutex_);
     if (state_ == VmState::kRunning) return {};
@@ -251,14 +272,27 @@ Status Vm::resume() {
 }
 
 void Vm::stop() {
-  std::lock_guard control(control_mutex_);
+  std::unique_lock control(control_mutex_);
   {
     std::lock_guard lock(state_mutex_);
     if (state_ == VmState::kStopped) return;
   }
+  stopping_ = true;
   if (wait_port_) wait_port_->set_held(true);
+  // Devices first: work in progress gives up at its next step, so a vCPU waiting on a
+  // device's register (its mutex) gets through at once and the joins below are short.
+  {
+    std::shared_ptr<virtio::DeviceSet> set;
+    {
+      std::lock_guard lock(virtio_mutex_);
+      set = virtio_;
+    }
+    if (set) set->request_stop();
+  }
   for (auto& t : threads_) t->request_stop();
   for (auto& t : threads_) t->join();
+  // A pause() waiting for the vCPUs (they are finished now) lets go of them first.
+  pausers_done_.wait(control, [this] { return pausers_ == 0; });
   // Release the kernel resources now rather than when the JS handle is collected: a stopped
   // VM holds no fds, threads or guest memory (the garbage collector may run much later).
   threads_.clear();

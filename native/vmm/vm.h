@@ -4,12 +4,15 @@
 // Threads:
 // - `create` runs on a worker thread (it reads files and makes many ioctls).
 // - `start`, `pause`, `resume`, `stop` run on a controlling thread (the JS thread or a libuv
-//   worker); a control mutex serialises them, so two callers never interleave.
+//   worker); a control mutex serialises them, so two callers never interleave. It is never
+//   held while waiting on the guest: pause() waits for the vCPUs without it, and stop() tells
+//   the devices to drop their work before it joins the vCPUs (which then leave at once).
 // - vCPU threads run the guest and call the VmEventSink; the sink must outlive the Vm.
 // - `write_console`, `post_wait_word`, `read_guest` may be called from any thread.
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -182,6 +185,11 @@ class Vm final : private VcpuExitHandler {
   std::mutex irq_mutex_;  // kvm_vm_'s fd against the serial's interrupt from other threads
 
   mutable std::mutex control_mutex_;  // serialises start/pause/resume/stop (and memory release)
+  // pause() calls waiting for the vCPUs without control_mutex_; stop() keeps threads_ until
+  // they are done. Guarded by control_mutex_.
+  int pausers_ = 0;
+  bool stopping_ = false;  // stop() has begun
+  std::condition_variable pausers_done_;
   mutable std::mutex state_mutex_;  // guards state_, ended_
   VmState state_ = VmState::kCreated;
   bool ended_ = false;

@@ -39,6 +39,12 @@ export interface VmExit {
   /** The value written to the exit port (reason 'guest-exit'), else 0. */
   code: number;
   detail?: string;
+  /**
+   * Events the guest produced faster than JS took them, dropped to keep the queue to JS
+   * bounded (native/addon/vm_events.h): port-0x80 writes and serial-console bytes.
+   */
+  droppedPhases?: number;
+  droppedConsoleBytes?: number;
 }
 
 /** `Vm.restore` options. */

@@ -220,6 +220,7 @@ static void serve(const char* payload, u32 n) {
   if (memcmp(type, "disk.checksum", 14) == 0) return serve_checksum(id, payload, n);
   if (memcmp(type, "probe.generation", 17) == 0) { char f[PROBE_GENERATION_FIELDS_MAX]; probe_generation_fields(f, sizeof f); begin_reply(id, "ok"); put(f); return send_reply(); }
   if (memcmp(type, "probe.fault", 12) == 0) return probe_fault(payload, n), send_error(id, "EINVAL", "probe.fault needs kind triple-fault, i8042-reset or internal-error");
+  if (memcmp(type, "probe.hostile", 14) == 0) { void hostile_run(const char*, u32); hostile_run(payload, n); }  // tests only (hostile.c)
   send_error(id, "ENOTSUP", "the probe guest serves ping, echo and disk.checksum");
 }
 

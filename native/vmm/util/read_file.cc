@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "sys/unique_fd.h"
+#include "vmm/util/open_checked.h"
 
 namespace nodevisor::vmm {
 
@@ -14,11 +15,14 @@ Result<std::vector<uint8_t>> read_whole_file(const std::string& path, uint64_t m
     e.path = path;
     return e;
   };
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return with_path(sys_error(errno, "open", std::string("cannot open the ") + what + " " + path));
+  // The type before the open: a FIFO named as a kernel would block open() forever.
   struct stat st {};
-  if (fstat(fd.get(), &st) != 0) return with_path(sys_error(errno, "fstat", std::string("cannot stat the ") + what));
+  auto path_fd = open_path(path, st, std::string("the ") + what);
+  if (!path_fd.ok()) return path_fd.error();
   if (!S_ISREG(st.st_mode)) return with_path(plain_error("EINVAL", std::string("the ") + what + " " + path + " is not a regular file"));
+  auto opened = reopen(path_fd.value(), O_RDONLY, path, std::string("the ") + what);
+  if (!opened.ok()) return opened.error();
+  UniqueFd fd = std::move(opened.value());
   if (static_cast<uint64_t>(st.st_size) > max_size) {
     return with_path(plain_error("E2BIG", std::string("the ") + what + " " + path + " (" + std::to_string(st.st_size) +
                                               " bytes) is larger than " + limit));

@@ -13,7 +13,11 @@ Reaper& Reaper::instance() {
   return reaper;
 }
 
-void Reaper::push(std::unique_ptr<Batch> batch) {
+void Reaper::run_later(std::function<void()> work) {
+  push(std::make_unique<Holder<Deferred>>(Deferred(std::move(work))), /*bounded=*/false);
+}
+
+void Reaper::push(std::unique_ptr<Batch> batch, bool bounded) {
   std::unique_lock lock(mutex_);
   if (threads_.empty() && !stopping_) {
     // Started all at once, on first use: the thread count is then flat for the process's
@@ -32,9 +36,9 @@ void Reaper::push(std::unique_ptr<Batch> batch) {
     }
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
-  if (pending_.size() >= kMaxPending || threads_.empty()) {
+  if ((bounded && pending_.size() >= kMaxPending) || threads_.empty() || stopping_) {
     lock.unlock();
-    batch.reset();  // behind (or shutting down): release it here
+    batch.reset();  // behind, no thread, or exit() has begun: release (or run) it here
     return;
   }
   pending_.push_back(std::move(batch));

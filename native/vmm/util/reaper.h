@@ -11,13 +11,14 @@
 // everything handed over is released: the addon calls it when a Node environment shuts down,
 // and the process-wide instance drains again when the process exits.
 //
-// Threads: `dispose` and `drain` from any thread; the batches are destroyed on reaper threads,
+// Threads: `dispose`, `run_later` and `drain` from any thread; the batches are destroyed on reaper threads,
 // which touch nothing else.
 #pragma once
 
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -40,6 +41,12 @@ class Reaper {
     push(std::make_unique<Holder<T>>(std::move(remains)));
   }
 
+  // Runs `work` on a reaper thread: for the JS thread's finalizers and cleanup hooks, which
+  // hand over a VM nobody will stop any more and must not wait for it (a guest decides how
+  // long joining its threads takes). Unlike `dispose`, never run on the caller's thread while
+  // the reapers run, so not bounded by kMaxPending: each entry stands for a live VM.
+  void run_later(std::function<void()> work);
+
   // Waits until every batch handed over so far has been destroyed.
   void drain();
 
@@ -56,7 +63,16 @@ class Reaper {
   };
 
   Reaper() = default;
-  void push(std::unique_ptr<Batch> batch);
+  // Runs its function when destroyed, i.e. on a reaper thread.
+  struct Deferred {
+    std::function<void()> work;
+    Deferred(std::function<void()> w) : work(std::move(w)) {}
+    Deferred(Deferred&& other) noexcept : work(std::move(other.work)) { other.work = nullptr; }
+    ~Deferred() {
+      if (work) work();
+    }
+  };
+  void push(std::unique_ptr<Batch> batch, bool bounded = true);
   void run();
 
   std::mutex mutex_;

@@ -140,9 +140,19 @@ Result<LoadedBzImage> load_bzimage(GuestMemory& memory, std::span<const uint8_t>
   kernel.entry64 = kernel.load_address + kEntry64Offset;
   // The decompressed kernel runs at max(pref_address, the load address aligned up) and needs
   // init_size bytes there.
-  const uint64_t aligned_load = (kernel.load_address + h.kernel_alignment - 1) & ~uint64_t{h.kernel_alignment - 1};
+  // pref_address is the file's (any u64): every sum is checked, a wrap is refused.
+  uint64_t aligned_load = 0, run_end = 0, load_end = 0;
+  if (__builtin_add_overflow(kernel.load_address, uint64_t{h.kernel_alignment} - 1, &aligned_load)) {
+    return bad_bzimage("the kernel's load address " + hex(kernel.load_address) + " is out of range");
+  }
+  aligned_load &= ~uint64_t{h.kernel_alignment - 1};
   const uint64_t run_address = std::max(h.pref_address, aligned_load);
-  kernel.end_address = std::max(kernel.load_address + h.kernel_bytes, run_address + h.init_size);
+  if (__builtin_add_overflow(run_address, uint64_t{h.init_size}, &run_end) ||
+      __builtin_add_overflow(kernel.load_address, uint64_t{h.kernel_bytes}, &load_end)) {
+    return bad_bzimage("pref_address " + hex(h.pref_address) + " plus init_size " + hex(h.init_size) +
+                       " is past the end of the address space");
+  }
+  kernel.end_address = std::max(load_end, run_end);
   if (!memory.contains(0, kernel.end_address)) {
     return bad_bzimage("the kernel needs guest RAM up to " + hex(kernel.end_address) + " (init_size " + hex(h.init_size) +
                        " at " + hex(run_address) + "); guest memory has " + hex(memory.regions().front().size) +

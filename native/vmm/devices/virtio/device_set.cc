@@ -106,22 +106,29 @@ Status DeviceSet::place(std::shared_ptr<VirtioDevice> device, const std::vector<
 
 DeviceSet::~DeviceSet() { shut_down(); }
 
+void DeviceSet::request_stop() {
+  for (auto& p : placed_) p.device->request_stop();
+}
+
 void DeviceSet::shut_down() {
   // First ask work in progress to give up (a long disk request ends at its next chunk), so
-  // taking each device's lock below cannot wait long; let the console take what the guest
-  // had queued for the host; then reset every device under its lock. The vCPUs are joined
-  // when this runs; the devices go (and their workers are joined) with their last reference.
-  for (auto& p : placed_) p.device->request_stop();
+  // waiting for each device's work lock below is short; let the console take what the guest
+  // had queued for the host; then reset every device under its locks. After this no worker
+  // touches guest memory; the devices go (and their workers are joined) with their last
+  // reference.
+  request_stop();
   if (console_) console_->drain_final();
-  for (auto& p : placed_) {
-    std::lock_guard guard(p.device->lock());
-    p.device->reset();
-  }
+  for (auto& p : placed_) p.device->stop_and_reset();
 }
 
 void DeviceSet::set_paused(bool paused) {
   for (auto& p : placed_) {
+    // Pausing: work in flight gives up at its next step and is put back (it runs again after
+    // the resume), so waiting for the work lock is short.
+    if (paused) p.device->cancel_work(true);
+    std::lock_guard work(p.device->work_lock());
     std::lock_guard guard(p.device->lock());
+    if (!paused) p.device->cancel_work(false);
     p.device->set_paused(paused);
   }
 }

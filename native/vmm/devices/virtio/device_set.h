@@ -79,7 +79,11 @@ class DeviceSet {
 
   ConsoleDevice* console() { return console_.get(); }
 
-  // Stops every device worker. After this, no device touches guest memory.
+  // Tells every device's work in progress to give up at its next step, for good (the VM is
+  // stopping). Never blocks: the first thing stop() does, before it joins the vCPUs.
+  void request_stop();
+  // Stops every device's work and resets the devices. After this, no device touches guest
+  // memory. Waits at most one step of each worker.
   void shut_down();
   // Pauses (or resumes) every device's work on its queues; used while the VM is paused.
   void set_paused(bool paused);

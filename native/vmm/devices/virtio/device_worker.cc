@@ -27,9 +27,8 @@ void drain(int fd) {
 
 }  // namespace
 
-Result<std::unique_ptr<DeviceWorker>> DeviceWorker::start(std::string thread_name, uint16_t queues,
-                                                          std::mutex& mutex, Handler handler) {
-  std::unique_ptr<DeviceWorker> worker(new DeviceWorker(mutex, std::move(handler)));
+Result<std::unique_ptr<DeviceWorker>> DeviceWorker::start(std::string thread_name, uint16_t queues, Handler handler) {
+  std::unique_ptr<DeviceWorker> worker(new DeviceWorker(std::move(handler)));
   for (uint32_t i = 0; i <= queues; i++) {
     auto fd = make_eventfd();
     if (!fd) return fd.error();
@@ -84,8 +83,8 @@ void DeviceWorker::run() {
     for (size_t i = 0; i < doorbells_.size(); i++) {
       if (!fds[i].revents) continue;
       drain(fds[i].fd);
-      std::lock_guard guard(mutex_);
-      handler_(static_cast<uint16_t>(i));
+      // Budget spent with work left: come back after polling (a stop is seen in between).
+      if (handler_(static_cast<uint16_t>(i))) ring(static_cast<uint16_t>(i));
     }
   }
 }

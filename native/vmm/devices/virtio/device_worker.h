@@ -15,7 +15,6 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,11 +27,11 @@ namespace nodevisor::vmm::virtio {
 class DeviceWorker {
  public:
   // `handler(index)` is called for queue doorbells 0..queues-1 and for the host doorbell
-  // (index == queues). It runs with `mutex` held.
-  using Handler = std::function<void(uint16_t doorbell)>;
+  // (index == queues), with no lock held; it returns true when it stopped at its budget with
+  // work left.
+  using Handler = std::function<bool(uint16_t doorbell)>;
 
-  static Result<std::unique_ptr<DeviceWorker>> start(std::string thread_name, uint16_t queues, std::mutex& mutex,
-                                                     Handler handler);
+  static Result<std::unique_ptr<DeviceWorker>> start(std::string thread_name, uint16_t queues, Handler handler);
   ~DeviceWorker();
 
   DeviceWorker(const DeviceWorker&) = delete;
@@ -45,10 +44,9 @@ class DeviceWorker {
   int queue_eventfd(uint16_t queue) const { return doorbells_.at(queue).get(); }
 
  private:
-  DeviceWorker(std::mutex& mutex, Handler handler) : mutex_(mutex), handler_(std::move(handler)) {}
+  explicit DeviceWorker(Handler handler) : handler_(std::move(handler)) {}
   void run();
 
-  std::mutex& mutex_;
   Handler handler_;
   std::vector<UniqueFd> doorbells_;  // queues, then host
   UniqueFd stop_;

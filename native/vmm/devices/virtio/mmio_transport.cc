@@ -277,37 +277,63 @@ std::vector<uint8_t> MmioTransport::save() const {
 }
 
 Status MmioTransport::restore(std::span<const uint8_t> state) {
+  // The state is untrusted input (a snapshot file): everything is parsed into locals and
+  // checked first; the transport, the queues and the device change only once all of it is
+  // known good, so a refused state leaves the device as it was.
   std::lock_guard guard(device_->lock());
   StateReader in(state);
   NV_TRY(in.expect_header(kTransportStateTag, kTransportStateVersion, "virtio-mmio transport"));
   uint32_t device_id = 0, queue_count = 0, irq = 0;
-  uint64_t acked = 0;
+  uint32_t status = 0, device_features_sel = 0, driver_features_sel = 0, queue_sel = 0;
+  uint64_t driver_features = 0, acked = 0;
   if (!in.get(device_id) || device_id != device_->device_id()) {
     return plain_error("ESTATE", std::string("saved virtio device is not a ") + device_->name());
   }
-  if (!in.get(status_) || !in.get(device_features_sel_) || !in.get(driver_features_sel_) ||
-      !in.get(driver_features_) || !in.get(queue_sel_) || !in.get(irq) || !in.get(acked) ||
-      !in.get(queue_count) || queue_count != device_->queues().size()) {
+  if (!in.get(status) || !in.get(device_features_sel) || !in.get(driver_features_sel) || !in.get(driver_features) ||
+      !in.get(queue_sel) || !in.get(irq) || !in.get(acked) || !in.get(queue_count) ||
+      queue_count != device_->queues().size()) {
     return truncated_state("virtio-mmio transport");
   }
-  for (auto& q : device_->queues()) {
+  std::vector<Queue> queues = device_->queues();  // copies: restored and checked before use
+  for (auto& q : queues) {
     if (!q.restore(in)) return truncated_state("virtqueue");
   }
   std::vector<uint8_t> dev_bytes;
   if (!in.get_bytes(dev_bytes, kMaxDeviceStateBytes) || !in.at_end()) return truncated_state("virtio-mmio transport");
+
+  // A status the state machine can reach: one of its steps, maybe with FAILED or NEEDS_RESET.
+  const uint32_t step = status & ~(kStatusFailed | kStatusNeedsReset);
+  if (step != 0 && step != kAck && step != kAckDriver && step != kFeaturesOk && step != kRunning) {
+    return plain_error("ESTATE", "saved virtio status " + std::to_string(status) + " is not one a driver can reach");
+  }
+  const uint64_t offered = device_->device_features() | kFeatureVersion1;
+  if ((acked & ~offered) != 0 || (driver_features & ~offered) != 0) {
+    return plain_error("ESTATE", std::string("saved virtio features were not offered by ") + device_->name());
+  }
+  if ((irq & ~(mmio::kInterruptUsedBuffer | mmio::kInterruptConfigChange)) != 0) {
+    return plain_error("ESTATE", "saved virtio interrupt status has unknown bits");
+  }
+  const bool running = (status & kStatusDriverOk) && !(status & kStatusNeedsReset);
+  for (const auto& q : queues) {
+    if (q.ready) NV_TRY(q.validate(mem_));
+  }
+
   StateReader dev(dev_bytes);
   uint32_t zero_tag = 0, zero_version = 0;
+  // The device's own restore parses before it changes anything (virtio_device.h).
   if (!dev.get(zero_tag) || !dev.get(zero_version) || !device_->restore(dev)) {
     return truncated_state(device_->name());
   }
+  device_->reset();
+  device_->queues() = std::move(queues);
+  status_ = status;
+  device_features_sel_ = device_features_sel;
+  driver_features_sel_ = driver_features_sel;
+  driver_features_ = driver_features;
+  queue_sel_ = queue_sel;
   device_->set_acked_features(acked);
   interrupt_status_.store(irq);
-  if ((status_ & kStatusDriverOk) && !(status_ & kStatusNeedsReset)) {
-    for (auto& q : device_->queues()) {
-      if (q.ready) NV_TRY(q.validate(mem_));
-    }
-    NV_TRY(device_->activate(mem_, *this));
-  }
+  if (running) NV_TRY(device_->activate(mem_, *this));
   return {};
 }
 

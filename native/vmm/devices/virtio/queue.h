@@ -69,6 +69,10 @@ class Queue {
   // itself is broken (avail.idx too far ahead, ring unreadable).
   Result<std::optional<PoppedChain>> pop(const GuestMemory& mem);
 
+  // Puts back the last `count` chains popped and not returned with add_used, so the next pops
+  // take them again (work abandoned for a pause is redone after the resume).
+  void unpop(uint16_t count) { next_avail_ = static_cast<uint16_t>(next_avail_ - count); }
+
   // Returns a chain to the driver with `len` bytes written into its writable buffers.
   // `head` may be any value the driver published (a refused chain is returned too).
   Status add_used(GuestMemory& mem, uint16_t head, uint32_t len);

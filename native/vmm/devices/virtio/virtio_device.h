@@ -6,6 +6,12 @@
 // Threads and locking: every method is called with the device's mutex held (`lock()`),
 // by the transport on a vCPU thread, by the VM on the JS side (hot-plug), or by the device's
 // own worker thread. Only `kick` may be called without it (it only wakes the worker).
+//
+// The device mutex is taken by vCPU threads (register accesses) and by attach/detach, so it
+// is only ever held for a bounded step of work, never across guest-sized work: a device that
+// does long work (a disk request) does it holding only `work_lock()`, which no vCPU and no JS
+// call takes. Whoever needs the device idle (pause, shut-down) first sets `cancel_work`, then
+// takes `work_lock()` (the worker gives up at its next 64 KiB step), then `lock()`.
 #pragma once
 
 #include <atomic>
@@ -42,6 +48,9 @@ class VirtioDevice {
   virtual const char* name() const = 0;
 
   std::mutex& lock() { return mutex_; }
+  // Held by the worker for a whole unit of work, including the part done without `lock()`.
+  // Order: work_lock() before lock().
+  std::mutex& work_lock() { return work_mutex_; }
   std::vector<Queue>& queues() { return queues_; }
 
   // Features the driver accepted; set by the transport when FEATURES_OK is accepted.
@@ -74,11 +83,29 @@ class VirtioDevice {
     if (!on) wake_all();
   }
   // Asks work in progress to give up at its next step (a VM being torn down must not wait
-  // for a long request). No lock: an atomic the worker polls.
-  void request_stop() { stop_requested_.store(true); }
+  // for a long request). No lock: an atomic the worker polls. Final.
+  void request_stop() {
+    stop_requested_.store(true);
+    cancel_.store(true);
+  }
   bool stop_requested() const { return stop_requested_.load(); }
+  // For good: work in progress gives up at its next step, then, under both locks, the device
+  // resets (forgets guest memory and its interrupt sink). After this its worker touches
+  // neither again, so they may go. Any thread but the worker's.
+  void stop_and_reset() {
+    request_stop();
+    std::lock_guard work(work_mutex_);
+    std::lock_guard guard(mutex_);
+    reset();
+  }
+  // Asks work in progress to give up at its next step and put back what it had not finished
+  // (a pause waits for the worker; the work is done again after the resume). Any thread.
+  void cancel_work(bool on) { cancel_.store(on || stop_requested_.load()); }
+  bool work_cancelled() const { return cancel_.load(std::memory_order_relaxed); }
 
-  // Device-specific state (not the queues, which the transport saves).
+  // Device-specific state (not the queues, which the transport saves). `restore` reads
+  // untrusted bytes (a snapshot file): it parses and checks all of them before it changes
+  // anything, and returns false (the device unchanged) when they are not valid.
   virtual void save(StateWriter& out) const = 0;
   [[nodiscard]] virtual bool restore(StateReader& in) = 0;
 
@@ -86,7 +113,8 @@ class VirtioDevice {
   explicit VirtioDevice(uint16_t queue_count, uint16_t max_queue_size = kMaxQueueSize)
       : queues_(queue_count, Queue(max_queue_size)) {}
 
-  const std::atomic<bool>& stop_flag() const { return stop_requested_; }
+  // What long work polls between steps: set by request_stop and cancel_work.
+  const std::atomic<bool>& cancel_flag() const { return cancel_; }
   void bump_config_generation() { config_generation_.fetch_add(1); }
   void set_config_generation(uint32_t generation) { config_generation_.store(generation); }
   void set_activated(bool on) { activated_ = on; }
@@ -101,10 +129,12 @@ class VirtioDevice {
 
  private:
   std::mutex mutex_;
+  std::mutex work_mutex_;
   std::vector<Queue> queues_;
   uint64_t acked_features_ = 0;
   std::atomic<uint32_t> config_generation_{0};
   std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> cancel_{false};
   bool activated_ = false;
   bool paused_ = false;
 };

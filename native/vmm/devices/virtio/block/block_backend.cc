@@ -8,19 +8,28 @@
 
 #include <cerrno>
 
+#include "vmm/util/open_checked.h"
+
 namespace nodevisor::vmm::virtio {
 
 Result<BlockBackend> BlockBackend::open(const std::string& path, bool read_only) {
   BlockBackend b;
   b.path_ = path;
   b.read_only_ = read_only;
-  b.fd_ = UniqueFd(::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
-  if (!b.fd_.valid()) {
-    Error e = sys_error(errno, "open", "cannot open disk " + path);
+  // The type before the open: a FIFO would block open() forever (a libuv worker with it),
+  // a character device would see an open() it did not ask for.
+  struct stat st {};
+  auto path_fd = open_path(path, st, "disk");
+  if (!path_fd.ok()) return path_fd.error();
+  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+    Error e = plain_error("EINVAL", "disk " + path + " is neither a regular file nor a block device");
     e.path = path;
     return e;
   }
-  struct stat st {};
+  auto opened = reopen(path_fd.value(), read_only ? O_RDONLY : O_RDWR, path, "disk");
+  if (!opened.ok()) return opened.error();
+  b.fd_ = std::move(opened.value());
+  // The inode checked above, now opened: its size and identity.
   if (::fstat(b.fd_.get(), &st) != 0) {
     Error e = sys_error(errno, "fstat", "cannot stat disk " + path);
     e.path = path;

@@ -11,6 +11,13 @@ namespace {
 constexpr uint32_t kBlockStateVersion = 1;
 // Segments per request we accept (seg_max): one queue's worth minus header and status.
 constexpr uint32_t kSegMax = kMaxQueueSize - 2;
+// The worker's budget. A batch is at most this many chains, and stops growing once it holds
+// this much data (at least one chain): that bounds each hold of the device mutex (popping and
+// returning chains) and how much work a pause throws away. Per wake-up at most this many
+// batches, then the doorbell is rung again so a stop is seen.
+constexpr size_t kChainsPerBatch = 16;
+constexpr uint64_t kBytesPerBatch = 1 << 20;
+constexpr int kBatchesPerWakeup = 8;
 
 // virtio_blk_config fields nodevisor fills (virtio 1.2 §5.2.4).
 struct BlockConfig {
@@ -32,11 +39,11 @@ Result<std::shared_ptr<BlockDevice>> BlockDevice::create(std::string name, bool 
     return plain_error("EINVAL", "disk serial \"" + serial + "\" is longer than 20 bytes");
   }
   std::shared_ptr<BlockDevice> dev(new BlockDevice(std::move(name), read_only_slot));
-  dev->disk_ = std::move(disk);
+  if (disk) dev->disk_ = std::make_shared<const BlockBackend>(std::move(*disk));
   dev->serial_ = std::move(serial);
   dev->bounce_.resize(kBounceBufferBytes);
-  auto worker = DeviceWorker::start("nv-blk", 1, dev->lock(), [raw = dev.get()](uint16_t doorbell) {
-    if (doorbell == 0) raw->process_queue();
+  auto worker = DeviceWorker::start("nv-blk", 1, [raw = dev.get()](uint16_t doorbell) {
+    return doorbell == 0 && raw->process_queue();
   });
   if (!worker) return worker.error();
   dev->worker_ = std::move(worker).value();
@@ -69,6 +76,7 @@ Status BlockDevice::activate(GuestMemory& mem, InterruptSink& interrupts) {
 }
 
 void BlockDevice::reset() {
+  epoch_++;
   set_activated(false);
   mem_ = nullptr;
   interrupts_ = nullptr;
@@ -84,37 +92,83 @@ void BlockDevice::stop_serving() {
   if (interrupts_ != nullptr) interrupts_->needs_reset();
 }
 
-void BlockDevice::process_queue() {
-  if (!activated() || paused() || mem_ == nullptr) return;
-  Queue& queue = queues()[0];
-  if (!queue.ready) return;
-  bool used_any = false;
-  for (;;) {
-    auto popped = queue.pop(*mem_);
-    if (!popped) {
-      stop_serving();  // a broken ring
-      break;
-    }
-    if (!popped.value()) break;
-    PoppedChain& entry = *popped.value();
-    uint32_t used_len = 0;
-    if (entry.chain) {
-      stats_.requests++;
-      const BlockRequestOutcome outcome =
-          handle_block_request(*mem_, *entry.chain, disk_ ? &*disk_ : nullptr, serial_, bounce_, &stop_flag());
-      if (outcome.status != kBlockStatusOk) stats_.errors++;
-      used_len = outcome.used_len;
-    } else {
-      stats_.bad_chains++;
-    }
-    if (!queue.add_used(*mem_, entry.head, used_len).ok()) {
-      stop_serving();
-      break;
-    }
-    if (stop_requested()) break;
-    used_any = true;
+bool BlockDevice::process_queue() {
+  std::lock_guard work(work_lock());
+  for (int batch = 0; batch < kBatchesPerWakeup; batch++) {
+    bool more = false;
+    if (!process_batch(more) || !more) return false;
   }
-  if (used_any && queue.needs_interrupt(*mem_) && interrupts_ != nullptr) interrupts_->used_buffer();
+  return true;
+}
+
+bool BlockDevice::process_batch(bool& more) {
+  // 1. Under the device mutex: take a batch of chains and what executing them needs.
+  std::vector<PoppedChain> batch;
+  GuestMemory* mem = nullptr;
+  std::shared_ptr<const BlockBackend> disk;
+  std::string serial;
+  uint64_t epoch = 0;
+  {
+    std::lock_guard guard(lock());
+    if (!activated() || paused() || mem_ == nullptr || work_cancelled()) return false;
+    Queue& queue = queues()[0];
+    if (!queue.ready) return false;
+    uint64_t bytes = 0;
+    while (batch.size() < kChainsPerBatch && bytes < kBytesPerBatch) {
+      auto popped = queue.pop(*mem_);
+      if (!popped) {
+        stop_serving();  // a broken ring: nothing is returned until the driver resets
+        return false;
+      }
+      if (!popped.value()) break;
+      if (popped.value()->chain) bytes += popped.value()->chain->readable_bytes + popped.value()->chain->writable_bytes;
+      batch.push_back(std::move(*popped.value()));
+    }
+    if (batch.empty()) return false;
+    more = batch.size() == kChainsPerBatch || bytes >= kBytesPerBatch;
+    mem = mem_;
+    disk = disk_;
+    serial = serial_;
+    epoch = epoch_;
+  }
+
+  // 2. Without it: the requests. Guest memory stays mapped (the VM frees it only after
+  // shut_down took the work lock); a cancel ends a request at its next 64 KiB step.
+  std::vector<uint32_t> used_len(batch.size(), 0);
+  BlockDeviceStats delta;
+  for (size_t i = 0; i < batch.size(); i++) {
+    if (!batch[i].chain) {
+      delta.bad_chains++;
+      continue;
+    }
+    delta.requests++;
+    const BlockRequestOutcome outcome =
+        handle_block_request(*mem, *batch[i].chain, disk.get(), serial, bounce_, &cancel_flag());
+    if (outcome.status != kBlockStatusOk) delta.errors++;
+    used_len[i] = outcome.used_len;
+  }
+
+  // 3. Under the device mutex again: return the chains, unless the driver reset the device
+  // meanwhile (it no longer waits for them) or the work was cancelled (a pause: put the batch
+  // back, it runs again after the resume; a stop: nobody waits for it).
+  std::lock_guard guard(lock());
+  if (epoch != epoch_ || !activated() || mem_ == nullptr) return false;
+  Queue& queue = queues()[0];
+  if (work_cancelled()) {
+    queue.unpop(static_cast<uint16_t>(batch.size()));
+    return false;
+  }
+  stats_.requests += delta.requests;
+  stats_.errors += delta.errors;
+  stats_.bad_chains += delta.bad_chains;
+  for (size_t i = 0; i < batch.size(); i++) {
+    if (!queue.add_used(*mem_, batch[i].head, used_len[i]).ok()) {
+      stop_serving();
+      return false;
+    }
+  }
+  if (queue.needs_interrupt(*mem_) && interrupts_ != nullptr) interrupts_->used_buffer();
+  return true;
 }
 
 Status BlockDevice::attach(BlockBackend disk, std::string serial, InterruptSink& interrupts) {
@@ -124,7 +178,7 @@ Status BlockDevice::attach(BlockBackend disk, std::string serial, InterruptSink&
   {
     std::lock_guard guard(lock());
     if (disk_) return plain_error("EBUSY", std::string("slot ") + name_ + " already holds a disk");
-    disk_ = std::move(disk);
+    disk_ = std::make_shared<const BlockBackend>(std::move(disk));
     serial_ = std::move(serial);
     bump_config_generation();
   }
@@ -146,7 +200,7 @@ Status BlockDevice::detach(InterruptSink& interrupts) {
 
 bool BlockDevice::has_disk() {
   std::lock_guard guard(lock());
-  return disk_.has_value();
+  return disk_ != nullptr;
 }
 
 std::optional<std::pair<uint64_t, uint64_t>> BlockDevice::disk_identity() {

@@ -8,9 +8,13 @@
 // reads that bit only when it probes the device.
 //
 // Threads: requests run on the device's worker thread (DeviceWorker); attach/detach on the
-// caller's thread (a libuv worker); all under the device mutex.
+// caller's thread (a libuv worker). The worker pops a small batch of chains under the device
+// mutex, executes them (guest memory and disk I/O, which the guest sizes) holding only the
+// work lock, then returns them under the device mutex again: a vCPU's register access or an
+// attach never waits for a request, only for one short step of the ring.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -75,16 +79,19 @@ class BlockDevice final : public VirtioDevice {
 
  private:
   BlockDevice(std::string name, bool read_only_slot) : VirtioDevice(1), name_(std::move(name)), ro_slot_(read_only_slot) {}
-  void process_queue();  // worker thread, mutex held
-  void stop_serving();   // a broken ring: until the driver resets the device
+  bool process_queue();  // worker thread, no lock held; true: budget spent, work left
+  bool process_batch(bool& more);  // one batch: pop, execute unlocked, return
+  void stop_serving();   // a broken ring: until the driver resets the device (mutex held)
 
   std::string name_;
   bool ro_slot_;
-  std::optional<BlockBackend> disk_;
+  // Shared with a batch in flight, so a detach during a request does not close its fd.
+  std::shared_ptr<const BlockBackend> disk_;
   std::string serial_;
-  std::vector<uint8_t> bounce_;
+  std::vector<uint8_t> bounce_;          // worker only, under the work lock
   GuestMemory* mem_ = nullptr;          // set while activated
   InterruptSink* interrupts_ = nullptr;  // set while activated
+  uint64_t epoch_ = 0;  // bumped by reset: a batch popped before a reset is not returned
   BlockDeviceStats stats_;
   std::unique_ptr<DeviceWorker> worker_;
 };

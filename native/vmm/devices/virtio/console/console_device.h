@@ -8,15 +8,21 @@
 // A transmit chain longer than kMaxTxChainBytes is dropped and counted, so the guest cannot
 // make the host buffer unbounded data.
 //
-// Threads: queue work on the device's worker thread; `write_input` / `read_output` on the
-// host side (a libuv worker or the JS thread through the addon); all under the device mutex.
-// The notifications run on the worker thread with the mutex held: they must only signal
-// (e.g. a thread-safe function call), never call back into the device.
+// Threads: queue work on the device's worker thread, under the device mutex, at most
+// kConsoleChainsPerWakeup chains per wake-up (then the doorbell rings again), so a guest that
+// keeps empty chains available cannot keep the worker in one long hold. `write_input` /
+// `read_output` run on the host side (the JS thread through the addon) and take only
+// `buffer_mutex_`, a small lock around the two host-side buffers that is never held across
+// guest memory access: they never wait for the guest. Order: device mutex, then buffer mutex.
+// The notifications run on the worker thread with the device mutex held: they must only
+// signal (e.g. a thread-safe function call), never call back into the device.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "vmm/devices/virtio/byte_queue.h"
 #include "vmm/devices/virtio/device_worker.h"
@@ -27,6 +33,8 @@ namespace nodevisor::vmm::virtio {
 inline constexpr size_t kConsoleBufferBytes = 4 * 1024 * 1024;
 // One agent frame: a 4-byte header and at most 1 MiB of payload (docs/protocol.md).
 inline constexpr uint64_t kMaxTxChainBytes = 4 + 1024 * 1024;
+// Chains taken per queue per wake-up of the worker.
+inline constexpr uint32_t kConsoleChainsPerWakeup = 64;
 
 struct ConsoleNotifications {
   std::function<void()> output_ready;  // guest output waits in read_output()
@@ -71,19 +79,27 @@ class ConsoleDevice final : public VirtioDevice {
 
   int queue_eventfd(uint16_t queue) const { return worker_->queue_eventfd(queue); }
 
+  // What the worker does when `doorbell` rings (queue 0, 1, or 2 for the host), run on the
+  // calling thread: for the fuzz target, whose crashes must reproduce without a thread race.
+  // Takes the device mutex; returns true when it stopped at its budget with work left.
+  bool serve_doorbell(uint16_t doorbell) { return on_doorbell(doorbell); }
+
  private:
   ConsoleDevice(std::string name, ConsoleNotifications notify)
       : VirtioDevice(2), name_(std::move(name)), notify_(std::move(notify)) {}
-  void on_doorbell(uint16_t doorbell);  // worker thread, mutex held
-  void fill_receive_queue();
-  void drain_transmit_queue();
+  bool on_doorbell(uint16_t doorbell);  // worker thread; true: budget spent, work left
+  // Device mutex held; each returns true when it stopped at its budget with work left.
+  bool fill_receive_queue(uint32_t budget);
+  bool drain_transmit_queue(uint32_t budget);
   void broken_ring();
 
   std::string name_;
   ConsoleNotifications notify_;
+  mutable std::mutex buffer_mutex_;        // guards input_, output_, input_was_full_
   ByteQueue input_{kConsoleBufferBytes};   // host → guest, waiting for receive buffers
   ByteQueue output_{kConsoleBufferBytes};  // guest → host, waiting for the host to read
   bool input_was_full_ = false;
+  std::vector<uint8_t> scratch_;           // worker only: input on its way into guest memory
   GuestMemory* mem_ = nullptr;
   InterruptSink* interrupts_ = nullptr;
   ConsoleStats stats_;
