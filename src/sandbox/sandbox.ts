@@ -260,7 +260,7 @@ export class Sandbox {
       return { containerId: id, pid, startTime };
     } catch (err) {
       const rollback = await resources.unwind({ sandbox: this.id, container: id });
-      throw stepError('create the container', step, err, rollback);
+      throw stepError(`container ${id}`, step, err, rollback);
     }
   }
 
