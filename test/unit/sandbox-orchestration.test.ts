@@ -213,7 +213,10 @@ describe('createSandbox / createContainer orchestration (fake backend)', () => {
     expect(readFileSync(hookFile, 'utf8')).toBe('ran\n');
 
     calls.length = 0;
-    const err = await createContainer({ spec: podSpec(5), rootFs, containerId: 'c2', bundlePath: work, sandbox }).catch((e: unknown) => e as Error);
+    const err = await createContainer({ spec: podSpec(5), rootFs, containerId: 'c2', bundlePath: work, sandbox }).then(
+      () => new Error('createContainer c2 succeeded'),
+      (e: unknown) => e as Error,
+    );
     expect(err.message).toMatch(/^createContainer: prestart hooks: /);
     expect(calls).toEqual(['attach c2', 'storage.mount', 'container.create c2', 'container.destroy c2', 'storage.unmount', 'release c2']);
     expect(await mapping.fetch('c2')).toBeUndefined();
