@@ -140,9 +140,13 @@
         "native/guest/agent/main.cc",
         "native/guest/agent/agent.cc",
         "native/guest/agent/channel.cc",
+        "native/guest/agent/containers.cc",
         "native/guest/agent/init.cc",
         "native/guest/agent/log.cc",
+        "native/guest/agent/privileges.cc",
         "native/guest/agent/request.cc",
+        "native/guest/agent/requests.cc",
+        "native/guest/agent/seccomp.cc",
         "native/guest/agent/spawn.cc",
         "native/guest/agent/storage.cc",
         "native/guest/agent/validate.cc"

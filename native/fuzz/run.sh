@@ -24,14 +24,19 @@ CORE=(native/vmm/memory/guest_memory.cc native/vmm/util/result.cc
       native/vmm/devices/virtio/queue.cc native/vmm/devices/virtio/mmio_transport.cc
       native/vmm/devices/virtio/device_worker.cc native/vmm/devices/virtio/block/block_backend.cc
       native/vmm/devices/virtio/block/block_request.cc native/vmm/devices/virtio/block/block_device.cc)
+# The guest agent's input path (agent_*_fuzz.cc): no VMM code.
+AGENT=(native/guest/protocol/json.cc native/guest/agent/channel.cc native/guest/agent/log.cc
+       native/guest/agent/request.cc native/guest/agent/privileges.cc native/guest/agent/seccomp.cc
+       native/guest/agent/storage.cc native/guest/agent/validate.cc)
 
 status=0
 for src in native/fuzz/*_fuzz.cc; do
   name=$(basename "$src" .cc)
   bin="$out/$name"
-  if [ ! -x "$bin" ] || [ -n "$(find "$src" "${CORE[@]}" native/fuzz/fuzz_guest.h -newer "$bin" 2>/dev/null | head -1)" ]; then
+  srcs=("${CORE[@]}"); [[ $name == agent_* ]] && srcs=("${AGENT[@]}")
+  if [ ! -x "$bin" ] || [ -n "$(find "$src" "${srcs[@]}" native/fuzz/fuzz_guest.h -newer "$bin" 2>/dev/null | head -1)" ]; then
     echo "fuzz: building $name"
-    "$CXX" "${FLAGS[@]}" -o "$bin" "$src" "${CORE[@]}" -lpthread
+    "$CXX" "${FLAGS[@]}" -o "$bin" "$src" "${srcs[@]}" -lpthread
   fi
   corpus="$out/corpus/$name"
   regress="test/fixtures/fuzz/$name"

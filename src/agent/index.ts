@@ -2,3 +2,4 @@
 export * from './frame.js';
 export * from './messages.js';
 export * from './client.js';
+export * from './process.js';

@@ -3,6 +3,8 @@
  * are the protocol's own.
  */
 
+import type { LinuxCapabilities } from '../oci/spec.js';
+
 /** The process of `container.create` and `exec`. */
 export interface AgentProcess {
   args: string[];
@@ -12,6 +14,41 @@ export interface AgentProcess {
   uid?: number;
   gid?: number;
   additionalGids?: number[];
+  /**
+   * The OCI process's five capability sets (`CAP_...` names; an absent set is empty). Absent:
+   * runc's defaults, `CAP_AUDIT_WRITE`, `CAP_KILL`, `CAP_NET_BIND_SERVICE` in bounding,
+   * effective and permitted.
+   */
+  capabilities?: LinuxCapabilities;
+  /** Absent: true. */
+  noNewPrivileges?: boolean;
+  rlimits?: AgentRlimit[];
+  /** The OCI `linux.seccomp` profile, compiled to BPF by the agent; absent: no filter. */
+  seccomp?: AgentSeccomp;
+}
+
+/** One OCI `process.rlimits` entry; a negative limit means unlimited (RLIM_INFINITY). */
+export interface AgentRlimit {
+  /** `RLIMIT_NOFILE`, `RLIMIT_NPROC`, ... */
+  type: string;
+  soft: number;
+  hard: number;
+}
+
+/** OCI `linux.seccomp` (the fields the agent compiles). */
+export interface AgentSeccomp {
+  /** `SCMP_ACT_ALLOW`, `SCMP_ACT_ERRNO`, `SCMP_ACT_KILL`, `SCMP_ACT_KILL_PROCESS`, `SCMP_ACT_TRAP`, `SCMP_ACT_TRACE`, `SCMP_ACT_LOG`. */
+  defaultAction: string;
+  defaultErrnoRet?: number;
+  architectures?: string[];
+  syscalls?: AgentSeccompRule[];
+}
+
+export interface AgentSeccompRule {
+  names: string[];
+  action: string;
+  errnoRet?: number;
+  args?: { index: number; value: number; valueTwo?: number; op: string }[];
 }
 
 export interface StorageMount {

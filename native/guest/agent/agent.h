@@ -1,9 +1,13 @@
 // The agent's request server. One thread (the process's main thread) runs everything: a poll(2)
-// loop over the channel, a signalfd for SIGCHLD, and each container process's pipes. Keeping it
-// single-threaded is deliberate: clone3/setns tricks in spawn.cc and reaping by waitpid(-1) are
+// loop over the channel, a signalfd for SIGCHLD, and each container process's pipes. The class
+// is defined in three files: agent.cc (the loop, frames, dispatch), requests.cc (requests that
+// are not about containers) and containers.cc (containers and their processes). Keeping it
+// single-threaded is deliberate: forking without exec in spawn.cc and reaping by waitpid(-1) are
 // only safe when no other thread exists.
 #ifndef NODEVISOR_AGENT_AGENT_H
 #define NODEVISOR_AGENT_AGENT_H
+
+#include <poll.h>
 
 #include <cstdint>
 #include <functional>
@@ -74,29 +78,50 @@ class Agent {
     int64_t deadline_ms;
   };
 
-  // Channel side.
+  // Which fd of the poll set belongs to whom.
+  struct PollTarget {
+    enum class Source { Channel, Signal, Status, Stdout, Stderr, Stdin } source;
+    std::string container_id;
+    std::string exec_id;
+  };
+
+  // The loop (agent.cc).
+  void build_poll_set();
+  bool on_channel_ready(short revents);  // false: end serving (host mode, the host went away)
+  void on_signal();
+  void on_process_fd(const PollTarget& target);
+
+  // Channel side (agent.cc).
   void open_channel();
   void on_frame(std::string_view payload);
   void dispatch(uint64_t id, const std::string& type, const Fields& f);
   void send_ok(uint64_t id, const std::function<void(json::Writer&)>& fill = {});
   void send_error(uint64_t id, const std::string& code, const std::string& message);
 
-  // Requests.
+  // Requests: each answers or throws AgentError. requests.cc:
+  void handle_ping(uint64_t id, const Fields& f);
+  void handle_echo(uint64_t id, const Fields& f);
+  void handle_time_sync(uint64_t id, const Fields& f);
+  void handle_rng_reseed(uint64_t id, const Fields& f);
+  void handle_disk_checksum(uint64_t id, const Fields& f);
   void handle_storage_mount(uint64_t id, const Fields& f);
+  void handle_storage_unmount(uint64_t id, const Fields& f);
+  void check_pending_mounts();
+  // containers.cc:
   void handle_create(uint64_t id, const Fields& f);
   void handle_start(uint64_t id, const Fields& f);
   void handle_exec(uint64_t id, const Fields& f);
   void handle_wait(uint64_t id, const Fields& f);
-  void handle_signal(const Fields& f);
-  void handle_stdin(const Fields& f);
+  void handle_signal(uint64_t id, const Fields& f);
+  void handle_stdin(uint64_t id, const Fields& f);
   void handle_destroy(uint64_t id, const Fields& f);
-  void handle_disk_checksum(uint64_t id, const Fields& f);
 
-  // Processes.
+  // Processes (containers.cc).
   Container& container(const std::string& id);
   Proc& proc(const Fields& f);
   Proc* find_proc(pid_t pid);
   void on_status(Proc& p);
+  void on_status_end(Proc& p);  // the status pipe ended (or its process did): settle the answer
   void on_output(Proc& p, bool is_stderr);
   void on_stdin_writable(Proc& p);
   void reap_children();
@@ -104,16 +129,16 @@ class Agent {
   void answer_waiters(Proc& p);
   void maybe_finish_container(const std::string& id);
   void forget_finished_execs();
-  void check_pending_mounts();
   void kill_everything();
 
   Options options_;
   UniqueFd channel_fd_;
   std::unique_ptr<Channel> channel_;
   UniqueFd signal_fd_;
-  UniqueFd self_pidfd_;
   std::map<std::string, Container> containers_;
   std::vector<PendingMount> pending_mounts_;
+  std::vector<pollfd> poll_fds_;          // build_poll_set's result, one entry per
+  std::vector<PollTarget> poll_targets_;  // ... target
 };
 
 }  // namespace nv::agent

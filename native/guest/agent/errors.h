@@ -1,21 +1,27 @@
 // Errors of request handling. A handler throws AgentError; the dispatcher (agent.cc, main loop
 // thread) turns it into an error frame {id, type:'error', code, message} and keeps serving.
+// AgentError is a std::exception, so the main loop's catch-all also catches one thrown outside a
+// request (a failed channel reopen as PID 1) instead of letting it end PID 1 and the guest.
 #ifndef NODEVISOR_AGENT_ERRORS_H
 #define NODEVISOR_AGENT_ERRORS_H
 
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <string>
 
 namespace nv::agent {
 
-struct AgentError {
+struct AgentError : std::exception {
+  AgentError(std::string c, std::string m) : code(std::move(c)), message(std::move(m)) {}
+  const char* what() const noexcept override { return message.c_str(); }
+
   std::string code;     // a protocol code (EINVAL, EID, ...) or an errno name (ENOENT, ...)
   std::string message;  // for people: names the field, the call and the path
 };
 
 [[noreturn]] inline void fail(std::string code, std::string message) {
-  throw AgentError{std::move(code), std::move(message)};
+  throw AgentError(std::move(code), std::move(message));
 }
 
 // The errno's symbolic name ("ENOENT"), which is what the host matches on.
@@ -29,7 +35,7 @@ inline std::string errno_name(int err) {
 
 // "<what>: <strerror>" with the errno's name as code.
 [[noreturn]] inline void fail_errno(int err, const std::string& what) {
-  throw AgentError{errno_name(err), what + ": " + std::strerror(err)};
+  throw AgentError(errno_name(err), what + ": " + std::strerror(err));
 }
 
 }  // namespace nv::agent

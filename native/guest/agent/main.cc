@@ -8,7 +8,9 @@
 //            fresh PID namespace, which the test makes with a private mount namespace and root)
 //
 // Single-threaded (see agent.h). docs/protocol.md describes what it serves.
+#include <linux/close_range.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -61,6 +63,10 @@ int main(int argc, char** argv) {
       if (::getpid() != 1) usage(("unknown argument " + arg).c_str());
     }
   }
+
+  // Whatever fds we were started with (a test harness's, a shell's) must not reach a container
+  // either: close-on-exec for all of them, as for every fd the agent opens itself.
+  ::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
 
   bool host_mode = options.channel_fd >= 0 || !options.channel_path.empty();
   if (!host_mode) {

@@ -124,6 +124,7 @@ ProcessSpec parse_process(const Fields& request) {
   for (int64_t g : f.integer_array("additionalGids", kMaxGroups, 0, kMaxUnixId)) {
     spec.additional_gids.push_back(static_cast<gid_t>(g));
   }
+  spec.privileges = parse_privileges(f);
   return spec;
 }
 

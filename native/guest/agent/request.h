@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "guest/protocol/json.h"
+#include "privileges.h"
 
 namespace nv::agent {
 
@@ -34,7 +35,7 @@ class Fields {
   // An absolute, normal path (EPATH).
   std::string path(const char* name) const;
 
-  std::string field_name(const char* name) const { return prefix_ + name; }
+  std::string field_name(std::string_view name) const { return prefix_ + std::string(name); }
 
  private:
   const json::Value& object_;
@@ -49,6 +50,7 @@ struct ProcessSpec {
   uid_t uid = 0;
   gid_t gid = 0;
   std::vector<gid_t> additional_gids;
+  Privileges privileges;  // capabilities, noNewPrivileges, rlimits, seccomp (privileges.h)
 };
 
 ProcessSpec parse_process(const Fields& request);

@@ -5,9 +5,11 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +18,8 @@
 #include <vector>
 
 #include "errors.h"
+#include "privileges.h"
+#include "seccomp.h"
 
 namespace nv::agent {
 
@@ -43,13 +47,26 @@ struct Plan {
   std::vector<char*> envp;
   const ProcessSpec* process = nullptr;
   const ContainerSetup* setup = nullptr;  // null for exec
-  int container_pidfd = -1;               // exec only
+  int container_pidfd = -1;               // exec only: the helper joins its namespaces
+  uint64_t join_namespaces = 0;           // exec only: CLONE_NEW* flags for setns
   int stdin_r = -1, stdout_w = -1, stderr_w = -1, status_w = -1, start_r = -1;
+  int helper_w = -1;                      // exec only: where the helper reports (HelperReport)
+  int last_cap = 0;                       // the kernel's highest capability number
 };
+
+// What the exec helper tells the agent: the child's pid (in the agent's PID namespace), or the
+// step that failed and its errno.
+struct HelperReport {
+  int32_t pid;
+  int32_t error;
+  char step[56];
+};
+static_assert(sizeof(HelperReport) <= 64, "written atomically to a pipe");
 
 Plan make_plan(const ProcessSpec& process) {
   Plan plan;
   plan.process = &process;
+  plan.last_cap = kernel_last_capability();
   for (const auto& a : process.args) plan.argv.push_back(const_cast<char*>(a.c_str()));
   plan.argv.push_back(nullptr);
   for (const auto& e : process.env) plan.envp.push_back(const_cast<char*>(e.c_str()));
@@ -156,18 +173,26 @@ void enter_root(const Plan& plan) {
   if (::sethostname(hostname.c_str(), hostname.size()) != 0) child_fail(plan, "sethostname", errno);
 }
 
-// The child inherited every fd of the agent (the channel, other containers' pipes): close all
-// but the few it still needs, so it holds no other process's pipe end open while it waits.
-void close_inherited_fds(const Plan& plan) {
-  int keep[3] = {plan.status_w, plan.start_r, plan.container_pidfd};
-  std::sort(keep, keep + 3);
+// Closes every fd from 3 up except those in `keep` (-1 entries ignored). Async-signal-safe: runs
+// between clone3 and execve.
+template <size_t N>
+void close_all_but(int (&keep)[N]) {
+  std::sort(keep, keep + N);
   unsigned next = 3;
   for (int fd : keep) {
-    if (fd < 3) continue;
+    if (fd < 0 || static_cast<unsigned>(fd) < next) continue;
     if (static_cast<unsigned>(fd) > next) ::syscall(SYS_close_range, next, static_cast<unsigned>(fd) - 1, 0u);
     next = static_cast<unsigned>(fd) + 1;
   }
   ::syscall(SYS_close_range, next, ~0u, 0u);
+}
+
+// The child inherited every fd of its parent (for a container's first process: the agent's
+// channel, other containers' pipes): close all but the few it still needs, so it holds no other
+// process's pipe end open while it waits.
+void close_inherited_fds(const Plan& plan) {
+  int keep[3] = {plan.status_w, plan.start_r, -1};
+  close_all_but(keep);
 }
 
 [[noreturn]] void child_main(const Plan& plan) {
@@ -177,24 +202,41 @@ void close_inherited_fds(const Plan& plan) {
   sigprocmask(SIG_SETMASK, &none, nullptr);
   signal(SIGPIPE, SIG_DFL);
   ::setsid();
+  // Not dumpable until execve (which resets it): nothing in the container may ptrace it or take
+  // its fds with pidfd_getfd while it runs agent code.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
   if (::dup2(plan.stdin_r, 0) < 0 || ::dup2(plan.stdout_w, 1) < 0 || ::dup2(plan.stderr_w, 2) < 0) {
     child_fail(plan, "dup2 stdio", errno);
   }
   close_inherited_fds(plan);
 
-  if (plan.setup != nullptr) {
-    enter_root(plan);
-  } else if (::setns(plan.container_pidfd, CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC) != 0) {
-    child_fail(plan, "setns into the container", errno);
-  }
+  // An exec's child is already in the container's namespaces: its helper joined them.
+  if (plan.setup != nullptr) enter_root(plan);
 
   const ProcessSpec& p = *plan.process;
+  const Privileges& priv = p.privileges;
   // cwd is resolved in the container's root: ".." at "/" stays at "/", so it cannot leave it.
   if (::chdir(p.cwd.c_str()) != 0) child_fail(plan, "chdir to cwd", errno);
+
+  // Privileges, in the order that lets each step still do what it needs (runc's order):
+  // rlimits while CAP_SYS_RESOURCE may still raise a hard limit; without no_new_privs the
+  // seccomp filter needs CAP_SYS_ADMIN, so then it goes in now (and must allow the rest of this
+  // setup, as with runc); bounding set; uid/gid with the permitted set kept across; capset and
+  // ambient; no_new_privs. With no_new_privs the filter goes in last, just before execve.
+  const char* rlimit_step = "setrlimit";
+  if (int err = apply_rlimits(priv, &rlimit_step)) child_fail(plan, rlimit_step, err);
+  if (!priv.no_new_privileges && !priv.seccomp.empty()) {
+    if (int err = load_seccomp(priv.seccomp)) child_fail(plan, "seccomp", err);
+  }
+  if (int err = drop_bounding_set(priv, plan.last_cap)) child_fail(plan, "drop the bounding set", err);
+  if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) child_fail(plan, "PR_SET_KEEPCAPS", errno);
   if (::setgroups(p.additional_gids.size(), p.additional_gids.data()) != 0) child_fail(plan, "setgroups", errno);
   if (::setresgid(p.gid, p.gid, p.gid) != 0) child_fail(plan, "setgid", errno);
   if (::setresuid(p.uid, p.uid, p.uid) != 0) child_fail(plan, "setuid", errno);
+  if (::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) child_fail(plan, "PR_SET_KEEPCAPS", errno);
+  if (int err = set_capabilities(priv, plan.last_cap)) child_fail(plan, "capset", err);
+  if (priv.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(plan, "no_new_privs", errno);
 
   if (plan.start_r >= 0) {
     ChildReport ready{};
@@ -210,6 +252,9 @@ void close_inherited_fds(const Plan& plan) {
 
   // Every fd except stdio and the status pipe (close-on-exec already) must not reach the program.
   ::syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */);
+  if (priv.no_new_privileges && !priv.seccomp.empty()) {
+    if (int err = load_seccomp(priv.seccomp)) child_fail(plan, "seccomp", err);
+  }
 
   int err = ENOENT;
   for (const auto& candidate : plan.candidates) {
@@ -234,45 +279,91 @@ void set_nonblocking(int fd) {
   ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
-Spawned spawn(Plan& plan, uint64_t namespaces, int enter_pidns_fd, int self_pidfd) {
-  Spawned out;
+// The pipes of one child; the agent's ends go to `out`, the child's stay here until it exists.
+struct ChildPipes {
   UniqueFd stdin_r, stdout_w, stderr_w, status_w, start_r;
-  make_pipe(stdin_r, out.stdin_w);
-  make_pipe(out.stdout_r, stdout_w);
-  make_pipe(out.stderr_r, stderr_w);
-  make_pipe(out.status_r, status_w);
-  if (plan.setup != nullptr) make_pipe(start_r, out.start_w);
-  plan.stdin_r = stdin_r.get();
-  plan.stdout_w = stdout_w.get();
-  plan.stderr_w = stderr_w.get();
-  plan.status_w = status_w.get();
-  plan.start_r = start_r.get();
+};
 
-  // For an exec, the child must be born in the container's PID namespace: setns(CLONE_NEWPID)
-  // only changes where the agent's *next* children go, so switch, clone, and switch back.
-  if (enter_pidns_fd >= 0 && ::setns(enter_pidns_fd, CLONE_NEWPID) != 0) {
-    fail_errno(errno, "setns into the container's PID namespace");
-  }
-  int pidfd = -1;
-  CloneArgs args{};
-  args.flags = namespaces | kPidfdFlag;
-  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
-  args.exit_signal = SIGCHLD;
-  long pid = ::syscall(SYS_clone3, &args, sizeof args);
-  int clone_errno = errno;
-  if (pid == 0) child_main(plan);
-  if (enter_pidns_fd >= 0 && ::setns(self_pidfd, CLONE_NEWPID) != 0) {
-    // Later containers would be created inside this one's namespace: better to stop.
-    ::abort();
-  }
-  if (pid < 0) fail_errno(clone_errno, "clone3");
-  out.pid = static_cast<pid_t>(pid);
-  out.pidfd.reset(pidfd);
+ChildPipes make_child_pipes(Plan& plan, Spawned& out, bool with_start) {
+  ChildPipes c;
+  make_pipe(c.stdin_r, out.stdin_w);
+  make_pipe(out.stdout_r, c.stdout_w);
+  make_pipe(out.stderr_r, c.stderr_w);
+  make_pipe(out.status_r, c.status_w);
+  if (with_start) make_pipe(c.start_r, out.start_w);
+  plan.stdin_r = c.stdin_r.get();
+  plan.stdout_w = c.stdout_w.get();
+  plan.stderr_w = c.stderr_w.get();
+  plan.status_w = c.status_w.get();
+  plan.start_r = c.start_r.get();
+  return c;
+}
+
+void finish(Spawned& out) {
   set_nonblocking(out.stdin_w.get());
   set_nonblocking(out.stdout_r.get());
   set_nonblocking(out.stderr_r.get());
   set_nonblocking(out.status_r.get());
-  return out;  // the child's ends close here, so EOFs reach the agent
+}
+
+long clone_process(uint64_t flags, int* pidfd) {
+  CloneArgs args{};
+  args.flags = flags | (pidfd != nullptr ? kPidfdFlag : 0);
+  args.pidfd = reinterpret_cast<uint64_t>(pidfd);
+  // With CLONE_PARENT the kernel takes the exit signal from the caller; clone3 wants 0 then.
+  args.exit_signal = (flags & CLONE_PARENT) != 0 ? 0 : SIGCHLD;
+  return ::syscall(SYS_clone3, &args, sizeof args);
+}
+
+// ---- The exec helper: a child of the agent that never enters the container's PID namespace
+// view, so nothing inside the container can see it, while it still holds agent state. ----
+
+[[noreturn]] void helper_fail(const Plan& plan, const char* step, int err) {
+  HelperReport report{};
+  report.pid = -1;
+  report.error = err;
+  std::strncpy(report.step, step, sizeof report.step - 1);
+  ssize_t ignored = ::write(plan.helper_w, &report, sizeof report);
+  (void)ignored;
+  ::_exit(127);
+}
+
+[[noreturn]] void helper_main(Plan& plan) {
+  // Not dumpable, and none of the agent's fds beyond this point: the real child is born from
+  // this state, and it is the first thing of ours a process in the container can see.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  int keep[] = {plan.stdin_r, plan.stdout_w, plan.stderr_w, plan.status_w, plan.helper_w, plan.container_pidfd};
+  close_all_but(keep);
+  // Every namespace of the container at once; CLONE_NEWPID only changes where our *children*
+  // go: this helper stays in the agent's PID namespace, invisible from inside.
+  if (::setns(plan.container_pidfd, static_cast<int>(plan.join_namespaces)) != 0) {
+    helper_fail(plan, "setns into the container", errno);
+  }
+  ::close(plan.container_pidfd);
+  plan.container_pidfd = -1;
+  // CLONE_PARENT: the child is the agent's, which reaps it and gets its SIGCHLD like any other.
+  long pid = clone_process(CLONE_PARENT, nullptr);
+  if (pid == 0) {
+    ::close(plan.helper_w);
+    plan.helper_w = -1;
+    child_main(plan);
+  }
+  if (pid < 0) helper_fail(plan, "clone3 in the container", errno);
+  HelperReport report{};
+  report.pid = static_cast<int32_t>(pid);
+  ssize_t ignored = ::write(plan.helper_w, &report, sizeof report);
+  (void)ignored;
+  ::_exit(0);
+}
+
+// The namespaces an exec joins: all the container has that this kernel knows of. The user
+// namespace is not among them: containers share the agent's, and setns to one's own is EINVAL.
+uint64_t container_namespaces() {
+  uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+  struct stat st {};
+  if (::stat("/proc/self/ns/net", &st) == 0) flags |= CLONE_NEWNET;
+  if (::stat("/proc/self/ns/cgroup", &st) == 0) flags |= CLONE_NEWCGROUP;
+  return flags;
 }
 
 }  // namespace
@@ -280,13 +371,61 @@ Spawned spawn(Plan& plan, uint64_t namespaces, int enter_pidns_fd, int self_pidf
 Spawned spawn_container_init(const ProcessSpec& process, const ContainerSetup& setup) {
   Plan plan = make_plan(process);
   plan.setup = &setup;
-  return spawn(plan, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC, -1, -1);
+  Spawned out;
+  ChildPipes child = make_child_pipes(plan, out, true);
+  // The child is PID 1 of a new PID namespace that holds nothing else yet: no process can see
+  // it before it has closed the agent's fds (close_inherited_fds) and executed.
+  int pidfd = -1;
+  long pid = clone_process(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC, &pidfd);
+  if (pid == 0) child_main(plan);
+  if (pid < 0) fail_errno(errno, "clone3");
+  out.pid = static_cast<pid_t>(pid);
+  out.pidfd.reset(pidfd);
+  finish(out);
+  return out;  // the child's ends close here, so EOFs reach the agent
 }
 
-Spawned spawn_exec(const ProcessSpec& process, int container_pidfd, int self_pidfd) {
+Spawned spawn_exec(const ProcessSpec& process, int container_pidfd) {
   Plan plan = make_plan(process);
   plan.container_pidfd = container_pidfd;
-  return spawn(plan, 0, container_pidfd, self_pidfd);
+  plan.join_namespaces = container_namespaces();
+  Spawned out;
+  ChildPipes child = make_child_pipes(plan, out, false);
+  UniqueFd helper_r, helper_w;
+  make_pipe(helper_r, helper_w);
+  plan.helper_w = helper_w.get();
+  long helper = clone_process(0, nullptr);
+  if (helper == 0) helper_main(plan);
+  int clone_errno = errno;
+  helper_w.reset();
+  if (helper < 0) fail_errno(clone_errno, "clone3 (exec helper)");
+  // The helper only joins namespaces and forks: waiting for it here is short, and no other
+  // event is handled meanwhile (so reap_children cannot take its exit status).
+  HelperReport report{};
+  ssize_t n;
+  do {
+    n = ::read(helper_r.get(), &report, sizeof report);
+  } while (n < 0 && errno == EINTR);
+  int read_errno = errno;
+  while (::waitpid(static_cast<pid_t>(helper), nullptr, 0) < 0 && errno == EINTR) {
+  }
+  if (n != static_cast<ssize_t>(sizeof report)) {
+    fail_errno(n < 0 ? read_errno : ECHILD, "the exec helper ended without a report");
+  }
+  if (report.pid <= 0) {
+    report.step[sizeof report.step - 1] = '\0';
+    fail_errno(report.error, report.step);
+  }
+  out.pid = report.pid;
+  // Our child (CLONE_PARENT) and not reaped yet: the pid cannot name another process.
+  out.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, report.pid, 0)));
+  if (!out.pidfd.valid()) {
+    int err = errno;
+    ::kill(report.pid, SIGKILL);
+    fail_errno(err, "pidfd_open of the exec");
+  }
+  finish(out);
+  return out;
 }
 
 }  // namespace nv::agent

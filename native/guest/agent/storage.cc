@@ -3,9 +3,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/openat2.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <climits>
@@ -14,8 +16,11 @@
 #include <string_view>
 
 #include "errors.h"
+#include "sys/unique_fd.h"
 
 namespace nv::agent {
+
+using nodevisor::UniqueFd;
 
 namespace {
 
@@ -123,16 +128,45 @@ std::optional<std::string> find_disk_by_serial(const std::string& sys_block, con
   return found;
 }
 
-void make_directories(const std::string& path) {
-  for (size_t pos = 1; pos <= path.size(); ++pos) {
-    if (pos != path.size() && path[pos] != '/') continue;
-    std::string prefix = path.substr(0, pos);
-    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) fail_errno(errno, "mkdir " + prefix);
+UniqueFd open_mount_point(const std::string& path, bool create) {
+  // A mount point may lie in a directory a container writes (its rootfs): a symlink planted
+  // there, or a directory swapped for one between a check and the mount, must not move the
+  // mount outside. So each component is opened from its parent's fd with openat2, which refuses
+  // symlinks (RESOLVE_NO_SYMLINKS also refuses /proc magic links) and ".." escapes
+  // (RESOLVE_BENEATH), and the caller mounts on the fd, never on the path again.
+  UniqueFd dir(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) fail_errno(errno, "open /");
+  open_how how{};
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;  // no O_NOFOLLOW: that would open a symlink itself (ENOTDIR)
+  how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH;
+  size_t start = 1;
+  while (start < path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    std::string name = path.substr(start, end - start);
+    std::string so_far = path.substr(0, end);
+    for (int attempt = 0;; ++attempt) {
+      int fd = static_cast<int>(::syscall(SYS_openat2, dir.get(), name.c_str(), &how, sizeof how));
+      if (fd >= 0) {
+        dir.reset(fd);
+        break;
+      }
+      int err = errno;
+      if (err == ENOENT && create && attempt == 0) {
+        // mkdirat does not follow a symlink in the last component (EEXIST), and the reopen checks.
+        if (::mkdirat(dir.get(), name.c_str(), 0755) != 0 && errno != EEXIST) fail_errno(errno, "mkdir " + so_far);
+        continue;
+      }
+      if (err == ELOOP) fail("ELOOP", "mount point " + path + ": " + so_far + " is a symbolic link (refused)");
+      if (err == ENOTDIR) fail("ENOTDIR", "mount point " + path + ": " + so_far + " is not a directory");
+      fail_errno(err, "open " + so_far);
+    }
+    start = end + 1;
   }
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) fail_errno(errno, "stat " + path);
-  if (!S_ISDIR(st.st_mode)) fail("ENOTDIR", "mount point " + path + " is not a directory");
+  return dir;
 }
+
+std::string fd_path(const UniqueFd& fd) { return "/proc/self/fd/" + std::to_string(fd.get()); }
 
 std::string mount_block_device(const std::string& device, const std::string& fstype,
                                const MountOptions& options, const std::string& mount_point) {
@@ -141,38 +175,71 @@ std::string mount_block_device(const std::string& device, const std::string& fst
   struct stat st {};
   if (::stat(resolved, &st) != 0) fail_errno(errno, "stat " + std::string(resolved));
   if (!S_ISBLK(st.st_mode)) fail("EINVAL", std::string(resolved) + " is not a block device");
-  make_directories(mount_point);
+  UniqueFd target = open_mount_point(mount_point, true);
   const bool mark_read_only = (options.flags & MS_RDONLY) != 0 && !device_is_read_only(resolved);
   if (mark_read_only) {
     // A disk hot-plugged read-only looks writable to Linux (virtio-blk's RO bit is read only
     // when the driver probes the slot, at boot); the host refuses its writes, but a filesystem
     // that tried (a journal replay) would then fail. Marking the block device read-only here
-    // makes the guest's block layer refuse them first; storage.unmount takes the mark off.
+    // makes the guest's block layer refuse them first; storage.unmount takes the mark off, and
+    // so does a mount that fails (the device must not stay read-only for its next user).
     set_device_read_only(resolved, true);
-    g_marked_read_only[mount_point] = resolved;
   }
-  if (::mount(resolved, mount_point.c_str(), fstype.c_str(), options.flags,
+  auto undo_mark = [&] {
+    if (!mark_read_only) return;
+    try {
+      set_device_read_only(resolved, false);
+    } catch (const AgentError&) {
+      // The disk went away meanwhile: nothing left to restore.
+    }
+  };
+  // /proc/self/fd/N names the directory the fd holds, whatever happened to the path since.
+  if (::mount(resolved, fd_path(target).c_str(), fstype.c_str(), options.flags,
               options.data.empty() ? nullptr : options.data.c_str()) != 0) {
-    fail_errno(errno, "Could not mount " + std::string(resolved) + " to " + mount_point);
-  }
-  if (options.propagation != 0 && ::mount(nullptr, mount_point.c_str(), nullptr, options.propagation, nullptr) != 0) {
     int err = errno;
-    ::umount2(mount_point.c_str(), MNT_DETACH);
-    fail_errno(err, "set propagation of " + mount_point);
+    undo_mark();
+    fail_errno(err, "Could not mount " + std::string(resolved) + " to " + mount_point);
   }
+  if (options.propagation != 0) {
+    // The fd still names the directory under the new mount: reopen to reach the mount itself.
+    UniqueFd mounted;
+    int err = 0;
+    try {
+      mounted = open_mount_point(mount_point, false);
+    } catch (const AgentError&) {
+      err = ELOOP;  // a component was swapped meanwhile; the mount cannot be named safely
+    }
+    if (mounted.valid() && ::mount(nullptr, fd_path(mounted).c_str(), nullptr, options.propagation, nullptr) != 0) {
+      err = errno;
+    }
+    if (err != 0) {
+      if (mounted.valid()) ::umount2(fd_path(mounted).c_str(), MNT_DETACH);
+      undo_mark();
+      fail_errno(err, "set propagation of " + mount_point);
+    }
+  }
+  if (mark_read_only) g_marked_read_only[mount_point] = resolved;
   return resolved;
 }
 
 void unmount(const std::string& mount_point) {
-  if (::umount2(mount_point.c_str(), 0) != 0 && !(errno == EBUSY && ::umount2(mount_point.c_str(), MNT_DETACH) == 0)) {
-    fail_errno(errno, "umount " + mount_point);
+  UniqueFd target = open_mount_point(mount_point, false);
+  struct statx stx {};
+  if (::statx(target.get(), "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) != 0) fail_errno(errno, "statx " + mount_point);
+  if ((stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) != 0 && (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) == 0) {
+    fail("EINVAL", "umount " + mount_point + ": not a mount point");
   }
+  // Our own fd keeps the mount busy, so a plain umount would always fail: detach it (as the
+  // old EBUSY fallback did); the filesystem goes once the last user, this fd included, is gone.
+  // UMOUNT_NOFOLLOW is not given: the one link followed is /proc/self/fd/N, to the fd's mount.
+  if (::umount2(fd_path(target).c_str(), MNT_DETACH) != 0) fail_errno(errno, "umount " + mount_point);
+  target.reset();
   // The device is writable again for whoever mounts it next (the mark outlives the mount).
   auto marked = g_marked_read_only.find(mount_point);
   if (marked != g_marked_read_only.end()) {
     try {
       set_device_read_only(marked->second, false);
-    } catch (...) {
+    } catch (const AgentError&) {
       // The disk may be gone (detached); nothing left to restore.
     }
     g_marked_read_only.erase(marked);

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "sys/unique_fd.h"
+
 namespace nv::agent {
 
 struct MountOptions {
@@ -23,14 +25,20 @@ MountOptions split_mount_options(const std::vector<std::string>& options);
 std::optional<std::string> find_disk_by_serial(const std::string& sys_block, const std::string& serial);
 
 // Resolves symlinks in `device` (as Kata does), checks it is a block device, creates `mount_point`
-// (0755, with parents) and mounts. Throws AgentError. Returns the resolved device path.
+// (0755, with parents) and mounts. `mount_point` is resolved without following any symlink
+// (ELOOP) and the mount goes on the directory found, not on the path again. A failed mount
+// leaves nothing behind (no mount, no read-only mark). Throws AgentError. Returns the resolved
+// device path.
 std::string mount_block_device(const std::string& device, const std::string& fstype,
                                const MountOptions& options, const std::string& mount_point);
 
+// Detaches the mount at `mount_point`, resolved like mount_block_device's (no symlinks).
 void unmount(const std::string& mount_point);
 
-// mkdir -p with mode 0755 for every missing component.
-void make_directories(const std::string& path);
+// Opens `path` (absolute, normal) as an O_PATH directory fd, component by component, refusing
+// symlinks (ELOOP) and non-directories (ENOTDIR); with `create`, missing components are made
+// (0755).
+nodevisor::UniqueFd open_mount_point(const std::string& path, bool create);
 
 }  // namespace nv::agent
 

@@ -120,6 +120,7 @@ class Parser {
 
   bool parse_value(Value& out, int depth) {
     if (at_end()) return fail("unexpected end of input");
+    if (++values_ > kMaxValues) return fail("more than 65536 values in one document");
     switch (peek()) {
       case '{':
         return parse_object(out, depth + 1);
@@ -320,6 +321,7 @@ class Parser {
 
   std::string_view text_;
   size_t pos_ = 0;
+  size_t values_ = 0;  // values started so far, against kMaxValues
   std::string error_;
 };
 

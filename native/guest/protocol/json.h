@@ -2,8 +2,10 @@
 //
 // The reader takes untrusted bytes from the host channel, so it is bounded: the input is at most
 // one frame (NV_FRAME_MAX_PAYLOAD), nesting is at most kMaxDepth, strings must be valid UTF-8 and
-// valid JSON escapes, duplicate keys are refused (two readers could otherwise disagree), and it
-// never recurses deeper than kMaxDepth. It reports the first problem as text with a byte offset.
+// valid JSON escapes, duplicate keys are refused (two readers could otherwise disagree), it
+// never recurses deeper than kMaxDepth, and a document holds at most kMaxValues values: a Value
+// takes ~100 bytes for the 2 bytes of "0," that make one, so without that cap a 1 MiB frame of
+// `[0,0,...]` cost ~52 MiB; with it a parse stays under ~10 MiB whatever the frame. It reports the first problem as text with a byte offset.
 // The writer produces canonical JSON (no spaces) and repairs invalid UTF-8 in strings it is given
 // (paths and errno texts) with U+FFFD so the host always receives valid JSON.
 //
@@ -21,6 +23,7 @@
 namespace nv::json {
 
 inline constexpr int kMaxDepth = 32;
+inline constexpr size_t kMaxValues = 65536;
 
 class Value {
  public:
