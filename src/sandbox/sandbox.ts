@@ -9,6 +9,7 @@ import { constants as osConstants } from 'node:os';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 
 import type { ExitStatus } from '../agent/messages.js';
+import { agentProcess } from '../agent/process.js';
 import { NodevisorError, errorCode, invalid } from '../errors.js';
 import { postStartHooks, postStopHooks } from '../hooks/hooks.js';
 import { logger } from '../log/logger.js';
@@ -64,19 +65,6 @@ export interface SandboxParts {
   builtIn: boolean;
   stateDir: string;
   onDeleted(): void;
-}
-
-/** Guest paths must not contain NUL; the rest is the agent's to check. */
-function agentProcessOf(config: ContainerConfig) {
-  const cmd = config.cmd;
-  return {
-    args: cmd.args,
-    env: cmd.envs.map((e) => `${e.name}=${e.value}`),
-    cwd: cmd.workDir,
-    uid: Number(cmd.user),
-    gid: Number(cmd.primaryGroup),
-    additionalGids: cmd.supplementaryGroups.map(Number),
-  };
 }
 
 function signalNumber(signal: number | NodeJS.Signals): number {
@@ -227,7 +215,7 @@ export class Sandbox {
         containerId: id,
         rootfs,
         ...(hostname ? { hostname } : {}),
-        process: agentProcessOf(config),
+        process: agentProcess(config),
       });
       const destroy = async () => {
         try {
