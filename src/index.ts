@@ -108,6 +108,7 @@ export {
   createSandbox,
   DEFAULT_SANDBOX_STATE_ROOT,
   diskSerial,
+  factoryVmProvider,
   findSandbox,
   ISOLATIONS,
   isolationSupport,
@@ -122,5 +123,6 @@ export {
   type SandboxContainerStatus,
   type SandboxProcess,
   type SandboxVm,
+  type SandboxVmFactory,
   type SandboxVmProvider,
 } from './sandbox/index.js';

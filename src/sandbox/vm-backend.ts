@@ -70,6 +70,32 @@ export async function bootSandboxVm(hypervisorConfig: HypervisorConfig): Promise
 }
 
 /**
+ * The part of a VM factory (src/factory's `Factory`, DESIGN §5) a sandbox uses: `getVm` hands
+ * over a running VM that is unique, as a handle carrying the `Vm` and its `AgentClient`
+ * (`FactoryVmHandle`).
+ */
+export interface SandboxVmFactory {
+  getVm(config: { hypervisorConfig: HypervisorConfig }): Promise<object>;
+}
+
+/**
+ * A provider that takes sandbox VMs from `factory` (or from what `factory()` returns when it is
+ * a getter, such as src/factory's `currentFactory`), and boots them directly when there is none.
+ */
+export function factoryVmProvider(factory: SandboxVmFactory | (() => SandboxVmFactory | undefined)): SandboxVmProvider {
+  return async (hypervisorConfig) => {
+    const source = typeof factory === 'function' ? factory() : factory;
+    if (!source) return bootSandboxVm(hypervisorConfig);
+    const handle = (await source.getVm({ hypervisorConfig })) as Partial<SandboxVm> & { stop?: () => Promise<void> };
+    if (!(handle.vm instanceof Vm) || !(handle.agent instanceof AgentClient)) {
+      await handle.stop?.().catch(() => undefined);
+      throw new NodevisorError('the VM factory handed over a VM without a Vm and an AgentClient (not a FactoryVmHandle)', { code: 'EINVAL' });
+    }
+    return { vm: handle.vm, agent: handle.agent };
+  };
+}
+
+/**
  * The serial a container's disk gets: the container id when it fits virtio-blk's 20 bytes, else
  * 20 hex digits of its SHA-256 (ids may be 200 characters long).
  */

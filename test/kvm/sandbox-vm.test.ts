@@ -18,7 +18,7 @@ import { probeGuestPath } from '../../src/guest/probe.js';
 import { ContainerIdMapping } from '../../src/mapping/container-id-mapping.js';
 import type { Spec } from '../../src/oci/spec.js';
 import { createSandbox } from '../../src/sandbox/index.js';
-import { startVmBackend } from '../../src/sandbox/vm-backend.js';
+import { bootSandboxVm, factoryVmProvider, setSandboxVmProvider, startVmBackend } from '../../src/sandbox/vm-backend.js';
 import { validateSpec } from '../../src/oci/validate.js';
 import { busyboxRootfsNeed, makeBusyboxImage } from '../helpers/busybox-rootfs.js';
 import { needs } from '../helpers/needs.js';
@@ -106,6 +106,36 @@ describe.skipIf(!canRun)(what, () => {
     expect(err.message).toMatch(/^createSandbox: start the vm backend: /);
     expect(netnsMountsOf(recordedInode(file))).toEqual([]);
     expect(state()).toEqual(before);
+  });
+
+  it('takes its VM from the factory given to setSandboxVmProvider (a stand-in with getVm until src/factory lands here)', async () => {
+    const booted: string[] = [];
+    const factory = {
+      async getVm(config: { hypervisorConfig: { kernelPath: string } }) {
+        booted.push(config.hypervisorConfig.kernelPath);
+        return { ...(await bootSandboxVm(config.hypervisorConfig as never)), stop: async () => undefined };
+      },
+    };
+    setSandboxVmProvider(factoryVmProvider(factory));
+    try {
+      await failingSandbox('factory-warm-up', {});
+      const before = state();
+      const err = await failingSandbox('from-factory', {});
+      expect(err.message).toMatch(/mount the rootfs in the agent: agent storage.mount/);
+      expect(booted).toEqual([probeGuestPath(), probeGuestPath()]);
+      expect(state()).toEqual(before); // the factory's VM was stopped with the sandbox
+
+      // A getter that finds no factory boots directly; a handle without a Vm is refused cleanly.
+      setSandboxVmProvider(factoryVmProvider(() => undefined));
+      await failingSandbox('no-factory', {});
+      expect(booted).toHaveLength(2);
+      setSandboxVmProvider(factoryVmProvider({ getVm: async () => ({ id: 'not-a-handle' }) }));
+      const bad = await failingSandbox('bad-factory', {});
+      expect(bad.message).toMatch(/^createSandbox: start the vm backend: the VM factory handed over a VM without a Vm/);
+      expect(state()).toEqual(before);
+    } finally {
+      setSandboxVmProvider(undefined);
+    }
   });
 
   it('a host-mounted rootfs is refused for a VM (no shared filesystem), cleanly', async () => {
