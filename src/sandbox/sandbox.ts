@@ -67,6 +67,11 @@ export interface SandboxParts {
   onDeleted(): void;
 }
 
+/** Rethrows `err` unless it says the agent channel is closed (the agent, or its VM, is gone). */
+function unlessClosed(err: unknown): void {
+  if (errorCode(err) !== 'ECLOSED') throw err;
+}
+
 function signalNumber(signal: number | NodeJS.Signals): number {
   if (typeof signal === 'number') {
     if (!Number.isInteger(signal) || signal < 1 || signal > 64) throw invalid(`signal must be 1 to 64, got ${signal}`);
@@ -101,6 +106,13 @@ export class Sandbox {
       const stream = event.stream === 'stderr' ? rec.stdio.stderr : rec.stdio.stdout;
       if (event.data) stream.write(event.data);
       if (event.eof) stream.end();
+    });
+    agent.on('close', () => {
+      // The agent (or its VM) is gone: no more output will come.
+      for (const rec of this.#containers.values()) {
+        rec.stdio.stdout.end();
+        rec.stdio.stderr.end();
+      }
     });
     agent.on('exit', (event) => {
       if (event.execId !== undefined) return;
@@ -198,7 +210,8 @@ export class Sandbox {
         step = 'mount the rootfs in the agent';
         const mountPoint = backend.rootfsMountPoint(id);
         await agent.mountStorage({ ...disk.locator, fstype: rootFs.type, options, mountPoint });
-        resources.push('unmount the rootfs', () => agent.unmountStorage(mountPoint));
+        // An agent that is gone has taken its mounts with it (its mount namespace or its VM).
+        resources.push('unmount the rootfs', () => agent.unmountStorage(mountPoint).catch(unlessClosed));
         if (disk.mounted) await disk.mounted();
         rootfs = mountPoint;
       }
@@ -217,14 +230,8 @@ export class Sandbox {
         ...(hostname ? { hostname } : {}),
         process: agentProcess(config),
       });
-      const destroy = async () => {
-        try {
-          await agent.destroyContainer(id);
-        } catch (err) {
-          // Gone already (the agent ended): nothing to destroy.
-          if (errorCode(err) !== 'ENOENT' && errorCode(err) !== 'ECLOSED') throw err;
-        }
-      };
+      // Gone already (destroyed, or the agent ended): nothing to destroy.
+      const destroy = () => agent.destroyContainer(id).catch((err: unknown) => (errorCode(err) === 'ENOENT' ? undefined : unlessClosed(err)));
       const stdout = new PassThrough();
       const stderr = new PassThrough();
       const stdin = new Writable({

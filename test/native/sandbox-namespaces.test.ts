@@ -5,7 +5,7 @@
  * on disk, and an emptyDir-style ephemeral mount shared by two pod containers.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +15,7 @@ import { ContainerIdMapping } from '../../src/mapping/container-id-mapping.js';
 import { createContainer, createSandbox } from '../../src/sandbox/index.js';
 import { busyboxRootfsNeed, makeBusyboxImage } from '../helpers/busybox-rootfs.js';
 import { needs } from '../helpers/needs.js';
-import { busyboxSpec, loopDevicesOf, netnsInodeHook, recordedInode, runtimeConfig, settled } from '../helpers/sandbox.js';
+import { busyboxSpec, childPids, loopDevicesOf, netnsInodeHook, recordedInode, runtimeConfig, settled } from '../helpers/sandbox.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const what = "sandboxes with isolation 'namespaces'";
@@ -115,6 +115,27 @@ describe.skipIf(!canRun)(what, () => {
     } finally {
       await sandbox.delete();
     }
+  });
+
+  it('survives its agent being killed: wait rejects, output ends, delete still cleans up everything', async () => {
+    const before = childPids();
+    const { sandbox } = await createSandbox({ ...common(), spec: busyboxSpec(['sleep', '1000']), rootFs: rootFs(), containerId: 'sb-killed' });
+    try {
+      await sandbox.startContainer('sb-killed');
+      const unshare = childPids().filter((p) => !before.includes(p));
+      expect(unshare).toHaveLength(1);
+      const agentPid = Number(readFileSync(`/proc/${unshare[0]}/task/${unshare[0]}/children`, 'utf8').trim());
+      const out = collect(sandbox.stdio('sb-killed').stdout);
+      const waiting = sandbox.wait('sb-killed');
+      process.kill(agentPid, 'SIGKILL');
+      await expect(waiting).rejects.toMatchObject({ code: 'ECLOSED' });
+      expect(await out).toBe('');
+    } finally {
+      await sandbox.delete();
+    }
+    expect(childPids()).toEqual(before);
+    expect(existsSync(sandbox.netNsPath)).toBe(false);
+    expect(await settled(() => loopDevicesOf(image), [])).toEqual([]);
   });
 
   it('lets a pod container join through createContainer and share an emptyDir-style ephemeral mount', async () => {
