@@ -82,6 +82,7 @@ export function createSandbox(options: CreateSandboxOptions): Promise<{ sandbox:
         systemdCgroup: options.systemdCgroup ?? false,
       });
       sandboxId = config.id;
+      step = 'sandbox id';
       if (live.has(sandboxId)) throw new NodevisorError(`sandbox ${sandboxId} exists in this process`, { code: 'EEXIST' });
       // Kata's Stateful (shim v2 keeps state in memory): here, no mapping is written.
       const builtIn = options.builtIn ?? false;

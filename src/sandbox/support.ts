@@ -1,6 +1,7 @@
 /**
  * Which isolation backends this machine can run, and why not (for `nodevisor info` and for
- * callers choosing a backend). Checks files and PATH only; nothing is started.
+ * callers choosing a backend). Checks files and PATH only (fs.access on libuv's pool); nothing
+ * is started.
  */
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
