@@ -22,7 +22,7 @@ import { bootSandboxVm, factoryVmProvider, setSandboxVmProvider, startVmBackend 
 import { validateSpec } from '../../src/oci/validate.js';
 import { busyboxRootfsNeed, makeBusyboxImage } from '../helpers/busybox-rootfs.js';
 import { needs } from '../helpers/needs.js';
-import { busyboxSpec, hostState, netnsInodeHook, netnsMountsOf, recordedInode, runtimeConfig } from '../helpers/sandbox.js';
+import { busyboxSpec, hostState, netnsInodeHook, netnsMountsOf, recordedInode, runtimeConfig, settled } from '../helpers/sandbox.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const what = "sandboxes with isolation 'vm' and the probe guest";
@@ -93,7 +93,7 @@ describe.skipIf(!canRun)(what, () => {
     expect(err.message).toMatch(/^createSandbox: create the container: container probe-mount: mount the rootfs in the agent: agent storage.mount/);
     expect(err.cause).toBeInstanceOf(NodevisorError);
     expect(netnsMountsOf(recordedInode(file))).toEqual([]);
-    expect(state()).toEqual(before);
+    expect(await settled(state, before)).toEqual(before);
   });
 
   it('a VM that cannot start fails at the backend and leaves nothing', async () => {
@@ -105,7 +105,7 @@ describe.skipIf(!canRun)(what, () => {
     });
     expect(err.message).toMatch(/^createSandbox: start the vm backend: /);
     expect(netnsMountsOf(recordedInode(file))).toEqual([]);
-    expect(state()).toEqual(before);
+    expect(await settled(state, before)).toEqual(before);
   });
 
   it('takes its VM from the factory given to setSandboxVmProvider (a stand-in with getVm until src/factory lands here)', async () => {
@@ -123,7 +123,7 @@ describe.skipIf(!canRun)(what, () => {
       const err = await failingSandbox('from-factory', {});
       expect(err.message).toMatch(/mount the rootfs in the agent: agent storage.mount/);
       expect(booted).toEqual([probeGuestPath(), probeGuestPath()]);
-      expect(state()).toEqual(before); // the factory's VM was stopped with the sandbox
+      expect(await settled(state, before)).toEqual(before); // the factory's VM was stopped with the sandbox
 
       // A getter that finds no factory boots directly; a handle without a Vm is refused cleanly.
       setSandboxVmProvider(factoryVmProvider(() => undefined));
@@ -132,7 +132,7 @@ describe.skipIf(!canRun)(what, () => {
       setSandboxVmProvider(factoryVmProvider({ getVm: async () => ({ id: 'not-a-handle' }) }));
       const bad = await failingSandbox('bad-factory', {});
       expect(bad.message).toMatch(/^createSandbox: start the vm backend: the VM factory handed over a VM without a Vm/);
-      expect(state()).toEqual(before);
+      expect(await settled(state, before)).toEqual(before);
     } finally {
       setSandboxVmProvider(undefined);
     }
@@ -150,7 +150,7 @@ describe.skipIf(!canRun)(what, () => {
       stateRoot,
     }).catch((e: unknown) => e as NodevisorError);
     expect((err as NodevisorError).code).toBe('ENOTSUP');
-    expect(state()).toEqual(before);
+    expect(await settled(state, before)).toEqual(before);
   });
 });
 
