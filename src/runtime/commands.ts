@@ -18,7 +18,7 @@ import { parseSignal, type GlobalOptions, type ParsedCommandLine } from './args.
 import { loadConfig } from './config.js';
 import type { DaemonOptions } from './daemon.js';
 import { withLock } from './lock.js';
-import { request } from './protocol.js';
+import { DAEMON_GONE, request } from './protocol.js';
 import { startDaemon, startRelay } from './spawn.js';
 import { daemonSocketPath, listStates, readState, removeState, stateDir, stateExists, writeState, type ContainerState } from './state.js';
 
@@ -37,8 +37,7 @@ function flag(flags: Flags, name: string): string | undefined {
 
 /** Whether `err` says the daemon is not there (it ended with its sandbox). */
 function daemonGone(err: unknown): boolean {
-  const code = errorCode(err);
-  return code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'ECLOSED' || code === 'ECONNRESET';
+  return errorCode(err) === DAEMON_GONE;
 }
 
 type Status = 'created' | 'running' | 'stopped';
@@ -49,6 +48,7 @@ async function liveStatus(state: ContainerState): Promise<Status> {
     const reply = await request(state.socket, { op: 'status', id: state.id });
     return reply.status as Status;
   } catch (err) {
+    // Gone, or a sandbox that no longer has this container (deleted with its pod).
     if (daemonGone(err) || errorCode(err) === 'ENOENT') return 'stopped';
     throw err;
   }

@@ -96,6 +96,25 @@ class Daemon {
     readonly shutdown: () => void,
   ) {}
 
+  /** Takes the sandbox's agent: its exec output goes to the exec's streams (the Sandbox routes only its containers'). */
+  adoptAgent(agent: AgentClient): void {
+    this.agent = agent;
+    agent.on('stdio', (event) => {
+      if (event.execId === undefined) return;
+      const out = this.execOutput.get(this.key(event.containerId, event.execId));
+      if (!out) return;
+      const stream = event.stream === 'stderr' ? out.stderr : out.stdout;
+      if (event.data) stream.write(event.data);
+      if (event.eof) stream.end();
+    });
+    agent.on('close', () => {
+      for (const out of this.execOutput.values()) {
+        out.stdout.end();
+        out.stderr.end();
+      }
+    });
+  }
+
   key(containerId: string, execId?: string): string {
     return execId ? `${containerId}/${execId}` : containerId;
   }
@@ -333,7 +352,7 @@ export async function runDaemon(options: DaemonOptions, ready: () => void): Prom
   // Keep the sandbox's agent: exec needs it, and the Sandbox keeps it to itself.
   const capture = (start: typeof startVmBackend) => async (o: Parameters<typeof startVmBackend>[0]) => {
     const backend = await start(o);
-    daemon.agent = backend.agent;
+    daemon.adoptAgent(backend.agent);
     return backend;
   };
   setBackendStarter('vm', capture(startVmBackend));

@@ -8,7 +8,7 @@
  */
 import { connect, type Socket } from 'node:net';
 
-import { NodevisorError } from '../errors.js';
+import { NodevisorError, errorCode } from '../errors.js';
 
 export type Message = Record<string, unknown>;
 
@@ -50,15 +50,27 @@ export function replyError(reply: Message): NodevisorError {
   return new NodevisorError(String(reply.error ?? 'the sandbox daemon failed'), { code: typeof reply.code === 'string' ? reply.code : 'EFAIL' });
 }
 
-/** Connects to the daemon at `path`; rejects with the socket's error (ENOENT, ECONNREFUSED when it is gone). */
+/**
+ * The code of an error that says the daemon is not there (it ended with its sandbox, or
+ * died): distinct from the errors its replies carry (a reply's ENOENT is about a container).
+ */
+export const DAEMON_GONE = 'ENODAEMON';
+
+/** Connects to the daemon at `path`; rejects with code DAEMON_GONE when nothing listens there. */
 export function connectDaemon(path: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ path });
+    const onError = (err: Error) => {
+      const code = errorCode(err);
+      if (code === 'ENOENT' || code === 'ECONNREFUSED') {
+        reject(new NodevisorError(`the sandbox daemon is not running (${path}: ${code})`, { code: DAEMON_GONE, path, cause: err }));
+      } else reject(err);
+    };
     socket.once('connect', () => {
-      socket.off('error', reject);
+      socket.off('error', onError);
       resolve(socket);
     });
-    socket.once('error', reject);
+    socket.once('error', onError);
   });
 }
 
@@ -81,7 +93,7 @@ export async function request(path: string, message: Message, timeoutMs = REQUES
         (err) => done(() => reject(err)),
       );
       socket.once('error', (err) => done(() => reject(err)));
-      socket.once('close', () => done(() => reject(new NodevisorError(`the sandbox daemon closed the connection during ${String(message.op)}`, { code: 'ECLOSED' }))));
+      socket.once('close', () => done(() => reject(new NodevisorError(`the sandbox daemon closed the connection during ${String(message.op)}`, { code: DAEMON_GONE }))));
       send(socket, message);
     });
   } finally {

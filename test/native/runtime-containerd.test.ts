@@ -1,0 +1,253 @@
+/**
+ * Tier 2 (root): nodevisor-runtime driven by Debian's containerd through its runc shim
+ * (`ctr run --runc-binary`). The test starts its own containerd (socket, root and state under a
+ * temp dir), imports a busybox OCI image it built from busybox-static, and runs containers with
+ * isolation 'namespaces': output and exit status, then `ctr task exec`, `ps` and `kill` on a
+ * running one, and that nothing of ours is left (processes, netns, mounts, mapping, state).
+ *
+ * The same flow with isolation 'vm' is tier 5 (hardware KVM and a guest kernel): skipped here.
+ * Runs the built runtime (dist/, made by `npm ci` or `npx tsc -p tsconfig.build.json`).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { agentBinaryPath } from '../../src/guest/agent-binary.js';
+import { makeBusyboxOciImage } from '../fixtures/runtime/oci-image.js';
+import { needs } from '../helpers/needs.js';
+import { settled } from '../helpers/sandbox.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const runtimeMain = resolve(import.meta.dirname, '../../dist/src/runtime/main.js');
+const IMAGE = 'localhost/nvbusybox:latest';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function spawnRun(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 60_000): Promise<Run> {
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdin!.end();
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  return new Promise((done) =>
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      done({ code, stdout, stderr });
+    }),
+  );
+}
+
+/** The pids of `pid` and all its descendants (threads' children included). */
+function processTree(pid: number): number[] {
+  const out = [pid];
+  let tasks: string[] = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const t of tasks) {
+    let children = '';
+    try {
+      children = readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const c of children.split(/\s+/).filter(Boolean)) out.push(...processTree(Number(c)));
+  }
+  return out;
+}
+
+/** Polls `check` until it is true or `timeoutMs` passed; resolves to its last answer. */
+async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function alive(pids: number[]): number[] {
+  return pids.filter((p) => existsSync(`/proc/${p}`));
+}
+
+/** /run/netns entries that are the network namespace of `pid`. */
+function netnsOf(pid: number): string[] {
+  const ino = statSync(`/proc/${pid}/ns/net`).ino;
+  if (!existsSync('/run/netns')) return [];
+  return readdirSync('/run/netns')
+    .map((n) => join('/run/netns', n))
+    .filter((p) => {
+      try {
+        return statSync(p).ino === ino;
+      } catch {
+        return false;
+      }
+    });
+}
+
+function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((m) => m.startsWith(dir));
+}
+
+function list(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir).sort() : [];
+}
+
+function flow(isolation: 'namespaces' | 'vm', canRun: boolean, configExtra = '') {
+  describe.skipIf(!canRun)(`nodevisor-runtime under containerd's runc shim (isolation '${isolation}')`, () => {
+    let work: string;
+    let containerd: ChildProcess | undefined;
+    let address: string;
+    let wrapper: string;
+    let runcRoot: string;
+    let stateRoot: string;
+    let mappingRoot: string;
+    let env: NodeJS.ProcessEnv;
+
+    const ctr = (args: string[], timeoutMs?: number) => spawnRun('ctr', ['--address', address, ...args], env, timeoutMs);
+    const runArgs = () => ['--runc-binary', wrapper, '--runc-root', runcRoot];
+
+    beforeAll(async () => {
+      work = tempDir('nodevisor-containerd-');
+      address = join(work, 'containerd.sock');
+      runcRoot = join(work, 'runc');
+      stateRoot = join(work, 'sandboxes');
+      mappingRoot = join(work, 'mapping');
+      const conf = join(work, 'nodevisor.toml');
+      writeFileSync(conf, `[runtime]\nisolation = "${isolation}"\nstate_root = "${stateRoot}"\nmapping_root = "${mappingRoot}"\n${configExtra}`);
+      env = { ...process.env, NODEVISOR_CONF_FILE: conf };
+      // The runtime binary the shim runs: a wrapper, as the built main.js is not executable.
+      wrapper = join(work, 'nodevisor-runtime');
+      writeFileSync(wrapper, `#!/bin/sh\nexec "${process.execPath}" "${runtimeMain}" "$@"\n`);
+      chmodSync(wrapper, 0o755);
+      const config = join(work, 'containerd.toml');
+      writeFileSync(
+        config,
+        [
+          'version = 2',
+          `root = "${join(work, 'root')}"`,
+          `state = "${join(work, 'state')}"`,
+          'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+          '[grpc]',
+          `  address = "${address}"`,
+          '[ttrpc]',
+          `  address = "${address}.ttrpc"`,
+          '',
+        ].join('\n'),
+      );
+      const log = openSync(join(work, 'containerd.log'), 'a');
+      containerd = spawn('containerd', ['--config', config], { stdio: ['ignore', log, log], env });
+      const up = await eventually(async () => (await ctr(['version'], 5000)).code === 0, 20_000);
+      if (!up) throw new Error(`containerd did not come up: ${readFileSync(join(work, 'containerd.log'), 'utf8').slice(-2000)}`);
+      const image = makeBusyboxOciImage(work);
+      const imported = await ctr(['images', 'import', '--base-name', 'localhost/nvbusybox', image]);
+      expect(imported.stderr).toBe('');
+      expect(imported.code).toBe(0);
+    }, 60_000);
+
+    afterAll(async () => {
+      // After a failed test: what containerd did not delete goes with the runtime's own delete.
+      for (const id of list(join(runcRoot, 'default'))) await spawnRun(wrapper, ['--root', join(runcRoot, 'default'), 'delete', '--force', id], env);
+      if (!containerd || containerd.exitCode !== null) return;
+      containerd.kill('SIGTERM');
+      await new Promise((r) => containerd!.once('exit', r));
+    });
+
+    it("ctr run --rm ... sh -c 'echo hi; exit 3' prints hi and exits 3", async () => {
+      const run = await ctr(['run', ...runArgs(), '--rm', IMAGE, 't1', 'sh', '-c', 'echo hi; exit 3']);
+      expect(run.stderr).toBe('');
+      expect(run.stdout).toBe('hi\n');
+      expect(run.code).toBe(3);
+      expect(list(join(runcRoot, 'default'))).toEqual([]);
+      expect(list(mappingRoot)).toEqual([]);
+      expect(list(stateRoot)).toEqual([]);
+    }, 60_000);
+
+    it('ctr task exec, ps and kill work on a running container; nothing of ours is left after', async () => {
+      const started = await ctr(['run', ...runArgs(), '-d', IMAGE, 't2', 'sleep', '600']);
+      expect(started.stderr).toBe('');
+      expect(started.code).toBe(0);
+      // What runs for the container: the daemon and its agent, the container's processes.
+      const state = JSON.parse(readFileSync(join(runcRoot, 'default', 't2', 'state.json'), 'utf8')) as { daemonPid: number; pid: number };
+      const tree = processTree(state.daemonPid);
+      expect(tree.length).toBeGreaterThan(2);
+      const netns = netnsOf(tree[tree.length - 1]!);
+      expect(netns).toHaveLength(1);
+      try {
+        const tasks = await ctr(['task', 'ls']);
+        expect(tasks.stdout).toMatch(new RegExp(`^t2\\s+${state.pid}\\s+RUNNING`, 'm'));
+
+        const exec = await ctr(['task', 'exec', '--exec-id', 'e1', 't2', 'sh', '-c', 'echo from-exec; ls /proc/1/ >/dev/null; exit 4']);
+        expect(exec.stderr).toBe('');
+        expect(exec.stdout).toBe('from-exec\n');
+        expect(exec.code).toBe(4);
+
+        const ps = await ctr(['task', 'ps', 't2']);
+        expect(ps.code).toBe(0);
+        expect(ps.stdout).toMatch(new RegExp(`^${state.pid}\\s`, 'm'));
+
+        // sleep is its PID namespace's init, as under runc: only SIGKILL is sure to end it.
+        const kill = await ctr(['task', 'kill', '--signal', 'SIGKILL', 't2']);
+        expect(kill.stderr).toBe('');
+        expect(kill.code).toBe(0);
+        expect(await eventually(async () => /^t2\s+\d+\s+STOPPED/m.test((await ctr(['task', 'ls'])).stdout), 20_000)).toBe(true);
+      } finally {
+        await ctr(['task', 'rm', '-f', 't2']);
+        await ctr(['container', 'rm', 't2']);
+      }
+      expect(await settled(() => alive(tree), [], 10_000)).toEqual([]);
+      expect(netns.filter((p) => existsSync(p))).toEqual([]);
+      expect(list(join(runcRoot, 'default'))).toEqual([]);
+      expect(list(mappingRoot)).toEqual([]);
+      expect(list(stateRoot)).toEqual([]);
+      expect(mountsUnder(stateRoot)).toEqual([]);
+      expect(mountsUnder(join(work, 'state'))).toEqual([]);
+    }, 90_000);
+
+    it('reports a command missing from the image as a failed start, with the reason, and leaves nothing', async () => {
+      const run = await ctr(['run', ...runArgs(), '--rm', IMAGE, 't3', '/no/such/binary']);
+      expect(run.code).not.toBe(0);
+      expect(run.stderr).toContain('OCI runtime start failed: agent container.start: execve: No such file or directory');
+      // ctr leaves the task of a failed start behind: removed, it is the runtime's kill and delete.
+      const rm = await ctr(['task', 'rm', '--force', 't3']);
+      expect(rm.stderr).toBe('');
+      await ctr(['container', 'rm', 't3']);
+      expect(list(join(runcRoot, 'default'))).toEqual([]);
+      expect(list(stateRoot)).toEqual([]);
+      expect(list(mappingRoot)).toEqual([]);
+    }, 60_000);
+  });
+}
+
+const what = "nodevisor-runtime under containerd (isolation 'namespaces')";
+const built = existsSync(runtimeMain) || (console.warn(`[skip] ${what}: ${runtimeMain} is not built (npx tsc -p tsconfig.build.json)`), false);
+const canRunNamespaces =
+  needs.root.report(what) &&
+  needs.command('containerd').report(`${what} (apt-get install containerd)`) &&
+  needs.command('ctr').report(what) &&
+  needs.command('unshare').report(what) &&
+  needs.command('tar').report(what) &&
+  (existsSync('/bin/busybox') || (console.warn(`[skip] ${what}: /bin/busybox is missing (apt-get install busybox-static)`), false)) &&
+  (existsSync(agentBinaryPath({ mustExist: false })) || (console.warn(`[skip] ${what}: the agent binary is not built (npx node-gyp build)`), false)) &&
+  built;
+flow('namespaces', canRunNamespaces);
+
+const vmWhat = "nodevisor-runtime under containerd (isolation 'vm', tier 5)";
+const kernel = process.env.NODEVISOR_TEST_KERNEL ?? '';
+const canRunVm =
+  needs.hardwareKvm.report(vmWhat) &&
+  (kernel !== '' || (console.warn(`[skip] ${vmWhat}: set NODEVISOR_TEST_KERNEL (and NODEVISOR_TEST_INITRD) to a guest from \`nodevisor guest build\``), false)) &&
+  canRunNamespaces;
+flow('vm', canRunVm, `[hypervisor.nodevisor]\nkernel = "${kernel}"\ninitrd = "${process.env.NODEVISOR_TEST_INITRD ?? ''}"\n`);
