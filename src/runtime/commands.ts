@@ -4,7 +4,8 @@
  * removes a stopped one (`--force`: any). Every command on an id holds that id's lock.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdir, readFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
@@ -151,13 +152,32 @@ export async function create(global: GlobalOptions, id: string, flags: Flags): P
   });
 }
 
+/** Whether `pid` has ended (gone, or a zombie its parent has not reaped yet). */
+function ended(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+/** How long a failed start waits for the relay to exit. */
+const RELAY_EXIT_MS = 5000;
+
 export async function start(global: GlobalOptions, id: string): Promise<void> {
   await withLock(global.root, id, async () => {
     const state = await readState(global.root, id);
-    await request(state.socket, { op: 'start', id }).catch((err: unknown) => {
+    try {
+      await request(state.socket, { op: 'start', id });
+    } catch (err) {
       if (daemonGone(err)) throw new NodevisorError(`cannot start container ${id}: it is stopped (its sandbox is gone)`, { code: 'ESTATE', cause: err });
+      // runc's init is gone when its start fails: so is our pid-file process before we answer,
+      // so the shim sees the task stopped when it deletes it.
+      const deadline = Date.now() + RELAY_EXIT_MS;
+      while (!ended(state.pid) && Date.now() < deadline) await sleep(20);
       throw err;
-    });
+    }
   });
 }
 
@@ -235,8 +255,7 @@ export async function exec(global: GlobalOptions, id: string, flags: Flags, args
   const detach = flags.detach === true;
   const relay = await withLock(global.root, id, () => startRelay(s.socket, { id, execId, process: process_ }, detach));
   await writePidFile(flag(flags, 'pid-file'), relay.pid!);
-  if (detach) return 0;
-  return new Promise<number>((resolve) => relay.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? osConstants.signals[signal] : 0))));
+  return detach ? 0 : relay.exited;
 }
 
 export async function ps(global: GlobalOptions, id: string, format: string, out: Output): Promise<void> {

@@ -278,7 +278,16 @@ class Daemon {
       case 'start': {
         const sandbox = this.live();
         if (this.status(id) !== 'created') throw new NodevisorError(`cannot start container ${id}: it is ${this.status(id)}, not created`, { code: 'ESTATE' });
-        await sandbox.startContainer(id);
+        try {
+          await sandbox.startContainer(id);
+        } catch (err) {
+          // The process never ran: no output will come, so its relay gets the exit status now.
+          const stdio = sandbox.stdio(id);
+          if (this.status(id) === 'stopped') {
+            for (const stream of [stdio.stdout, stdio.stderr]) if (stream instanceof PassThrough) stream.end();
+          }
+          throw err;
+        }
         reply = { ok: true };
         break;
       }

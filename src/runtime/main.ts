@@ -5,7 +5,8 @@
  * run containers in nodevisor sandboxes. See docs/runtime.md.
  *
  * Errors go to the --log file in the --log-format asked (runc's shape: the shim reads them
- * from there), and the exit status is 1 (2 for a command line that cannot be parsed).
+ * from there) and to stderr, and the exit status is 1 (2 for a command line that cannot be
+ * parsed).
  */
 import { readFileSync } from 'node:fs';
 
@@ -92,7 +93,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     const code = errorCode(err);
     const message = err instanceof Error ? err.message : String(err);
-    log.error(err instanceof UsageError || !code ? message : `${message} (${code})`);
+    const text = err instanceof UsageError || !code ? message : `${message} (${code})`;
+    log.error(text);
+    // As runc: on stderr too (go-runc puts a failed command's output in its error, and the
+    // shim tells "container not running" from other kill failures by it).
+    if (line.global.log) process.stderr.write(`${text}\n`);
     return 1;
   }
 }

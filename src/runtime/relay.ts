@@ -9,7 +9,7 @@
  * pid it was given); SIGKILL cannot be caught, and the daemon then kills the process itself
  * when this relay's connection closes.
  *
- * `node relay.js <daemon socket> <json: { id, execId?, process? }>`, fd 3 a pipe: "ready\n" is
+ * `node relay.js <daemon socket> <json: { id, execId?, process?, detached }>`, fd 3 a pipe: "ready\n" is
  * written there once attached (or "error <message>\n"), then closed.
  */
 import { createWriteStream } from 'node:fs';
@@ -27,7 +27,26 @@ export function exitStatusCode(exit: { exitCode?: unknown; signal?: unknown }): 
   return 255;
 }
 
+/** How long a detached relay waits, once its command has exited, before it exits itself. */
+const SHIM_RECORD_MS = 100;
+/** At most this long for the command that started a detached relay to exit. */
+const REPARENT_MS = 5000;
+
+/**
+ * Resolves once the command that started this relay has exited (this process got another
+ * parent: the shim, a subreaper), and a little later. The runc shim of containerd 1.6 records
+ * an exec's pid from the pid file only after that command returns, and drops the exit of a
+ * pid it does not know yet: a process quicker than that (`sh -c 'exit 4'`) would never be
+ * seen to end. runc has the same window; the relay can close it by waiting.
+ */
+async function afterReparent(startPpid: number): Promise<void> {
+  const deadline = Date.now() + REPARENT_MS;
+  while (process.ppid === startPpid && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, SHIM_RECORD_MS));
+}
+
 async function main(): Promise<number> {
+  const startPpid = process.ppid;
   const [socketPath, json] = process.argv.slice(2);
   const attach = JSON.parse(json ?? '{}') as Message;
   const status = createWriteStream('', { fd: 3 });
@@ -44,6 +63,8 @@ async function main(): Promise<number> {
   const s = socket;
   return new Promise<number>((resolve) => {
     let attached = false;
+    // The daemon closes the connection after the exit status: that close is no failure.
+    let gotExit = false;
     onMessages(
       s,
       (m) => {
@@ -63,14 +84,19 @@ async function main(): Promise<number> {
         }
         if (typeof m.stdout === 'string') process.stdout.write(Buffer.from(m.stdout, 'base64'));
         else if (typeof m.stderr === 'string') process.stderr.write(Buffer.from(m.stderr, 'base64'));
-        else if (typeof m.exit === 'object' && m.exit !== null) resolve(exitStatusCode(m.exit as Message));
+        else if (typeof m.exit === 'object' && m.exit !== null) {
+          const code = exitStatusCode(m.exit as Message);
+          gotExit = true;
+          if (attach.detached === true) void afterReparent(startPpid).then(() => resolve(code));
+          else resolve(code);
+        }
       },
       () => resolve(255),
     );
     s.on('error', () => undefined);
     s.on('close', () => {
       if (!attached) status.end('error the sandbox daemon closed the connection\n');
-      resolve(255);
+      if (!gotExit) resolve(255);
     });
     send(s, { ...attach, op: 'attach', relayPid: process.pid });
   });

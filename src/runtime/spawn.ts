@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
@@ -66,16 +67,23 @@ export async function startDaemon(options: object, logFd: number, logFile: strin
   return child.pid!;
 }
 
+/** A relay that was started: its pid, and its exit status once it ends (for a relay that is not detached). */
+export interface Relay {
+  pid: number;
+  exited: Promise<number>;
+}
+
 /**
  * Starts a relay for a process of the daemon at `socket`, on this command's stdio (the shim's
- * pipes). `detached`: in its own session, outliving this command (the shim reaps it). Resolves
- * to the relay child.
+ * pipes). `detached`: in its own session, outliving this command (the shim reaps it).
  */
-export async function startRelay(socket: string, attach: object, detached: boolean): Promise<ChildProcess> {
+export async function startRelay(socket: string, attach: object, detached: boolean): Promise<Relay> {
   const stdio: StdioOptions = ['inherit', 'inherit', 'inherit', 'pipe'];
-  const child = spawn(process.execPath, [script('relay'), socket, JSON.stringify(attach)], { detached, stdio });
+  const child = spawn(process.execPath, [script('relay'), socket, JSON.stringify({ ...attach, detached })], { detached, stdio });
+  // Listened for from the start: a quick process may end before the caller asks.
+  const exited = new Promise<number>((resolve) => child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? osConstants.signals[signal] : 0))));
   await waitReady(child, 'the stdio relay');
   if (detached) letGo(child);
   else (child.stdio[3] as Readable | null)?.destroy();
-  return child;
+  return { pid: child.pid!, exited };
 }
