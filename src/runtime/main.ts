@@ -8,7 +8,8 @@
  * from there) and to stderr, and the exit status is 1 (2 for a command line that cannot be
  * parsed).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 
 import { errorCode } from '../errors.js';
 import { parseCommandLine, usage, UsageError, type ParsedCommandLine } from './args.js';
@@ -102,12 +103,24 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`nodevisor-runtime: ${String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+/** Whether this module is the program (run directly, or through the bin symlink npm makes). */
+function isProgram(): boolean {
+  if (!process.argv[1]) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isProgram()) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`nodevisor-runtime: ${String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
