@@ -341,7 +341,10 @@ class Daemon {
       await sandbox.delete();
       this.closing = true;
     } else {
+      // The sandbox API has no per-container delete yet: removeContainer destroys the container
+      // and releases its mounts (no poststop hooks), and its id mapping is ours to remove.
       await sandbox.removeContainer(id);
+      await new ContainerIdMapping(this.options.mappingRoot).delete(id);
       for (const key of [...this.procs.keys()]) if (key === id || key.startsWith(`${id}/`)) this.procs.delete(key);
       this.bundles.delete(id);
     }
