@@ -222,6 +222,9 @@ export class Sandbox {
       } else if (config.mounts.some((m) => !/^\/(proc|dev|sys)(\/|$)/.test(m.destination))) {
         this.#log(id).warn('the spec mounts are not supported by this isolation backend; skipped');
       }
+      if (config.cmd.console || config.cmd.interactive) {
+        this.#log(id).warn('the agent has no terminal (pty) support: the container gets pipes for its stdio');
+      }
       step = 'create the container in the agent';
       const hostname = config.spec.hostname;
       const { pid } = await agent.createContainer({
