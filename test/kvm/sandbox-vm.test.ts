@@ -95,6 +95,7 @@ describe.skipIf(!canRun)(what, () => {
     const err = await failingSandbox('probe-mount', { spec: busyboxSpec(['true'], { hooks: { prestart: [netnsInodeHook(file)] } }) });
     expect(err.message).toMatch(/^createSandbox: create the container: container probe-mount: mount the rootfs in the agent: agent storage.mount/);
     expect(err.cause).toBeInstanceOf(NodevisorError);
+    expect(err.code).toBe('ENOTSUP'); // the probe serves ping, echo and disk.checksum only
     expect(netnsMountsOf(recordedInode(file))).toEqual([]);
     expect(await settled(state, before)).toEqual(before);
   });
