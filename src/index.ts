@@ -72,7 +72,7 @@ export {
 export { inspectBlockDevice, type BlockDeviceInfo } from './rootfs/blockdev.js';
 
 // Virtual machines (the VMM in the addon) and the probe guest.
-export { Vm, type AgentStream, type DiskConfig, type VmConfig, type VmEvents, type VmExit, type VmPhase, type VmState } from './vm/vm.js';
+export { Vm, type AgentStream, type DiskConfig, type RestoreOptions, type VmConfig, type VmEvents, type VmExit, type VmPhase, type VmState } from './vm/vm.js';
 export { probeGuestPath } from './guest/probe.js';
 
 // The guest agent protocol (docs/protocol.md), the agent binary, and guest images.
