@@ -101,6 +101,21 @@ export {
   type GuestImage,
 } from './guest/image/index.js';
 
+// The VM factory (Kata B31-B39): direct boots, template clones, an in-process pool.
+export {
+  currentFactory,
+  DEFAULT_TEMPLATE_PATH,
+  Factory,
+  FactoryVmHandle,
+  handleFactory,
+  newFactory,
+  type FactoryRuntime,
+  type FactoryVm,
+  type FactoryVmConfig,
+  type GuestKind,
+  type NewFactoryConfig,
+} from './factory/index.js';
+
 // Sandboxes: createSandbox / createContainer, the Sandbox, and the isolation backends.
 export {
   bootSandboxVm,
