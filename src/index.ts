@@ -72,7 +72,7 @@ export {
 export { inspectBlockDevice, type BlockDeviceInfo } from './rootfs/blockdev.js';
 
 // Virtual machines (the VMM in the addon) and the probe guest.
-export { Vm, type AgentStream, type DiskConfig, type VmConfig, type VmEvents, type VmExit, type VmPhase, type VmState } from './vm/vm.js';
+export { Vm, type AgentStream, type DiskConfig, type RestoreOptions, type VmConfig, type VmEvents, type VmExit, type VmPhase, type VmState } from './vm/vm.js';
 export { probeGuestPath } from './guest/probe.js';
 
 // The guest agent protocol (docs/protocol.md), the agent binary, and guest images.
@@ -100,6 +100,21 @@ export {
   type GuestBuildOptions,
   type GuestImage,
 } from './guest/image/index.js';
+
+// The VM factory (Kata B31-B39): direct boots, template clones, an in-process pool.
+export {
+  currentFactory,
+  DEFAULT_TEMPLATE_PATH,
+  Factory,
+  FactoryVmHandle,
+  handleFactory,
+  newFactory,
+  type FactoryRuntime,
+  type FactoryVm,
+  type FactoryVmConfig,
+  type GuestKind,
+  type NewFactoryConfig,
+} from './factory/index.js';
 
 // Sandboxes: createSandbox / createContainer, the Sandbox, and the isolation backends.
 export {

@@ -1,8 +1,7 @@
 /**
- * Test-only access to a Vm: the probe guest's wait port, reads of guest memory, a save/restore
- * round trip, and the native event callback. Tests import this file by relative path; it is not
- * in package.json `exports` and src/index.ts does not re-export it, so a user of the package
- * never sees it. Everything here runs on the JS thread.
+ * Test-only access to a Vm: the probe guest's wait port, reads of guest memory and the native
+ * event callback. Tests import this file by relative path; it is not in package.json `exports`
+ * and src/index.ts does not re-export it, so a user of the package never sees it. Everything here runs on the JS thread.
  */
 import { invalid } from './errors.js';
 import type { NativeVmHandle, NativeVmTestMethods } from './native/binding.js';
@@ -25,11 +24,6 @@ export function postWaitWord(vm: Vm, word: number): boolean {
 /** A copy of `length` bytes of guest memory at guest-physical `address` (at most 1 MiB). */
 export function debugReadGuest(vm: Vm, address: number, length: number): Buffer {
   return testHandle(vm).debugReadGuest(address, length);
-}
-
-/** Saves then restores every vCPU and device state of a paused VM; returns the bytes saved. */
-export function debugSaveRestore(vm: Vm): number {
-  return testHandle(vm).debugSaveRestore();
 }
 
 /** Hands `vm` an event as if the addon had sent it (to test how unknown kinds are handled). */

@@ -1,6 +1,7 @@
-// N-API binding of native/vmm's Vm: `vmCreate(config, onEvent)` -> Promise<VmHandle>, and the
-// handle's methods (start, pause, resume, stop, writeConsole, postWaitWord, state, and two
-// debug helpers for tests). src/vm/vm.ts wraps this into the public `Vm` class.
+// N-API binding of native/vmm's Vm: `vmCreate(config, onEvent)` and `vmRestore(dir, onEvent)`
+// -> Promise<VmHandle>, and the handle's methods (start, pause, resume, stop, snapshot,
+// writeConsole, postWaitWord, state, generation, and a debug helper for tests). src/vm/vm.ts
+// wraps this into the public `Vm` class.
 //
 // Threads:
 // - Every function here is entered on the JS thread.
@@ -13,6 +14,7 @@
 //   both stop (and join) the VM threads before the TSFN is released.
 #include <napi.h>
 
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -20,6 +22,8 @@
 #include "addon/errors.h"
 #include "addon/exports.h"
 #include "addon/vm_events.h"
+#include "vmm/kvm/warm_vm.h"
+#include "vmm/util/reaper.h"
 #include "vmm/vm.h"
 
 namespace nodevisor::addon {
@@ -142,8 +146,9 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
                         InstanceMethod<&VmHandle::detach_disk>("detachDisk"),
                         InstanceMethod<&VmHandle::write_agent>("writeAgent"),
                         InstanceMethod<&VmHandle::read_agent>("readAgent"),
-                        InstanceMethod<&VmHandle::debug_read_guest>("debugReadGuest"),
-                        InstanceMethod<&VmHandle::debug_save_restore>("debugSaveRestore")});
+                        InstanceMethod<&VmHandle::snapshot>("snapshot"),
+                        InstanceMethod<&VmHandle::generation>("generation"),
+                        InstanceMethod<&VmHandle::debug_read_guest>("debugReadGuest")});
   }
 
   // Called through the constructor from CreateVmWorker::OnOK with an External<shared_ptr>.
@@ -170,7 +175,9 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
 
   Napi::Value start(const Napi::CallbackInfo& info) {
     // Spawning the vCPU threads is quick and never waits on the guest: done right here.
-    vmm::Status status = session_->vm->start();
+    // start(true): the vCPUs start parked (a restored VM asked to stay paused).
+    const bool paused = info.Length() > 0 && info[0].ToBoolean().Value();
+    vmm::Status status = session_->vm->start(paused);
     if (status.ok() && !session_->tsfn_released) session_->events->tsfn().Ref(info.Env());
     return resolved(info.Env(), status);
   }
@@ -246,10 +253,19 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
     return Napi::Buffer<uint8_t>::Copy(env, bytes->data(), bytes->size());
   }
 
-  Napi::Value debug_save_restore(const Napi::CallbackInfo& info) {
-    auto total = session_->vm->save_restore_round_trip();
-    if (!total.ok()) throw make_error(info.Env(), to_failure(total.error()));
-    return Napi::Number::New(info.Env(), static_cast<double>(total.value()));
+  // snapshot(dir) -> Promise<void>: writes guest memory and state on a libuv worker.
+  Napi::Value snapshot(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(info.Env(), "snapshot(dir): dir must be a string");
+    std::string dir = info[0].As<Napi::String>().Utf8Value();
+    auto session = session_;
+    return VmTask::start(info.Env(), "nodevisor.vm.snapshot", [session, dir] { return session->vm->snapshot(dir); });
+  }
+
+  // JS thread: the VM generation id as 16 hex digits (64 bits do not fit a JS number).
+  Napi::Value generation(const Napi::CallbackInfo& info) {
+    char text[17];
+    std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(session_->vm->generation()));
+    return Napi::String::New(info.Env(), text);
   }
 
   std::shared_ptr<VmSession> session_;
@@ -257,18 +273,20 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
   bool cleanup_ran_ = false;
 };
 
+// Builds a VM (create, or restore from a snapshot) on a libuv worker and resolves its handle.
 class CreateVmWorker final : public Napi::AsyncWorker {
  public:
-  CreateVmWorker(Napi::Env env, vmm::VmConfig config, std::shared_ptr<VmSession> session)
-      : Napi::AsyncWorker(env, "nodevisor.vm.create"),
+  using Build = std::function<vmm::Result<std::unique_ptr<vmm::Vm>>(vmm::VmEventSink&)>;
+  CreateVmWorker(Napi::Env env, const char* name, Build build, std::shared_ptr<VmSession> session)
+      : Napi::AsyncWorker(env, name),
         deferred_(Napi::Promise::Deferred::New(env)),
-        config_(std::move(config)),
+        build_(std::move(build)),
         session_(std::move(session)) {}
   Napi::Promise promise() { return deferred_.Promise(); }
 
  private:
   void Execute() override {  // libuv worker
-    auto vm = vmm::Vm::create(config_, *session_->events);
+    auto vm = build_(*session_->events);
     if (vm.ok()) {
       session_->vm = std::move(vm.value());
     } else {
@@ -294,10 +312,22 @@ class CreateVmWorker final : public Napi::AsyncWorker {
 
  private:
   Napi::Promise::Deferred deferred_;
-  vmm::VmConfig config_;
+  Build build_;
   std::shared_ptr<VmSession> session_;
   std::optional<vmm::Error> error_;
 };
+
+// One session per VM, with its TSFN unreferenced until start(). The TSFN's finalizer (JS
+// thread, after the last Release, when the VM threads are joined) drops the queue it kept
+// alive for late calls.
+std::shared_ptr<VmSession> new_session(Napi::Env env, Napi::Function on_event) {
+  auto session = std::make_shared<VmSession>();
+  auto queue = session->events;
+  session->events->attach(
+      Napi::ThreadSafeFunction::New(env, on_event, "nodevisor.vm.events", 0, 1, [queue](Napi::Env) {}));
+  session->events->tsfn().Unref(env);
+  return session;
+}
 
 // vmCreate(config, onEvent) -> Promise<VmHandle>. The config was validated in TS already;
 // the VMM checks it again (sizes, files, ELF headers) and its errors reject the promise.
@@ -329,14 +359,38 @@ Napi::Value vm_create(const Napi::CallbackInfo& info) {
     config.wait_port_timeout = std::chrono::milliseconds(js.Get("waitTimeoutMs").As<Napi::Number>().Int64Value());
   }
 
-  auto session = std::make_shared<VmSession>();
-  // One TSFN per VM, unreferenced until start(). Its finalizer (JS thread, after the last
-  // Release, when the VM threads are joined) drops the queue it kept alive for late calls.
-  auto queue = session->events;
-  session->events->attach(Napi::ThreadSafeFunction::New(
-      env, info[1].As<Napi::Function>(), "nodevisor.vm.events", 0, 1, [queue](Napi::Env) {}));
-  session->events->tsfn().Unref(env);
-  auto* worker = new CreateVmWorker(env, std::move(config), session);
+  auto session = new_session(env, info[1].As<Napi::Function>());
+  auto* worker = new CreateVmWorker(
+      env, "nodevisor.vm.create",
+      [config = std::move(config)](vmm::VmEventSink& sink) { return vmm::Vm::create(config, sink); }, session);
+  worker->handle_class_ = static_cast<Napi::FunctionReference*>(info.Data());
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
+// vmDrainTeardown() -> Promise<void>: resolves once the reaper has released every stopped
+// VM's fds and memory (waits on a libuv worker).
+Napi::Value vm_drain_teardown(const Napi::CallbackInfo& info) {
+  return VmTask::start(info.Env(), "nodevisor.vm.drainTeardown", [] {
+    vmm::WarmVmCache::instance().settle();  // the spare VM being made holds fds too
+    vmm::Reaper::instance().drain();
+    return vmm::Status{};
+  });
+}
+
+// vmRestore(dir, onEvent) -> Promise<VmHandle>: a new VM from a snapshot directory, built on
+// a libuv worker (reads the state file, maps the memory file, KVM ioctls, reopens disks). Not
+// started: the caller starts it, paused or not. src/vm `Vm.restore` checks `dir` first.
+Napi::Value vm_restore(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsFunction()) {
+    throw Napi::TypeError::New(env, "vmRestore(dir, onEvent): expected a string and a function");
+  }
+  std::string dir = info[0].As<Napi::String>().Utf8Value();
+  auto session = new_session(env, info[1].As<Napi::Function>());
+  auto* worker = new CreateVmWorker(
+      env, "nodevisor.vm.restore", [dir](vmm::VmEventSink& sink) { return vmm::Vm::restore(dir, sink); }, session);
   worker->handle_class_ = static_cast<Napi::FunctionReference*>(info.Data());
   Napi::Promise promise = worker->promise();
   worker->Queue();
@@ -349,7 +403,12 @@ void register_vm(Napi::Env env, Napi::Object exports) {
   // The VmHandle class, per environment, freed when the environment goes away.
   auto* handle_class = new Napi::FunctionReference(Napi::Persistent(VmHandle::define(env)));
   env.AddCleanupHook([handle_class] { delete handle_class; });
+  // Registered before any VM's own hook, so it runs after them (Node runs cleanup hooks in
+  // reverse): every stopped VM's fds and memory are released before the environment is gone.
+  env.AddCleanupHook([] { vmm::Reaper::instance().drain(); });
   exports.Set("vmCreate", Napi::Function::New(env, vm_create, "vmCreate", handle_class));
+  exports.Set("vmRestore", Napi::Function::New(env, vm_restore, "vmRestore", handle_class));
+  exports.Set("vmDrainTeardown", Napi::Function::New(env, vm_drain_teardown, "vmDrainTeardown"));
 }
 
 }  // namespace nodevisor::addon

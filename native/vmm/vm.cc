@@ -6,13 +6,18 @@
 #include "vmm/devices/legacy/exit_port.h"
 #include "vmm/devices/legacy/i8042.h"
 #include "vmm/devices/legacy/serial_8250.h"
+#include "vmm/devices/legacy/vm_generation.h"
 #include "vmm/devices/legacy/wait_port.h"
 #include "vmm/kvm/cpuid.h"
 #include "vmm/kvm/kvm_system.h"
+#include "vmm/kvm/warm_vm.h"
 #include "vmm/util/read_file.h"
+#include "vmm/util/reaper.h"
 #include "vmm/vstate/vcpu_state.h"
 
 namespace nodevisor::vmm {
+
+static_assert(VmGeneration::kPort == PROBE_VM_GENERATION_PORT, "probe_abi.h and the VMM disagree on the port");
 
 const char* vm_state_name(VmState state) {
   switch (state) {
@@ -60,13 +65,21 @@ Status Vm::build() {
     initrd = std::move(read.value());
   }
 
-  // Memory first: KvmVm registers it before creating the irqchip (see kvm_vm.h for why).
-  auto memory = GuestMemory::create(memory_bytes);
-  if (!memory.ok()) return memory.error();
-  memory_ = std::make_unique<GuestMemory>(std::move(memory.value()));
-  auto kvm_vm = KvmVm::create(*memory_);
-  if (!kvm_vm.ok()) return kvm_vm.error();
-  kvm_vm_ = std::move(kvm_vm.value());
+  if (auto warm = WarmVmCache::instance().take(memory_bytes, config_.vcpus)) {
+    // Made ahead of time on the prewarm thread (kvm/warm_vm.h): memory, VM, irqchip, PIT and
+    // the vCPUs with their CPUID (setup_vcpus does the rest).
+    memory_ = std::move(warm->memory);
+    kvm_vm_ = std::move(warm->vm);
+    vcpus_ = std::move(warm->vcpus);
+  } else {
+    // Memory first: KvmVm registers it before creating the irqchip (see kvm_vm.h for why).
+    auto memory = GuestMemory::create(memory_bytes);
+    if (!memory.ok()) return memory.error();
+    memory_ = std::make_unique<GuestMemory>(std::move(memory.value()));
+    auto kvm_vm = KvmVm::create(*memory_);
+    if (!kvm_vm.ok()) return kvm_vm.error();
+    kvm_vm_ = std::move(kvm_vm.value());
+  }
 
   // ELF (PVH, or the probe's CPL-3 entry) or bzImage, by content (arch/x86_64/kernel_image.h).
   auto loaded = x86_64::load_kernel_image(*memory_, kernel.value(), !config_.pvh_entry_only);
@@ -103,24 +116,36 @@ Status Vm::add_legacy_devices() {
   wait_port_ = std::make_shared<WaitPort>(config_.wait_port_timeout);
   auto i8042 = std::make_shared<I8042>([this] { end({"reset", 0, "the guest reset the machine (i8042)"}); });
   auto exit_port = std::make_shared<ExitPort>([this](uint32_t code) { end({"guest-exit", code, ""}); });
+  generation_ = std::make_shared<VmGeneration>();
 
   NV_TRY(pio_bus_.insert(Serial8250::kCom1Port, Serial8250::kPortCount, serial_));
   NV_TRY(pio_bus_.insert(DebugPort::kPort, 1, debug_port_));
   NV_TRY(pio_bus_.insert(I8042::kDataPort, I8042::kCommandPort - I8042::kDataPort + 1, i8042));
   NV_TRY(pio_bus_.insert(ExitPort::kPort, ExitPort::kPortCount, exit_port));
   NV_TRY(pio_bus_.insert(WaitPort::kPort, WaitPort::kPortCount, wait_port_));
-  devices_ = {serial_, debug_port_, i8042, exit_port, wait_port_};
+  NV_TRY(pio_bus_.insert(VmGeneration::kPort, VmGeneration::kPortCount, generation_));
+  // The saved device list (snapshots) is in this order; virtio transports were added first.
+  devices_.insert(devices_.end(), {serial_, debug_port_, i8042, exit_port, wait_port_, generation_});
   return {};
 }
 
 Status Vm::setup_vcpus(const x86_64::BootEntry& boot) {
   auto system = KvmSystem::get();
   if (!system.ok()) return system.error();
+  cpuid_base_ = system.value()->supported_cpuid();
+  // vCPUs that came with a spare VM (kvm/warm_vm.h) have their CPUID already.
+  std::vector<std::unique_ptr<KvmVcpu>> prepared = std::move(vcpus_);
+  vcpus_.clear();
   for (uint32_t index = 0; index < config_.vcpus; ++index) {
-    auto vcpu = KvmVcpu::create(kvm_vm_, index);
-    if (!vcpu.ok()) return vcpu.error();
-    auto owned = std::make_unique<KvmVcpu>(std::move(vcpu.value()));
-    NV_TRY(owned->set_cpuid(vcpu_cpuid(system.value()->supported_cpuid(), index, config_.vcpus)));
+    std::unique_ptr<KvmVcpu> owned;
+    if (index < prepared.size()) {
+      owned = std::move(prepared[index]);
+    } else {
+      auto vcpu = KvmVcpu::create(kvm_vm_, index);
+      if (!vcpu.ok()) return vcpu.error();
+      owned = std::make_unique<KvmVcpu>(std::move(vcpu.value()));
+      NV_TRY(owned->set_cpuid(vcpu_cpuid(system.value()->supported_cpuid(), index, config_.vcpus)));
+    }
     NV_TRY(owned->set_msrs(boot_msrs()));
     if (index == 0 && boot.mode == x86_64::BootMode::kNodevisorUser) {
       // The probe polls nothing on its UART and only writes bytes to it: its console output
@@ -150,7 +175,7 @@ Status Vm::setup_vcpus(const x86_64::BootEntry& boot) {
   return {};
 }
 
-Status Vm::start() {
+Status Vm::start(bool paused) {
   std::lock_guard control(control_mutex_);
   {
     std::lock_guard lock(state_mutex_);
@@ -159,6 +184,13 @@ Status Vm::start() {
     }
   }
   debug_port_->set_origin(monotonic_ns());
+  if (paused) {
+    // As pause() leaves it: the wait port returns at once, device workers leave memory alone.
+    wait_port_->set_held(true);
+    pause_virtio(true);
+  } else if (restoring_) {
+    pause_virtio(false);  // a restored VM's devices were paused while their state was loaded
+  }
   // Every VcpuThread exists before the first one runs: a guest that ends at once makes end()
   // walk threads_ from a vCPU thread, which must not see the vector grow under it.
   for (auto& vcpu : vcpus_) {
@@ -166,7 +198,7 @@ Status Vm::start() {
     threads_.push_back(std::make_unique<VcpuThread>(*vcpu, handler));
   }
   for (auto& thread : threads_) {
-    Status spawned = thread->spawn();
+    Status spawned = thread->spawn(paused);
     if (!spawned.ok()) {
       // Leave nothing running behind a failed start; the VM counts as ended (not stopped),
       // so stop() — called by the caller or at collection — still releases its resources.
@@ -179,7 +211,7 @@ Status Vm::start() {
     }
   }
   std::lock_guard lock(state_mutex_);
-  if (state_ == VmState::kCreated) state_ = ended_ ? VmState::kExited : VmState::kRunning;
+  if (state_ == VmState::kCreated) state_ = ended_ ? VmState::kExited : paused ? VmState::kPaused : VmState::kRunning;
   return {};
 }
 
@@ -230,12 +262,15 @@ void Vm::stop() {
   // Release the kernel resources now rather than when the JS handle is collected: a stopped
   // VM holds no fds, threads or guest memory (the garbage collector may run much later).
   threads_.clear();
-  vcpus_.clear();
+  coalesced_ring_ = nullptr;  // it lies in vCPU 0's run page, which goes below
   shut_down_virtio();  // device workers stop before the memory they use goes
-  memory_.reset();
   {
+    // The vCPU fds, the VM fd and guest memory are released by the reaper (util/reaper.h):
+    // closing a VM fd waits ~20 ms in the kernel, which stop() need not wait for.
     std::lock_guard lock(irq_mutex_);
+    Reaper::instance().dispose(KernelRemains{std::move(memory_), std::move(kvm_vm_), std::move(vcpus_)});
     kvm_vm_ = KvmVm{};
+    vcpus_.clear();
   }
   bool report = false;
   {
@@ -245,6 +280,14 @@ void Vm::stop() {
     ended_ = true;
   }
   if (report) sink_.on_exit({"stopped", 0, ""});
+}
+
+Vm::KernelRemains::~KernelRemains() {
+  // On a reaper thread. vCPUs first (their fds pin the VM), then the VM, then its memory: with
+  // the VM gone, unmapping no longer calls into KVM's MMU notifier.
+  vcpus.clear();
+  vm = KvmVm{};
+  memory.reset();
 }
 
 void Vm::end(VmExitInfo info) {
@@ -288,26 +331,7 @@ Result<std::vector<uint8_t>> Vm::read_guest(uint64_t address, uint64_t length) c
   return bytes;
 }
 
-Result<size_t> Vm::save_restore_round_trip() {
-  std::lock_guard control(control_mutex_);
-  {
-    std::lock_guard lock(state_mutex_);
-    if (state_ != VmState::kPaused) return plain_error("EBUSY", "save/restore needs a paused VM");
-  }
-  size_t total = 0;
-  for (auto& vcpu : vcpus_) {
-    auto saved = save_vcpu_state(*vcpu);
-    if (!saved.ok()) return saved.error();
-    total += saved->size();
-    NV_TRY(restore_vcpu_state(*vcpu, saved.value()));
-  }
-  for (auto& device : devices_) {
-    std::vector<uint8_t> saved = device->save();
-    total += saved.size();
-    NV_TRY(device->restore(saved));
-  }
-  return total;
-}
+uint64_t Vm::generation() const { return generation_ ? generation_->value() : 0; }
 
 void Vm::pio_read(uint16_t port, std::span<uint8_t> data) { pio_bus_.read(port, data); }
 void Vm::pio_write(uint16_t port, std::span<const uint8_t> data) { pio_bus_.write(port, data); }

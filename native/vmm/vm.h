@@ -32,6 +32,10 @@ namespace nodevisor::vmm {
 class Serial8250;
 class DebugPort;
 class WaitPort;
+class VmGeneration;
+namespace snapshot {
+struct VmSnapshot;
+}
 
 struct VmConfig {
   std::string kernel_path;
@@ -80,9 +84,16 @@ const char* vm_state_name(VmState state);
 class Vm final : private VcpuExitHandler {
  public:
   static Result<std::unique_ptr<Vm>> create(const VmConfig& config, VmEventSink& sink);
+  // A new VM from a snapshot directory written by `snapshot` (vm_restore.cc): guest memory
+  // mapped copy-on-write from `dir/memory`, every vCPU and device restored from `dir/state`,
+  // disks reopened by path, a fresh agent channel and a new generation id. Not running yet:
+  // `start` (or `start(true)` to stay paused). A bad snapshot is an EBADSNAPSHOT error naming
+  // the file; nothing of the half-built VM is left behind. Runs on a worker thread.
+  static Result<std::unique_ptr<Vm>> restore(const std::string& dir, VmEventSink& sink);
   ~Vm() override;
 
-  Status start();
+  // Runs the vCPUs; with `paused`, the VM starts in the paused state (resume runs it).
+  Status start(bool paused = false);
   Status pause();
   Status resume();
   // Idempotent: stops the vCPU threads, joins them, and reports exit "stopped" unless the
@@ -102,9 +113,12 @@ class Vm final : private VcpuExitHandler {
   size_t write_agent(std::span<const uint8_t> bytes);
   std::vector<uint8_t> read_agent(size_t max);
 
-  // Saves, then restores, every vCPU's and device's state while paused: proves the
-  // save/restore paths against the live KVM (for tests until snapshots use them).
-  Result<size_t> save_restore_round_trip();
+  // Writes a snapshot of this paused VM into `dir` (created if missing): `dir/memory` (guest
+  // RAM, sparse) and `dir/state` (snapshot/state_file.h). A running VM is refused (EBUSY).
+  // Runs on a worker thread; the VM stays paused and usable.
+  Status snapshot(const std::string& dir);
+  // This VM instance's generation id (devices/legacy/vm_generation.h).
+  uint64_t generation() const;
 
  private:
   Vm(const VmConfig& config, VmEventSink& sink);
@@ -115,7 +129,20 @@ class Vm final : private VcpuExitHandler {
   void shut_down_virtio();
   void pause_virtio(bool paused);
   Status setup_vcpus(const x86_64::BootEntry& boot);
+  // vm_snapshot.cc: builds this (new) VM from a decoded snapshot.
+  Status restore_from(const snapshot::VmSnapshot& snap, UniqueFd memory_file, const std::string& state_path);
   void end(VmExitInfo info);
+
+  // What stop() hands to the reaper, released in this order by the destructor.
+  struct KernelRemains {
+    std::unique_ptr<GuestMemory> memory;
+    KvmVm vm;
+    std::vector<std::unique_ptr<KvmVcpu>> vcpus;
+    KernelRemains(std::unique_ptr<GuestMemory> m, KvmVm v, std::vector<std::unique_ptr<KvmVcpu>> c)
+        : memory(std::move(m)), vm(std::move(v)), vcpus(std::move(c)) {}
+    KernelRemains(KernelRemains&&) = default;
+    ~KernelRemains();
+  };
 
   // VcpuExitHandler, on vCPU threads.
   void pio_read(uint16_t port, std::span<uint8_t> data) override;
@@ -135,6 +162,10 @@ class Vm final : private VcpuExitHandler {
   std::shared_ptr<Serial8250> serial_;
   std::shared_ptr<DebugPort> debug_port_;
   std::shared_ptr<WaitPort> wait_port_;
+  std::shared_ptr<VmGeneration> generation_;
+  // KVM's supported CPUID table the vCPUs were derived from (a restored VM: the snapshot's).
+  std::vector<kvm_cpuid_entry2> cpuid_base_;
+  bool restoring_ = false;  // built from a snapshot: guest memory already holds the boot data
   std::vector<std::shared_ptr<BusDevice>> devices_;  // every device, for save/restore
   // Shared so that attach/agent I/O (any thread) can hold the set while stop() drops it;
   // virtio_mutex_ guards only the pointer, never a blocking call.

@@ -34,7 +34,10 @@ Result<std::string> Vm::add_virtio_devices() {
   acpi::AcpiConfig acpi_config;
   acpi_config.vcpus = config_.vcpus;
   acpi_config.virtio_devices = set.value()->acpi_devices();
-  NV_TRY(acpi::write_acpi_tables(*memory_, acpi::build_acpi_tables(acpi_config, kAcpiTablesAddress)));
+  // A restored VM's memory already holds the tables (writing them again would only copy pages).
+  if (!restoring_) {
+    NV_TRY(acpi::write_acpi_tables(*memory_, acpi::build_acpi_tables(acpi_config, kAcpiTablesAddress)));
+  }
 
   for (auto& transport : set.value()->bus_devices()) devices_.push_back(transport);
   std::string entries = config_.virtio_cmdline ? set.value()->cmdline_entries() : "";

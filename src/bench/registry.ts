@@ -89,4 +89,4 @@ const vmStart: Bench<import('./vm-start.js').VmStartBenchResult> = {
   },
 };
 
-export const benches: Bench<any>[] = [netns, virtio, vmStart];
+export const benches: Bench<any>[] = [netns, virtio, vmStart, (await import('./factory.js')).factoryBench];

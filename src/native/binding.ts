@@ -73,8 +73,8 @@ export type NativeVmEventKind = 'console' | 'phase' | 'exit' | 'agent-readable' 
 
 /** A VM in the addon (native/addon/vm_binding.cc). Each method says which thread does the work. */
 export interface NativeVmHandle {
-  /** JS thread: spawns the vCPU threads (never waits on the guest). */
-  start(): Promise<void>;
+  /** JS thread: spawns the vCPU threads (never waits on the guest); `paused`: they start parked. */
+  start(paused?: boolean): Promise<void>;
   /** A libuv worker: kicks every vCPU out of KVM_RUN and waits until each is parked. */
   pause(): Promise<void>;
   /** JS thread. */
@@ -93,6 +93,10 @@ export interface NativeVmHandle {
   writeAgent(bytes: Uint8Array): number;
   /** JS thread: takes up to `max` bytes of the guest's agent-console output. */
   readAgent(max: number): Buffer;
+  /** A libuv worker, VM paused: writes `dir/memory` and `dir/state` (EBUSY when not paused). */
+  snapshot(dir: string): Promise<void>;
+  /** JS thread: the VM generation id, 16 hex digits (new for every VM, restored clones included). */
+  generation(): string;
 }
 
 /**
@@ -104,8 +108,6 @@ export interface NativeVmTestMethods {
   postWaitWord(word: number): boolean;
   /** JS thread: a copy of guest memory (at most 1 MiB). */
   debugReadGuest(address: number, length: number): Buffer;
-  /** JS thread, VM paused: saves then restores every vCPU and device state; returns the bytes saved. */
-  debugSaveRestore(): number;
 }
 
 /** The raw addon, as native/addon/module.cc exports it. Each entry says which thread runs it. */
@@ -140,6 +142,14 @@ export interface NativeAddon {
    * VM (vCPU threads never touch N-API). Use src/vm `Vm.create`, which validates first.
    */
   vmCreate(config: NativeVmConfig, onEvent: (kind: NativeVmEventKind, payload: unknown) => void): Promise<NativeVmHandle & NativeVmTestMethods>;
+  /**
+   * Builds a new VM from a snapshot directory on a libuv worker thread (reads and checks
+   * `dir/state`, maps `dir/memory` copy-on-write, restores every vCPU and device, reopens
+   * disks) and resolves its handle, not started. Use src/vm `Vm.restore`.
+   */
+  vmRestore(dir: string, onEvent: (kind: NativeVmEventKind, payload: unknown) => void): Promise<NativeVmHandle & NativeVmTestMethods>;
+  /** A libuv worker: waits until every stopped VM's fds and guest memory are released (native/vmm/util/reaper.h). */
+  vmDrainTeardown(): Promise<void>;
 }
 
 const require = createRequire(import.meta.url);

@@ -89,6 +89,8 @@ export class Sandbox {
   readonly isolation: Isolation;
   readonly #parts: SandboxParts;
   readonly #containers = new Map<string, ContainerRecord>();
+  /** Ids whose creation is under way (two creations of one id must not race). */
+  readonly #creating = new Set<string>();
   #stopped: Promise<Error[]> | undefined;
   #deleted: Promise<void> | undefined;
 
@@ -104,6 +106,8 @@ export class Sandbox {
       const rec = this.#containers.get(event.containerId);
       if (!rec) return;
       const stream = event.stream === 'stderr' ? rec.stdio.stderr : rec.stdio.stdout;
+      // Ended by a teardown already: late output has nowhere to go (a write would throw).
+      if (stream.writableEnded) return;
       if (event.data) stream.write(event.data);
       if (event.eof) stream.end();
     });
@@ -187,7 +191,19 @@ export class Sandbox {
   async addContainer(config: ContainerConfig, bundlePath: string): Promise<SandboxProcess> {
     this.#checkLive();
     const id = config.id;
-    if (this.#containers.has(id)) throw new NodevisorError(`container ${id} already exists in sandbox ${this.id}`, { code: 'EEXIST' });
+    if (this.#containers.has(id) || this.#creating.has(id)) {
+      throw new NodevisorError(`container ${id} already exists in sandbox ${this.id}`, { code: 'EEXIST' });
+    }
+    this.#creating.add(id);
+    try {
+      return await this.#createContainer(config, bundlePath);
+    } finally {
+      this.#creating.delete(id);
+    }
+  }
+
+  async #createContainer(config: ContainerConfig, bundlePath: string): Promise<SandboxProcess> {
+    const id = config.id;
     const { backend } = this.#parts;
     const agent = backend.agent;
     const resources = new UndoStack();
@@ -221,6 +237,9 @@ export class Sandbox {
         resources.push('undo the container mounts', undoMounts);
       } else if (config.mounts.some((m) => !/^\/(proc|dev|sys)(\/|$)/.test(m.destination))) {
         this.#log(id).warn('the spec mounts are not supported by this isolation backend; skipped');
+      }
+      if (config.cmd.console || config.cmd.interactive) {
+        this.#log(id).warn('the agent has no terminal (pty) support: the container gets pipes for its stdio');
       }
       step = 'create the container in the agent';
       const hostname = config.spec.hostname;

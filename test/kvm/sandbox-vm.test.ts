@@ -7,17 +7,18 @@
  * The same flow with the Linux guest (the agent mounts the disk and runs busybox) needs
  * hardware KVM: tier 5, skipped on kvm_pvm with its reason.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { NodevisorError } from '../../src/errors.js';
 import { buildGuestImage } from '../../src/guest/image/build.js';
 import { probeGuestPath } from '../../src/guest/probe.js';
-import { ContainerIdMapping } from '../../src/mapping/container-id-mapping.js';
+import { ContainerIdMapping, DEFAULT_MAPPING_ROOT } from '../../src/mapping/container-id-mapping.js';
 import type { Spec } from '../../src/oci/spec.js';
-import { createSandbox } from '../../src/sandbox/index.js';
+import { createSandbox, DEFAULT_SANDBOX_STATE_ROOT } from '../../src/sandbox/index.js';
 import { bootSandboxVm, factoryVmProvider, setSandboxVmProvider, startVmBackend } from '../../src/sandbox/vm-backend.js';
 import { validateSpec } from '../../src/oci/validate.js';
 import { busyboxRootfsNeed, makeBusyboxImage } from '../helpers/busybox-rootfs.js';
@@ -26,6 +27,8 @@ import { busyboxSpec, hostState, netnsInodeHook, netnsMountsOf, recordedInode, r
 import { tempDir } from '../helpers/tmp.js';
 
 const what = "sandboxes with isolation 'vm' and the probe guest";
+const cli = resolve(import.meta.dirname, '../../dist/src/cli/main.js');
+const cliBuilt = existsSync(cli) || (console.warn(`[skip] nodevisor run --isolation vm: ${cli} is not built (npx tsc -p tsconfig.build.json)`), false);
 const canRun =
   needs.kvm.report(what) &&
   needs.root.report(what) &&
@@ -92,6 +95,7 @@ describe.skipIf(!canRun)(what, () => {
     const err = await failingSandbox('probe-mount', { spec: busyboxSpec(['true'], { hooks: { prestart: [netnsInodeHook(file)] } }) });
     expect(err.message).toMatch(/^createSandbox: create the container: container probe-mount: mount the rootfs in the agent: agent storage.mount/);
     expect(err.cause).toBeInstanceOf(NodevisorError);
+    expect(err.code).toBe('ENOTSUP'); // the probe serves ping, echo and disk.checksum only
     expect(netnsMountsOf(recordedInode(file))).toEqual([]);
     expect(await settled(state, before)).toEqual(before);
   });
@@ -137,6 +141,28 @@ describe.skipIf(!canRun)(what, () => {
       setSandboxVmProvider(undefined);
     }
   });
+
+  it.skipIf(!cliBuilt)(
+    'nodevisor run --isolation vm with the probe guest exits 1 naming the refused mount, and leaves nothing',
+    async () => {
+      const bundle = join(work, 'cli-bundle');
+      mkdirSync(bundle, { recursive: true });
+      const hook = join(work, 'cli-hook');
+      writeFileSync(join(bundle, 'config.json'), JSON.stringify(busyboxSpec(['true'], { hooks: { prestart: [netnsInodeHook(hook)] } })));
+      const id = `cli-vm-${process.pid}`;
+      const child = spawn(process.execPath, [cli, 'run', '--bundle', bundle, '--isolation', 'vm', '--kernel', probeGuestPath(), '--rootfs-device', image, id], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      expect(code).toBe(1);
+      expect(stderr).toMatch(/createSandbox: create the container: container cli-vm-\d+: mount the rootfs in the agent: agent storage.mount/);
+      expect(netnsMountsOf(recordedInode(hook))).toEqual([]);
+      expect(existsSync(join(DEFAULT_MAPPING_ROOT, id))).toBe(false);
+      expect(existsSync(join(DEFAULT_SANDBOX_STATE_ROOT, id))).toBe(false);
+    },
+  );
 
   it('a host-mounted rootfs is refused for a VM (no shared filesystem), cleanly', async () => {
     const before = state();

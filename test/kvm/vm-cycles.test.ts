@@ -52,8 +52,10 @@ describe.skipIf(!needs.kvm.report('boot the probe guest 500 times'))('Vm create/
   it('500 cycles keep fds, threads and RSS flat', async () => {
     const kernel = probeGuestPath();
     for (let i = 0; i < 30; i++) await cycle(kernel); // warm up: libuv pool, allocator arenas, JIT
+    await Vm.drainTeardown(); // stop() leaves the VM fd closes to the reaper threads
     const before = { fds: fds(), threads: threads(), rss: rssKiB() };
     for (let i = 0; i < 500; i++) await cycle(kernel);
+    await Vm.drainTeardown();
     const after = { fds: fds(), threads: threads(), rss: rssKiB() };
     expect(after.fds).toBeLessThanOrEqual(before.fds);
     expect(after.threads).toBeLessThanOrEqual(before.threads);

@@ -225,6 +225,25 @@ describe('createSandbox / createContainer orchestration (fake backend)', () => {
     expect(await mapping.fetch('c1')).toBeUndefined();
   });
 
+  it('two concurrent creations of one container id: one wins, the other fails with EEXIST and undoes nothing of the winner', async () => {
+    setBackendStarter('vm', fakeStarter(calls, {}));
+    const { sandbox } = await create(busyboxSpec(['true']));
+    const spec = busyboxSpec(['true'], {
+      annotations: { 'io.kubernetes.cri.container-type': 'container', 'io.kubernetes.cri.sandbox-id': 'sb' },
+    });
+    const rootFs = { source: image, type: 'ext4', mounted: false };
+    const results = await Promise.allSettled([
+      createContainer({ spec, rootFs, containerId: 'twin', bundlePath: work, sandbox }),
+      createContainer({ spec, rootFs, containerId: 'twin', bundlePath: work, sandbox }),
+    ]);
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect(failed.reason).toMatchObject({ code: 'EEXIST' });
+    expect(sandbox.containers.map((c) => c.id)).toEqual(['sb', 'twin']);
+    expect(await mapping.fetch('twin')).toBe('sb');
+    await sandbox.delete();
+  });
+
   it('poststop hooks run at stop, after the container is destroyed and before its disk goes', async () => {
     const hookFile = join(work, 'poststop');
     setBackendStarter('vm', async (options) => {

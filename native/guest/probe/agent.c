@@ -5,6 +5,7 @@
 #include "../protocol/frame.h"
 #include "blk.h"
 #include "crc32.h"
+#include "generation.h"
 #include "json_scan.h"
 #include "virtio.h"
 
@@ -216,6 +217,7 @@ static void serve(const char* payload, u32 n) {
     return send_reply();
   }
   if (memcmp(type, "disk.checksum", 14) == 0) return serve_checksum(id, payload, n);
+  if (memcmp(type, "probe.generation", 17) == 0) { char f[PROBE_GENERATION_FIELDS_MAX]; probe_generation_fields(f, sizeof f); begin_reply(id, "ok"); put(f); return send_reply(); }
   send_error(id, "ENOTSUP", "the probe guest serves ping, echo and disk.checksum");
 }
 

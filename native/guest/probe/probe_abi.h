@@ -29,6 +29,11 @@
 #define PROBE_CMD_VIRTIO 4u         // virtio work is waiting (agent input, room to send, a disk)
 #define PROBE_CMD_ABSENT 0xffffffffu
 
+// VM generation id (native/vmm/devices/legacy/vm_generation.h): 8 read-only bytes holding a
+// value drawn anew for every VM, so a clone restored from a snapshot reads a different one.
+// Two 32-bit `in`s: the low half at 0x508, the high half at 0x50c.
+#define PROBE_VM_GENERATION_PORT 0x508
+
 // Status page: guest-physical address where the probe publishes what it is doing, read by
 // tests through the VMM (a 64-bit little-endian counter at offset 0, incremented in COUNT mode).
 #define PROBE_STATUS_GPA 0x5000

@@ -28,6 +28,8 @@ Result<KvmSystem*> KvmSystem::open_system() {
                      "EKVM_SYSTEM");
   }
   system->vcpu_mmap_size_ = static_cast<size_t>(mmap_size);
+  const int xsave_size = ioctl(system->fd(), KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+  if (xsave_size > 0) system->xsave_size_ = static_cast<uint32_t>(xsave_size);
 
   // The table size is not known in advance: grow until the kernel stops saying E2BIG. KVM
   // rejects more than KVM_MAX_CPUID_ENTRIES (256 today) with EINVAL, so start there.

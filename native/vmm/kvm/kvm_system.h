@@ -23,12 +23,16 @@ class KvmSystem {
   int fd() const { return fd_.get(); }
   size_t vcpu_mmap_size() const { return vcpu_mmap_size_; }
   const std::vector<kvm_cpuid_entry2>& supported_cpuid() const { return supported_cpuid_; }
+  // Bytes of this host's XSAVE area (KVM_CAP_XSAVE2; 4096 when KVM does not say): a snapshot
+  // taken where it differs cannot carry the guest's extended registers over.
+  uint32_t xsave_size() const { return xsave_size_; }
 
  private:
   static Result<KvmSystem*> open_system();
 
   UniqueFd fd_;
   size_t vcpu_mmap_size_ = 0;
+  uint32_t xsave_size_ = 4096;
   std::vector<kvm_cpuid_entry2> supported_cpuid_;
 };
 

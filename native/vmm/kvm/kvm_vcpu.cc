@@ -3,6 +3,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "vmm/kvm/kvm_abi.h"
@@ -99,6 +100,12 @@ Status KvmVcpu::get_vcpu_events(kvm_vcpu_events& events) const {
 Status KvmVcpu::set_vcpu_events(const kvm_vcpu_events& events) {
   return vcpu_ioctl(fd(), KVM_SET_VCPU_EVENTS, &events, "KVM_SET_VCPU_EVENTS");
 }
+Status KvmVcpu::get_debugregs(kvm_debugregs& regs) const {
+  return vcpu_ioctl(fd(), KVM_GET_DEBUGREGS, &regs, "KVM_GET_DEBUGREGS");
+}
+Status KvmVcpu::set_debugregs(const kvm_debugregs& regs) {
+  return vcpu_ioctl(fd(), KVM_SET_DEBUGREGS, &regs, "KVM_SET_DEBUGREGS");
+}
 
 namespace {
 
@@ -120,6 +127,15 @@ Status KvmVcpu::get_msrs(std::vector<kvm_msr_entry>& entries) const {
   }
   for (size_t i = 0; i < entries.size(); ++i) entries[i] = buffer.get(i);
   return {};
+}
+
+Result<size_t> KvmVcpu::get_msrs_prefix(std::vector<kvm_msr_entry>& entries) const {
+  auto buffer = msr_buffer(entries);
+  int got = ioctl(fd(), kvm_abi::kGetMsrs, buffer.data());
+  if (got < 0) return sys_error(errno, "ioctl(KVM_GET_MSRS)", "cannot read MSRs", "EKVM_VCPU");
+  const size_t n = std::min(static_cast<size_t>(got), entries.size());
+  for (size_t i = 0; i < n; ++i) entries[i] = buffer.get(i);
+  return n;
 }
 
 Status KvmVcpu::set_msrs(const std::vector<kvm_msr_entry>& entries) {

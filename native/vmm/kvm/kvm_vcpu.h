@@ -58,9 +58,14 @@ class KvmVcpu {
   Status set_mp_state(const kvm_mp_state& state);
   Status get_vcpu_events(kvm_vcpu_events& events) const;
   Status set_vcpu_events(const kvm_vcpu_events& events);
+  Status get_debugregs(kvm_debugregs& regs) const;
+  Status set_debugregs(const kvm_debugregs& regs);
   // MSRs by index; `get_msrs` fills the values of the entries it is given.
   Status get_msrs(std::vector<kvm_msr_entry>& entries) const;
   Status set_msrs(const std::vector<kvm_msr_entry>& entries);
+  // Like get_msrs, but KVM stops at the first MSR it cannot read: returns how many leading
+  // entries were filled (the one after them is unsupported here).
+  Result<size_t> get_msrs_prefix(std::vector<kvm_msr_entry>& entries) const;
 
  private:
   KvmVcpu() = default;

@@ -8,6 +8,13 @@
 namespace nodevisor::vmm {
 
 Result<KvmVm> KvmVm::create(const GuestMemory& memory) {
+  auto vm = create_empty();
+  if (!vm.ok()) return vm.error();
+  NV_TRY(vm->set_up(memory));
+  return vm;
+}
+
+Result<KvmVm> KvmVm::create_empty() {
   auto system = KvmSystem::get();
   if (!system.ok()) return system.error();
   KvmVm vm;
@@ -17,9 +24,12 @@ Result<KvmVm> KvmVm::create(const GuestMemory& memory) {
   } while (fd < 0 && errno == EINTR);  // the kernel may be interrupted while setting up
   if (fd < 0) return sys_error(errno, "ioctl(KVM_CREATE_VM)", "cannot create a KVM VM", "EKVM_CREATE_VM");
   vm.fd_.reset(fd);
-  NV_TRY(vm.register_memory(memory));
-  NV_TRY(vm.create_irqchip_and_pit());
   return vm;
+}
+
+Status KvmVm::set_up(const GuestMemory& memory) {
+  NV_TRY(register_memory(memory));
+  return create_irqchip_and_pit();
 }
 
 Status KvmVm::create_irqchip_and_pit() {
@@ -60,8 +70,13 @@ Status KvmVm::register_memory(const GuestMemory& memory) {
 }
 
 uint32_t KvmVm::coalesce_pio_writes(uint16_t port, uint32_t size) {
-  const int page = ioctl(fd(), KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_MMIO);
-  if (page <= 0 || ioctl(fd(), KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO) <= 0) return 0;
+  // Whether KVM can, and where the ring lies, is the same for every VM of this host: asked of
+  // the first VM only (two ioctls less on every later start).
+  static const int page = [this] {
+    const int ring = ioctl(fd(), KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_MMIO);
+    return ring > 0 && ioctl(fd(), KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO) > 0 ? ring : 0;
+  }();
+  if (page <= 0) return 0;
   kvm_coalesced_mmio_zone zone{};
   zone.addr = port;
   zone.size = size;
@@ -79,5 +94,27 @@ Status KvmVm::set_irq_line(uint32_t irq, bool level) {
   }
   return {};
 }
+
+namespace {
+
+Status vm_ioctl(int fd, unsigned long request, const void* arg, const char* name) {
+  if (ioctl(fd, request, arg) != 0) {
+    return sys_error(errno, std::string("ioctl(") + name + ")", std::string("VM ") + name + " failed", "EKVM_STATE");
+  }
+  return {};
+}
+
+}  // namespace
+
+Status KvmVm::get_irqchip(uint32_t chip_id, kvm_irqchip& chip) const {
+  chip = kvm_irqchip{};
+  chip.chip_id = chip_id;
+  return vm_ioctl(fd(), KVM_GET_IRQCHIP, &chip, "KVM_GET_IRQCHIP");
+}
+Status KvmVm::set_irqchip(const kvm_irqchip& chip) { return vm_ioctl(fd(), KVM_SET_IRQCHIP, &chip, "KVM_SET_IRQCHIP"); }
+Status KvmVm::get_pit(kvm_pit_state2& pit) const { return vm_ioctl(fd(), KVM_GET_PIT2, &pit, "KVM_GET_PIT2"); }
+Status KvmVm::set_pit(const kvm_pit_state2& pit) { return vm_ioctl(fd(), KVM_SET_PIT2, &pit, "KVM_SET_PIT2"); }
+Status KvmVm::get_clock(kvm_clock_data& clock) const { return vm_ioctl(fd(), KVM_GET_CLOCK, &clock, "KVM_GET_CLOCK"); }
+Status KvmVm::set_clock(const kvm_clock_data& clock) { return vm_ioctl(fd(), KVM_SET_CLOCK, &clock, "KVM_SET_CLOCK"); }
 
 }  // namespace nodevisor::vmm

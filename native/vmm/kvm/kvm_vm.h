@@ -5,6 +5,8 @@
 // ioctl is thread-safe in KVM).
 #pragma once
 
+#include <linux/kvm.h>
+
 #include <cstdint>
 
 #include "vmm/memory/guest_memory.h"
@@ -28,6 +30,10 @@ class KvmVm {
   // irqchip's readers make expensive). So memory goes in first, right after KVM_CREATE_VM.
   // The memory must outlive the KvmVm (KVM keeps the host address).
   static Result<KvmVm> create(const GuestMemory& memory);
+  // The same in two steps: a VM with nothing in it yet (KVM_CREATE_VM, which can be done
+  // ahead of time: kvm/warm_vm.h), then its memory, irqchip and PIT. `set_up` once only.
+  static Result<KvmVm> create_empty();
+  Status set_up(const GuestMemory& memory);
 
   int fd() const { return fd_.get(); }
   Status set_irq_line(uint32_t irq, bool level);
@@ -35,6 +41,16 @@ class KvmVm {
   // of exiting for each (KVM_CAP_COALESCED_PIO). Returns the ring's page offset in a vCPU's
   // mapping, or 0 when this KVM cannot (the writes then exit as usual).
   uint32_t coalesce_pio_writes(uint16_t port, uint32_t size);
+
+  // VM-wide device state for snapshots (the VM paused; any thread). The irqchip is read per
+  // chip: KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC.
+  Status get_irqchip(uint32_t chip_id, kvm_irqchip& chip) const;
+  Status set_irqchip(const kvm_irqchip& chip);
+  Status get_pit(kvm_pit_state2& pit) const;
+  Status set_pit(const kvm_pit_state2& pit);
+  // The KVM clock (kvmclock's time base, in ns): a restored VM's clock continues from here.
+  Status get_clock(kvm_clock_data& clock) const;
+  Status set_clock(const kvm_clock_data& clock);
 
  private:
   Status register_memory(const GuestMemory& memory);

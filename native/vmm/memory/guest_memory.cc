@@ -8,6 +8,16 @@
 
 namespace nodevisor::vmm {
 
+namespace {
+
+std::vector<GuestRegion> regions_for(uint64_t size_bytes) {
+  if (size_bytes <= GuestMemory::kMmioHoleStart) return {{0, size_bytes, 0}};
+  return {{0, GuestMemory::kMmioHoleStart, 0},
+          {GuestMemory::kMmioHoleEnd, size_bytes - GuestMemory::kMmioHoleStart, GuestMemory::kMmioHoleStart}};
+}
+
+}  // namespace
+
 Result<GuestMemory> GuestMemory::create(uint64_t size_bytes) {
   constexpr uint64_t kPage = 4096;
   if (size_bytes == 0 || size_bytes % kPage != 0) {
@@ -25,13 +35,73 @@ Result<GuestMemory> GuestMemory::create(uint64_t size_bytes) {
   if (map == MAP_FAILED) return sys_error(errno, "mmap", "cannot map guest memory");
   mem.mapping_ = static_cast<uint8_t*>(map);
   mem.size_ = size_bytes;
-  if (size_bytes <= kMmioHoleStart) {
-    mem.regions_.push_back({0, size_bytes, 0});
-  } else {
-    mem.regions_.push_back({0, kMmioHoleStart, 0});
-    mem.regions_.push_back({kMmioHoleEnd, size_bytes - kMmioHoleStart, kMmioHoleStart});
-  }
+  mem.regions_ = regions_for(size_bytes);
   return mem;
+}
+
+
+Result<GuestMemory> GuestMemory::map_private(UniqueFd file, uint64_t size_bytes) {
+  constexpr uint64_t kPage = 4096;
+  if (size_bytes == 0 || size_bytes % kPage != 0) {
+    return plain_error("EINVAL", "guest memory size must be a non-zero multiple of 4 KiB");
+  }
+  GuestMemory mem;
+  // MAP_NORESERVE: a clone is charged only for the pages it writes, not for all of its RAM.
+  void* map = mmap(nullptr, size_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, file.get(), 0);
+  if (map == MAP_FAILED) return sys_error(errno, "mmap", "cannot map the snapshot's guest memory");
+  mem.memfd_ = std::move(file);
+  mem.mapping_ = static_cast<uint8_t*>(map);
+  mem.size_ = size_bytes;
+  mem.regions_ = regions_for(size_bytes);
+  return mem;
+}
+
+Status GuestMemory::write_image(int fd) const {
+  constexpr uint64_t kPage = 4096;
+  const uint64_t pages = size_ / kPage;
+  // A page holds data when the backing file has data there (SEEK_DATA; this also covers a
+  // snapshot file on a disk whose pages are not cached) or when it is resident in this
+  // mapping (mincore: pages written by the guest, private copies of a clone). Everything
+  // else reads as zeros and stays a hole in the image.
+  std::vector<uint8_t> resident(pages);
+  if (mincore(mapping_, size_, resident.data()) != 0) {
+    return sys_error(errno, "mincore", "cannot find which guest pages hold data");
+  }
+  off_t at = 0;
+  for (;;) {
+    const off_t data = lseek(memfd_.get(), at, SEEK_DATA);
+    if (data < 0) break;  // ENXIO: no more data (or no SEEK_DATA: mincore alone decides)
+    off_t hole = lseek(memfd_.get(), data, SEEK_HOLE);
+    if (hole < 0 || static_cast<uint64_t>(hole) > size_) hole = static_cast<off_t>(size_);
+    for (uint64_t p = static_cast<uint64_t>(data) / kPage; p < (static_cast<uint64_t>(hole) + kPage - 1) / kPage && p < pages; ++p) {
+      resident[p] |= 1;
+    }
+    if (static_cast<uint64_t>(hole) >= size_) break;
+    at = hole;
+  }
+  if (ftruncate(fd, static_cast<off_t>(size_)) != 0) return sys_error(errno, "ftruncate", "cannot size the memory file");
+  uint64_t p = 0;
+  while (p < pages) {
+    if (!(resident[p] & 1)) {
+      ++p;
+      continue;
+    }
+    uint64_t end = p;
+    while (end < pages && (resident[end] & 1)) ++end;
+    const uint8_t* from = mapping_ + p * kPage;
+    uint64_t left = (end - p) * kPage;
+    off_t offset = static_cast<off_t>(p * kPage);
+    while (left > 0) {
+      const ssize_t n = pwrite(fd, from, left, offset);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return sys_error(n < 0 ? errno : EIO, "pwrite", "cannot write the memory file");
+      from += n;
+      offset += n;
+      left -= static_cast<uint64_t>(n);
+    }
+    p = end;
+  }
+  return {};
 }
 
 GuestMemory::GuestMemory(GuestMemory&& other) noexcept

@@ -34,6 +34,15 @@ class GuestMemory {
   static constexpr uint64_t kMmioHoleEnd = 0x1'0000'0000;
 
   static Result<GuestMemory> create(uint64_t size_bytes);
+  // Guest RAM mapped copy-on-write (MAP_PRIVATE) from a snapshot's memory file, which must be
+  // exactly `size_bytes` long: nothing is copied, clones of one snapshot share its page cache
+  // until they write. Takes ownership of `file`.
+  static Result<GuestMemory> map_private(UniqueFd file, uint64_t size_bytes);
+
+  // Writes guest RAM to `fd` (a new, empty file) as a sparse image of size() bytes: only the
+  // pages that hold data are written (those the backing file has, and those this mapping
+  // made its own), so a 2 GiB guest that touched 10 MiB writes 10 MiB. The VM must be paused.
+  Status write_image(int fd) const;
 
   GuestMemory(GuestMemory&&) noexcept;
   GuestMemory& operator=(GuestMemory&&) noexcept;

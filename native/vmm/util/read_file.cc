@@ -8,7 +8,8 @@
 
 namespace nodevisor::vmm {
 
-Result<std::vector<uint8_t>> read_whole_file(const std::string& path, uint64_t max_size, const char* what) {
+Result<std::vector<uint8_t>> read_whole_file(const std::string& path, uint64_t max_size, const char* what,
+                                             const char* limit) {
   auto with_path = [&](Error e) {
     e.path = path;
     return e;
@@ -20,7 +21,7 @@ Result<std::vector<uint8_t>> read_whole_file(const std::string& path, uint64_t m
   if (!S_ISREG(st.st_mode)) return with_path(plain_error("EINVAL", std::string("the ") + what + " " + path + " is not a regular file"));
   if (static_cast<uint64_t>(st.st_size) > max_size) {
     return with_path(plain_error("E2BIG", std::string("the ") + what + " " + path + " (" + std::to_string(st.st_size) +
-                                              " bytes) is larger than guest memory"));
+                                              " bytes) is larger than " + limit));
   }
   std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
   size_t done = 0;

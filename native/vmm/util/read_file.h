@@ -9,7 +9,8 @@
 
 namespace nodevisor::vmm {
 
-// `what` names the file in messages ("kernel", "initrd").
-Result<std::vector<uint8_t>> read_whole_file(const std::string& path, uint64_t max_size, const char* what);
+// `what` names the file in messages ("kernel", "initrd"); `limit` names what `max_size` is.
+Result<std::vector<uint8_t>> read_whole_file(const std::string& path, uint64_t max_size, const char* what,
+                                             const char* limit = "guest memory");
 
 }  // namespace nodevisor::vmm

@@ -10,7 +10,9 @@ namespace {
 
 constexpr uint32_t kStateTag = state_tag("VCPU");
 // 2: adds the XSAVE area and the XCRs after the MSRs.
-constexpr uint32_t kStateVersion = 2;
+// 3: adds the debug registers; the MSR list grows (TSC, PAT, MTRRs, kvmclock, TSC deadline)
+//    and keeps only the MSRs this host's KVM can read.
+constexpr uint32_t kStateVersion = 3;
 
 constexpr uint32_t kMsrSysenterCs = 0x174;
 constexpr uint32_t kMsrSysenterEsp = 0x175;
@@ -22,12 +24,54 @@ constexpr uint32_t kMsrLstar = 0xc0000082;
 constexpr uint32_t kMsrCstar = 0xc0000083;
 constexpr uint32_t kMsrSyscallMask = 0xc0000084;
 constexpr uint32_t kMsrKernelGsBase = 0xc0000102;
+constexpr uint32_t kMsrTscAux = 0xc0000103;
+constexpr uint32_t kMsrTsc = 0x10;
+constexpr uint32_t kMsrTscAdjust = 0x3b;
+constexpr uint32_t kMsrPat = 0x277;
+constexpr uint32_t kMsrTscDeadline = 0x6e0;
+// kvmclock and the other KVM paravirtual MSRs (Documentation/virt/kvm/x86/msr.rst).
+constexpr uint32_t kMsrKvmWallClock = 0x11;
+constexpr uint32_t kMsrKvmSystemTime = 0x12;
+constexpr uint32_t kMsrKvmWallClockNew = 0x4b564d00;
+constexpr uint32_t kMsrKvmSystemTimeNew = 0x4b564d01;
+constexpr uint32_t kMsrKvmAsyncPfEn = 0x4b564d02;
+constexpr uint32_t kMsrKvmStealTime = 0x4b564d03;
+constexpr uint32_t kMsrKvmPvEoiEn = 0x4b564d04;
+constexpr uint32_t kMsrKvmAsyncPfInt = 0x4b564d06;
 
-// The MSRs saved with a vCPU. TSC is left to KVM's clock handling; EFER is in sregs.
-constexpr uint32_t kSavedMsrs[] = {kMsrSysenterCs, kMsrSysenterEsp, kMsrSysenterEip, kMsrStar, kMsrLstar,
-                                   kMsrCstar,      kMsrSyscallMask, kMsrKernelGsBase, kMsrMiscEnable,
-                                   kMsrMtrrDefType};
-constexpr uint32_t kMaxMsrs = 64;
+// The MSRs saved with a vCPU (EFER, FS/GS base and the APIC base are in sregs). Those this
+// host's KVM cannot read are left out of the saved list, so a restore sets only what was read.
+// TSC first and TSC deadline last: KVM_SET_MSRS applies them in order, and the deadline is
+// relative to the TSC just set.
+std::vector<uint32_t> saved_msr_indexes() {
+  std::vector<uint32_t> list = {kMsrTsc,        kMsrTscAdjust,      kMsrSysenterCs,   kMsrSysenterEsp,
+                                kMsrSysenterEip, kMsrStar,          kMsrLstar,        kMsrCstar,
+                                kMsrSyscallMask, kMsrKernelGsBase,  kMsrTscAux,       kMsrMiscEnable,
+                                kMsrPat,         kMsrMtrrDefType,   kMsrKvmWallClock, kMsrKvmSystemTime,
+                                kMsrKvmWallClockNew, kMsrKvmSystemTimeNew, kMsrKvmAsyncPfEn, kMsrKvmStealTime,
+                                kMsrKvmPvEoiEn,  kMsrKvmAsyncPfInt};
+  for (uint32_t i = 0; i < 16; ++i) list.push_back(0x200 + i);  // variable-range MTRRs, base/mask pairs
+  for (uint32_t fixed : {0x250u, 0x258u, 0x259u}) list.push_back(fixed);
+  for (uint32_t i = 0; i < 8; ++i) list.push_back(0x268 + i);  // fixed-range MTRRs 4K
+  list.push_back(kMsrTscDeadline);
+  return list;
+}
+constexpr uint32_t kMaxMsrs = 128;
+
+// Reads every MSR of `indexes` that KVM can read, skipping those it refuses.
+Result<std::vector<kvm_msr_entry>> read_msrs(const KvmVcpu& vcpu, const std::vector<uint32_t>& indexes) {
+  std::vector<kvm_msr_entry> out;
+  size_t next = 0;
+  while (next < indexes.size()) {
+    std::vector<kvm_msr_entry> batch;
+    for (size_t i = next; i < indexes.size(); ++i) batch.push_back(kvm_msr_entry{indexes[i], 0, 0});
+    auto got = vcpu.get_msrs_prefix(batch);
+    if (!got.ok()) return got.error();
+    for (size_t i = 0; i < got.value(); ++i) out.push_back(batch[i]);
+    next += got.value() + 1;  // the one after the prefix is not readable here
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -53,9 +97,11 @@ Result<std::vector<uint8_t>> save_vcpu_state(const KvmVcpu& vcpu) {
   NV_TRY(vcpu.get_lapic(lapic));
   NV_TRY(vcpu.get_mp_state(mp));
   NV_TRY(vcpu.get_vcpu_events(events));
-  std::vector<kvm_msr_entry> msrs;
-  for (uint32_t index : kSavedMsrs) msrs.push_back(kvm_msr_entry{index, 0, 0});
-  NV_TRY(vcpu.get_msrs(msrs));
+  kvm_debugregs debugregs{};
+  NV_TRY(vcpu.get_debugregs(debugregs));
+  auto read = read_msrs(vcpu, saved_msr_indexes());
+  if (!read.ok()) return read.error();
+  const std::vector<kvm_msr_entry>& msrs = read.value();
   // The extended registers (AVX and beyond) and XCR0: kvm_fpu only has x87 and SSE, so a vCPU
   // restored into a fresh one (a clone) would otherwise lose them.
   auto xsave = std::make_unique<kvm_abi::XsaveArea>();
@@ -75,6 +121,7 @@ Result<std::vector<uint8_t>> save_vcpu_state(const KvmVcpu& vcpu) {
   for (const kvm_msr_entry& msr : msrs) w.put(msr);
   w.put(*xsave);
   w.put(xcrs);
+  w.put(debugregs);
   return w.take();
 }
 
@@ -99,20 +146,24 @@ Status restore_vcpu_state(KvmVcpu& vcpu, std::span<const uint8_t> state) {
   }
   auto xsave = std::make_unique<kvm_abi::XsaveArea>();
   kvm_xcrs xcrs{};
-  if (!r.get(*xsave) || !r.get(xcrs) || !r.at_end()) return truncated_state("vCPU");
+  kvm_debugregs debugregs{};
+  if (!r.get(*xsave) || !r.get(xcrs) || !r.get(debugregs) || !r.at_end()) return truncated_state("vCPU");
   if (xcrs.nr_xcrs > KVM_MAX_XCRS) return truncated_state("vCPU");
   if (index != vcpu.index()) {
     return plain_error("ESTATE", "saved state of vCPU " + std::to_string(index) + " given to vCPU " +
                                      std::to_string(vcpu.index()));
   }
-  // Order as KVM expects: sregs before regs (mode), MSRs, then LAPIC before MP state and events.
+  // Order as KVM expects (Firecracker's): sregs before regs (mode); XCR0 before the XSAVE
+  // area it describes; the LAPIC before the MSRs (the TSC deadline timer lives in it); MP
+  // state and pending events last.
   NV_TRY(vcpu.set_sregs(sregs));
   NV_TRY(vcpu.set_regs(regs));
   NV_TRY(vcpu.set_fpu(fpu));
-  NV_TRY(vcpu.set_xcrs(xcrs));    // XCR0 before the XSAVE area it describes
+  NV_TRY(vcpu.set_xcrs(xcrs));
   NV_TRY(vcpu.set_xsave(*xsave));
-  NV_TRY(vcpu.set_msrs(msrs));
+  NV_TRY(vcpu.set_debugregs(debugregs));
   NV_TRY(vcpu.set_lapic(lapic));
+  NV_TRY(vcpu.set_msrs(msrs));
   NV_TRY(vcpu.set_mp_state(mp));
   NV_TRY(vcpu.set_vcpu_events(events));
   return {};

@@ -1,6 +1,8 @@
 // Save and restore of one vCPU's architectural state (registers, segment and control
-// registers, FPU/SSE, local APIC, MP state, pending events, a fixed MSR list) as a tagged,
-// versioned byte vector. The VM must be paused, and every in-flight exit completed, first.
+// registers, FPU/SSE and the XSAVE area, XCRs, debug registers, local APIC, MP state, pending
+// events, and the MSRs a guest relies on: TSC, PAT, MTRRs, kvmclock, syscall MSRs) as a
+// tagged, versioned byte vector. The VM must be paused, and every in-flight exit completed,
+// first. Restoring into a fresh vCPU of a new VM is what Vm::restore does for a snapshot.
 //
 // Runs on: the controlling thread, while the vCPU thread is paused (KVM allows vCPU ioctls
 // from another thread when the vCPU is not in KVM_RUN).

@@ -39,12 +39,12 @@ VcpuThread::~VcpuThread() {
   join();
 }
 
-Status VcpuThread::spawn() {
+Status VcpuThread::spawn(bool paused) {
   NV_TRY(install_vcpu_kick_signal());
   {
     std::lock_guard lock(mutex_);
     // A stop asked before the thread exists (the guest ended on another vCPU) still holds.
-    if (request_ != Request::kStop) request_ = Request::kRun;
+    if (request_ != Request::kStop) request_ = paused ? Request::kPause : Request::kRun;
     state_ = VcpuRunState::kRunning;
   }
   // Small stack: the loop needs little, and hundreds of VMs may live in one process.

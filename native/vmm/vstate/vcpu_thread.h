@@ -31,8 +31,9 @@ class VcpuThread {
   VcpuThread& operator=(const VcpuThread&) = delete;
   ~VcpuThread();  // stops and joins if still running
 
-  // Starts the thread, running the guest at once.
-  Status spawn();
+  // Starts the thread, running the guest at once — or, with `paused`, parked in its mailbox
+  // until request_resume (a VM restored from a snapshot with { paused: true }).
+  Status spawn(bool paused = false);
   // Requests; each returns at once. `wait_settled` waits until the thread acted on them.
   void request_pause();
   void request_resume();

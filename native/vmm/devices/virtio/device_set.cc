@@ -180,6 +180,38 @@ Result<uint32_t> DeviceSet::attach_disk(const DiskConfig& disk) {
   return *free;
 }
 
+std::vector<std::pair<uint32_t, DiskConfig>> DeviceSet::hotplugged_disks() {
+  std::lock_guard guard(hotplug_mutex_);
+  std::vector<std::pair<uint32_t, DiskConfig>> out;
+  for (uint32_t i = 0; i < disks_.size(); i++) {
+    if (!disks_[i].hotplug) continue;
+    auto info = disks_[i].device->disk_info();
+    if (info) out.push_back({i, DiskConfig{info->path, info->read_only, info->serial}});
+  }
+  return out;
+}
+
+namespace {
+// A restored disk is announced by the restored transport state, not by a new interrupt.
+class SilentInterrupts final : public InterruptSink {
+ public:
+  void used_buffer() override {}
+  void config_changed() override {}
+  void needs_reset() override {}
+};
+}  // namespace
+
+Status DeviceSet::restore_disk(uint32_t slot, const DiskConfig& disk) {
+  std::lock_guard guard(hotplug_mutex_);
+  if (slot >= disks_.size() || !disks_[slot].hotplug) {
+    return plain_error("EINVAL", "no hot-plug slot " + std::to_string(slot) + " to restore a disk into");
+  }
+  auto backend = BlockBackend::open(disk.path, disk.read_only);
+  if (!backend) return backend.error();
+  SilentInterrupts silent;
+  return disks_[slot].device->attach(std::move(backend).value(), disk.serial, silent);
+}
+
 Status DeviceSet::detach_disk(uint32_t slot) {
   std::lock_guard guard(hotplug_mutex_);
   if (slot >= disks_.size()) {

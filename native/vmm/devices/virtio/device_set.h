@@ -71,6 +71,12 @@ class DeviceSet {
   Status detach_disk(uint32_t slot);
   uint32_t disk_count() const { return static_cast<uint32_t>(disks_.size()); }
 
+  // Snapshots (Vm::snapshot / Vm::restore, the VM paused). The disks the hot-plug slots hold,
+  // by slot; and putting a disk back into a given hot-plug slot of a restored VM without an
+  // interrupt (its driver already knows the disk; the transport state comes next).
+  std::vector<std::pair<uint32_t, DiskConfig>> hotplugged_disks();
+  Status restore_disk(uint32_t slot, const DiskConfig& disk);
+
   ConsoleDevice* console() { return console_.get(); }
 
   // Stops every device worker. After this, no device touches guest memory.

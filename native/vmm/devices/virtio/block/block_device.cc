@@ -155,6 +155,12 @@ std::optional<std::pair<uint64_t, uint64_t>> BlockDevice::disk_identity() {
   return std::make_pair(disk_->dev(), disk_->ino());
 }
 
+std::optional<BlockDiskInfo> BlockDevice::disk_info() {
+  std::lock_guard guard(lock());
+  if (!disk_) return std::nullopt;
+  return BlockDiskInfo{disk_->path(), serial_, disk_->read_only()};
+}
+
 BlockDeviceStats BlockDevice::stats() {
   std::lock_guard guard(lock());
   return stats_;

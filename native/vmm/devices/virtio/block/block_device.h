@@ -30,6 +30,13 @@ inline constexpr uint64_t kBlockFeatureFlush = 1ull << 9;
 // The longest serial virtio-blk can report (GET_ID).
 inline constexpr size_t kMaxSerialBytes = 20;
 
+// What a slot holds, as a snapshot records it (the disk is reopened by path on restore).
+struct BlockDiskInfo {
+  std::string path;
+  std::string serial;
+  bool read_only = false;
+};
+
 struct BlockDeviceStats {
   uint64_t requests = 0;
   uint64_t errors = 0;        // requests answered with IOERR or UNSUPP
@@ -62,6 +69,7 @@ class BlockDevice final : public VirtioDevice {
   bool has_disk();
   std::optional<std::pair<uint64_t, uint64_t>> disk_identity();  // (dev, ino) of the disk
   BlockDeviceStats stats();
+  std::optional<BlockDiskInfo> disk_info();  // mutex taken inside
 
   int queue_eventfd() const { return worker_->queue_eventfd(0); }
 

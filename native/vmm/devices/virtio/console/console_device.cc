@@ -166,6 +166,12 @@ ConsoleStats ConsoleDevice::stats() {
   return stats_;
 }
 
+void ConsoleDevice::discard_host_buffers() {
+  std::lock_guard guard(lock());
+  input_.clear();
+  output_.clear();
+}
+
 void ConsoleDevice::save(StateWriter& out) const {
   out.put(kConsoleStateVersion);
   out.put_bytes(input_.front(input_.size()));

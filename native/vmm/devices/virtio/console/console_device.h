@@ -65,6 +65,9 @@ class ConsoleDevice final : public VirtioDevice {
   // Takes up to `max` bytes of guest output.
   std::vector<uint8_t> read_output(size_t max);
   ConsoleStats stats();
+  // Drops the host-side buffers (both directions): a VM restored from a snapshot gets a fresh
+  // agent channel, not bytes meant for, or written to, the VM it was saved from.
+  void discard_host_buffers();
 
   int queue_eventfd(uint16_t queue) const { return worker_->queue_eventfd(queue); }
 

@@ -1,0 +1,248 @@
+// Snapshots of a Vm (DESIGN §3 "Snapshot"): `snapshot` writes a paused VM's guest memory and
+// state into a directory; `restore` builds a new VM from one. Kept apart from vm.cc, which
+// owns booting and running. The format is snapshot/ (docs/snapshot-format.md).
+//
+// Threads: both run on a libuv worker. `snapshot` holds the control mutex, so no start, pause,
+// resume or stop interleaves; the vCPU threads are parked in their mailboxes and the device
+// workers paused, so nothing changes guest memory or device state while it is read. `restore`
+// works on a VM no other thread knows yet.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "vmm/devices/legacy/serial_8250.h"
+#include "vmm/devices/legacy/vm_generation.h"
+#include "vmm/devices/legacy/wait_port.h"
+#include "vmm/kvm/cpuid.h"
+#include "vmm/kvm/kvm_system.h"
+#include "vmm/kvm/warm_vm.h"
+#include "vmm/snapshot/state_file.h"
+#include "vmm/snapshot/vm_snapshot.h"
+#include "vmm/util/read_file.h"
+#include "vmm/vm.h"
+#include "vmm/vstate/vcpu_state.h"
+
+namespace nodevisor::vmm {
+
+namespace {
+
+std::string join_path(const std::string& dir, const char* name) {
+  return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
+}
+
+Error with_path(Error e, const std::string& path) {
+  e.path = path;
+  return e;
+}
+
+// Writes a file as `<path>.tmp` and renames it into place, so a reader (or a crash) never sees
+// half a file under the final name. `fill` writes the content into the fd it is given.
+template <typename Fill>
+Status write_file_atomically(const std::string& path, Fill fill) {
+  const std::string tmp = path + ".tmp";
+  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd.valid()) return with_path(sys_error(errno, "open", "cannot create " + tmp), tmp);
+  Status filled = fill(fd.get());
+  if (!filled.ok()) {
+    unlink(tmp.c_str());
+    return with_path(filled.error(), tmp);
+  }
+  fd.reset();
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    unlink(tmp.c_str());
+    return with_path(sys_error(err, "rename", "cannot move the snapshot file into place"), path);
+  }
+  return {};
+}
+
+Status write_all(int fd, std::span<const uint8_t> bytes) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return sys_error(n < 0 ? errno : EIO, "write", "cannot write the snapshot state");
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+}  // namespace
+
+Status Vm::snapshot(const std::string& dir) {
+  std::lock_guard control(control_mutex_);
+  {
+    std::lock_guard lock(state_mutex_);
+    if (state_ != VmState::kPaused) {
+      return plain_error("EBUSY", std::string("cannot snapshot a VM that is ") + vm_state_name(state_) +
+                                      (state_ == VmState::kRunning ? ": pause it first" : ""));
+    }
+  }
+  auto system = KvmSystem::get();
+  if (!system.ok()) return system.error();
+
+  snapshot::VmSnapshot snap;
+  snap.config = config_;
+  snap.coalesce_com1 = coalesced_ring_ != nullptr;
+  snap.xsave_size = system.value()->xsave_size();
+  snap.cpuid = cpuid_base_;
+  for (auto& vcpu : vcpus_) {
+    auto saved = save_vcpu_state(*vcpu);
+    if (!saved.ok()) return saved.error();
+    snap.vcpus.push_back(std::move(saved.value()));
+  }
+  NV_TRY(kvm_vm_.get_irqchip(KVM_IRQCHIP_PIC_MASTER, snap.pic_master));
+  NV_TRY(kvm_vm_.get_irqchip(KVM_IRQCHIP_PIC_SLAVE, snap.pic_slave));
+  NV_TRY(kvm_vm_.get_irqchip(KVM_IRQCHIP_IOAPIC, snap.ioapic));
+  NV_TRY(kvm_vm_.get_pit(snap.pit));
+  NV_TRY(kvm_vm_.get_clock(snap.clock));
+  std::shared_ptr<virtio::DeviceSet> set;
+  {
+    std::lock_guard lock(virtio_mutex_);
+    set = virtio_;
+  }
+  // attach/detach may run while a VM is paused (they take neither the control mutex nor all
+  // device locks at once): read the slots before and after the devices, and refuse a snapshot
+  // that a hot-plug ran through, rather than pair a slot's disk with another slot state.
+  const auto slots = [&] {
+    return set ? set->hotplugged_disks() : std::vector<std::pair<uint32_t, virtio::DiskConfig>>{};
+  };
+  const auto before = slots();
+  for (auto& device : devices_) snap.devices.push_back(device->save());
+  const auto after = slots();
+  const auto same = [](const auto& a, const auto& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (a[i].first != b[i].first || a[i].second.path != b[i].second.path || a[i].second.serial != b[i].second.serial) {
+        return false;
+      }
+    }
+    return true;
+  };
+  if (!same(before, after)) {
+    return plain_error("EBUSY", "a disk was attached or detached while the snapshot was taken; take it again");
+  }
+  for (const auto& [slot, disk] : after) snap.disks.push_back({slot, disk.path, disk.serial, disk.read_only});
+  snap.generation = generation();
+
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return with_path(sys_error(errno, "mkdir", "cannot create the snapshot directory " + dir), dir);
+  }
+  // Memory first: a directory with a state file always has the memory that goes with it.
+  NV_TRY(write_file_atomically(join_path(dir, "memory"), [&](int fd) { return memory_->write_image(fd); }));
+  const std::vector<uint8_t> file = snapshot::seal_state_file(snapshot::encode_vm_snapshot(snap));
+  return write_file_atomically(join_path(dir, "state"), [&](int fd) { return write_all(fd, file); });
+}
+
+Result<std::unique_ptr<Vm>> Vm::restore(const std::string& dir, VmEventSink& sink) {
+  const std::string state_path = join_path(dir, "state");
+  const std::string memory_path = join_path(dir, "memory");
+  auto file = read_whole_file(state_path, snapshot::kMaxStateFileBytes, "snapshot state file", "the 64 MiB cap");
+  if (!file.ok()) return file.error();
+  auto payload = snapshot::open_state_file(file.value(), state_path);
+  if (!payload.ok()) return payload.error();
+  auto snap = snapshot::decode_vm_snapshot(payload.value(), state_path);
+  if (!snap.ok()) return snap.error();
+  auto system = KvmSystem::get();
+  if (!system.ok()) return system.error();
+  NV_TRY(snapshot::check_host_cpu(snap.value(), system.value()->xsave_size(), system.value()->supported_cpuid(),
+                                  state_path));
+
+  UniqueFd memory(open(memory_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!memory.valid()) {
+    return with_path(sys_error(errno, "open", "cannot open the snapshot memory file " + memory_path), memory_path);
+  }
+  struct stat st {};
+  if (fstat(memory.get(), &st) != 0) return with_path(sys_error(errno, "fstat", "cannot stat " + memory_path), memory_path);
+  const uint64_t want = snap.value().config.memory_mib << 20;
+  if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != want) {
+    return snapshot::bad_snapshot(memory_path, "memory file is " + std::to_string(st.st_size) + " bytes; the snapshot's VM has " +
+                                                   std::to_string(snap.value().config.memory_mib) +
+                                                   " MiB of memory (truncated or not this snapshot's)");
+  }
+
+  // If anything below fails, the unique_ptr takes the half-built VM down: device workers
+  // joined, vCPU and VM fds closed, memory unmapped (nothing was started).
+  std::unique_ptr<Vm> vm(new Vm(snap.value().config, sink));
+  NV_TRY(vm->restore_from(snap.value(), std::move(memory), state_path));
+  return vm;
+}
+
+Status Vm::restore_from(const snapshot::VmSnapshot& snap, UniqueFd memory_file, const std::string& state_path) {
+  const auto bad = [&](const std::string& what, const Error& e) { return snapshot::bad_snapshot(state_path, what + ": " + e.message); };
+  restoring_ = true;
+  auto memory = GuestMemory::map_private(std::move(memory_file), config_.memory_mib << 20);
+  if (!memory.ok()) return memory.error();
+  memory_ = std::make_unique<GuestMemory>(std::move(memory.value()));
+  // An empty KVM VM made ahead (kvm/warm_vm.h) when there is one; the memory goes in first.
+  kvm_vm_ = WarmVmCache::instance().take_empty();
+  if (kvm_vm_.fd() < 0) {
+    auto kvm_vm = KvmVm::create_empty();
+    if (!kvm_vm.ok()) return kvm_vm.error();
+    kvm_vm_ = std::move(kvm_vm.value());
+  }
+  NV_TRY(kvm_vm_.set_up(*memory_));
+
+  // The same devices in the same order as the VM that was saved (its config is ours), boot
+  // disks reopened by path.
+  auto virtio_entries = add_virtio_devices();
+  if (!virtio_entries.ok()) return virtio_entries.error();
+  NV_TRY(add_legacy_devices());
+  pause_virtio(true);  // until start: device workers leave the restored queues alone
+  {
+    std::shared_ptr<virtio::DeviceSet> set;
+    {
+      std::lock_guard lock(virtio_mutex_);
+      set = virtio_;
+    }
+    for (const auto& disk : snap.disks) {
+      if (!set) return snapshot::bad_snapshot(state_path, "a disk in a hot-plug slot, but the VM has no virtio devices");
+      NV_TRY(set->restore_disk(disk.slot, {disk.path, disk.read_only, disk.serial}));
+    }
+    if (snap.devices.size() != devices_.size()) {
+      return snapshot::bad_snapshot(state_path, "holds " + std::to_string(snap.devices.size()) + " devices; its VM config makes " +
+                                                    std::to_string(devices_.size()));
+    }
+    for (size_t i = 0; i < devices_.size(); ++i) {
+      Status restored = devices_[i]->restore(snap.devices[i]);
+      if (!restored.ok()) return bad("device " + std::to_string(i), restored.error());
+    }
+    // A fresh agent channel: nothing the old host had queued, nothing the old guest wrote.
+    if (set && set->console() != nullptr) set->console()->discard_host_buffers();
+  }
+
+  // The in-kernel interrupt controllers, timer and clock. The clock is set without flags: the
+  // guest's kvmclock goes on from the saved value (time stood still while it was saved; a
+  // Linux guest's agent is told the time after a restore, Kata's B39).
+  const auto vm_state = [&](const char* what, Status s) -> Status {
+    if (!s.ok()) return bad(what, s.error());
+    return {};
+  };
+  NV_TRY(vm_state("PIC master", kvm_vm_.set_irqchip(snap.pic_master)));
+  NV_TRY(vm_state("PIC slave", kvm_vm_.set_irqchip(snap.pic_slave)));
+  NV_TRY(vm_state("IOAPIC", kvm_vm_.set_irqchip(snap.ioapic)));
+  NV_TRY(vm_state("PIT", kvm_vm_.set_pit(snap.pit)));
+  kvm_clock_data clock{};
+  clock.clock = snap.clock.clock;
+  NV_TRY(vm_state("KVM clock", kvm_vm_.set_clock(clock)));
+
+  cpuid_base_ = snap.cpuid;
+  for (uint32_t index = 0; index < config_.vcpus; ++index) {
+    auto vcpu = KvmVcpu::create(kvm_vm_, index);
+    if (!vcpu.ok()) return vcpu.error();
+    auto owned = std::make_unique<KvmVcpu>(std::move(vcpu.value()));
+    NV_TRY(owned->set_cpuid(vcpu_cpuid(cpuid_base_, index, config_.vcpus)));
+    if (index == 0 && snap.coalesce_com1) {
+      const uint32_t page = kvm_vm_.coalesce_pio_writes(Serial8250::kCom1Port, 1);
+      coalesced_ring_ = owned->coalesced_ring(page);
+    }
+    Status restored = restore_vcpu_state(*owned, snap.vcpus[index]);
+    if (!restored.ok()) return bad("vCPU " + std::to_string(index), restored.error());
+    vcpus_.push_back(std::move(owned));
+  }
+  return {};
+}
+
+}  // namespace nodevisor::vmm

@@ -1,0 +1,380 @@
+/**
+ * Tier 3: snapshots of a probe VM, restored into new VMs in this process (DESIGN §3, issue 12):
+ * the guest goes on from where it stopped, clones are distinct, hot-plugged disks come back,
+ * and bad snapshots are refused with errors that name the file, leaving nothing behind.
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { AgentClient } from '../../src/agent/client.js';
+import { PHASE_READY, PROBE_COUNTER_GPA, ProbeCommand, probeGuestPath } from '../../src/guest/probe.js';
+import { debugReadGuest, postWaitWord } from '../../src/testing.js';
+import { Vm, type VmConfig } from '../../src/vm/vm.js';
+import { needs } from '../helpers/needs.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const fds = (): number => readdirSync('/proc/self/fd').length;
+const threads = (): number => readdirSync('/proc/self/task').length;
+const rssKiB = (): number =>
+  Number(/VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? Number.NaN);
+
+async function bootProbe(config: Partial<VmConfig> = {}): Promise<Vm> {
+  const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 64, ...config });
+  const ready = new Promise<void>((resolve) => vm.on('phase', (p) => p.code === PHASE_READY && resolve()));
+  await vm.start();
+  await ready;
+  return vm;
+}
+
+function counter(vm: Vm): bigint {
+  return debugReadGuest(vm, PROBE_COUNTER_GPA, 8).readBigUInt64LE(0);
+}
+
+interface Generation {
+  generation: string;
+  asked: number;
+}
+
+function client(vm: Vm): AgentClient {
+  return new AgentClient(vm.agent, { timeoutMs: 20_000 });
+}
+
+const generationOf = (agent: AgentClient): Promise<Generation> => agent.request<Generation>('probe.generation');
+
+/** This process's mappings of `path` (a VM's guest memory mapped from a snapshot file). */
+function mappingsOf(path: string): number {
+  return readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((line) => line.endsWith(path)).length;
+}
+
+/** Waits until `probe` is true, polling; fails after `ms`. */
+async function until(probe: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!probe()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+describe.skipIf(!needs.kvm.report('snapshot and restore probe VMs'))('Vm snapshots', () => {
+  const vms: Vm[] = [];
+  afterEach(async () => {
+    for (const vm of vms.splice(0)) await vm.stop();
+  });
+
+  it('a restored VM goes on counting from where the snapshot stopped', async () => {
+    const dir = tempDir();
+    const vm = await bootProbe();
+    vms.push(vm);
+    postWaitWord(vm, ProbeCommand.count);
+    await until(() => counter(vm) > 1000n, 'the guest counter to run');
+    await vm.pause();
+    const saved = counter(vm);
+    await vm.snapshot(dir);
+    expect(statSync(join(dir, 'memory')).size).toBe(64 << 20);
+
+    const clone = await Vm.restore(dir, { paused: true });
+    vms.push(clone);
+    expect(clone.state).toBe('paused');
+    // The clone's memory is the snapshot's: the counter stands where it was saved ...
+    expect(counter(clone)).toBe(saved);
+    await sleep(30);
+    expect(counter(clone)).toBe(saved);
+    // ... and once resumed, the guest's loop (restored registers, restored memory) goes on.
+    await clone.resume();
+    await until(() => counter(clone) > saved + 1000n, 'the restored counter to advance');
+    // The original is untouched by its clone running (copy-on-write, not shared memory).
+    expect(counter(vm)).toBe(saved);
+    await vm.resume();
+    await until(() => counter(vm) > saved, 'the original to go on too');
+  });
+
+  it('a clone can be snapshotted in turn (its own pages and the file it maps), as a sparse image', async () => {
+    const first = tempDir();
+    const second = tempDir();
+    const vm = await bootProbe({ vcpus: 2 });
+    vms.push(vm);
+    postWaitWord(vm, ProbeCommand.count);
+    await until(() => counter(vm) > 1000n, 'the guest counter to run');
+    await vm.pause();
+    await vm.snapshot(first);
+    await vm.stop();
+
+    const clone = await Vm.restore(first);
+    vms.push(clone);
+    const fromFirst = counter(clone);
+    await until(() => counter(clone) > fromFirst + 1000n, 'the clone to count');
+    await clone.pause();
+    const saved = counter(clone);
+    await clone.snapshot(second);
+    // Only pages that hold data are written: a 64 MiB guest that touched a few pages takes a few
+    // hundred KiB on disk, not 64 MiB.
+    expect(statSync(join(second, 'memory')).size).toBe(64 << 20);
+    expect(statSync(join(second, 'memory')).blocks * 512).toBeLessThan(4 << 20);
+
+    const grandchild = await Vm.restore(second, { paused: true });
+    vms.push(grandchild);
+    expect(counter(grandchild)).toBe(saved);
+    await grandchild.resume();
+    await until(() => counter(grandchild) > saved + 1000n, 'the second-generation clone to count');
+    expect(new Set([vm.generation, clone.generation, grandchild.generation]).size).toBe(3);
+  });
+
+  it('a restore maps the memory file instead of copying it', async () => {
+    const dir = tempDir();
+    const vm = await bootProbe({ memoryMiB: 256 });
+    vms.push(vm);
+    await vm.pause();
+    await vm.snapshot(dir);
+    await vm.stop();
+    // 64 MiB of data where the probe never looks (128-192 MiB): a copy would have to read it all.
+    const fd = openSync(join(dir, 'memory'), 'r+');
+    const chunk = Buffer.alloc(1 << 20, 0xab);
+    for (let mib = 128; mib < 192; mib++) writeSync(fd, chunk, 0, chunk.length, mib << 20);
+    closeSync(fd);
+
+    const before = rssKiB();
+    const clones = [await Vm.restore(dir), await Vm.restore(dir), await Vm.restore(dir)];
+    vms.push(...clones);
+    for (const clone of clones) expect(await client(clone).ping()).toMatchObject({ agent: 'nodevisor-probe' });
+    // Three clones of a snapshot holding 64 MiB of data cost far less than one copy of it: only
+    // the pages a clone touches come in.
+    expect(rssKiB() - before).toBeLessThan(32 * 1024);
+    // And the data is there, read through each clone's own mapping of the file.
+    for (const clone of clones) expect(debugReadGuest(clone, (150 << 20) + 12345, 16)).toEqual(Buffer.alloc(16, 0xab));
+  });
+
+  it('a restored VM has a fresh agent channel, its own generation, and goes on counting requests', async () => {
+    const dir = tempDir();
+    const vm = await bootProbe();
+    vms.push(vm);
+    const agent = client(vm);
+    for (let i = 1; i <= 3; i++) expect((await generationOf(agent)).asked).toBe(i);
+    const original = await generationOf(agent);
+    expect(original).toEqual({ generation: vm.generation, asked: 4 });
+    await vm.pause();
+    await vm.snapshot(dir);
+
+    const clone = await Vm.restore(dir);
+    vms.push(clone);
+    expect(clone.state).toBe('running');
+    expect(clone.generation).not.toBe(vm.generation);
+    const cloneAgent = client(clone);
+    expect(await cloneAgent.ping()).toMatchObject({ agent: 'nodevisor-probe' });
+    expect(await generationOf(cloneAgent)).toEqual({ generation: clone.generation, asked: 5 });
+    // The template goes on with its own id and its own count.
+    await vm.resume();
+    expect(await generationOf(agent)).toEqual({ generation: vm.generation, asked: 5 });
+  });
+
+  it('100 clones of one snapshot each answer ping and report distinct generations', async () => {
+    const dir = tempDir();
+    const template = await bootProbe({ memoryMiB: 32 });
+    vms.push(template);
+    await template.pause();
+    await template.snapshot(dir);
+    const seen = new Set<string>([template.generation]);
+    for (let batch = 0; batch < 10; batch++) {
+      const clones = await Promise.all(Array.from({ length: 10 }, () => Vm.restore(dir)));
+      try {
+        const reports = await Promise.all(
+          clones.map(async (clone) => {
+            const agent = client(clone);
+            expect(await agent.ping()).toMatchObject({ agent: 'nodevisor-probe' });
+            const report = await generationOf(agent);
+            expect(report).toEqual({ generation: clone.generation, asked: 1 });
+            return report.generation;
+          }),
+        );
+        for (const generation of reports) {
+          expect(seen.has(generation)).toBe(false);
+          seen.add(generation);
+        }
+      } finally {
+        await Promise.all(clones.map((clone) => clone.stop()));
+      }
+    }
+    expect(seen.size).toBe(101);
+  }, 120_000);
+
+  it('a snapshot with hot-plugged disks restores them in their slots, with the same contents', async () => {
+    const dir = tempDir();
+    const disks = tempDir();
+    const first = join(disks, 'first.img');
+    const second = join(disks, 'second.img');
+    const data = randomBytes(256 * 1024);
+    writeFileSync(first, randomBytes(4096));
+    writeFileSync(second, data);
+    const vm = await bootProbe({ hotplugSlots: 3 });
+    vms.push(vm);
+    const agent = client(vm);
+    expect(await vm.attachDisk({ path: first, serial: 'first' })).toBe(0);
+    expect(await vm.attachDisk({ path: second, serial: 'ctr-second', readOnly: true })).toBe(1);
+    await vm.detachDisk(0); // slot 0 empty, slot 1 holds a disk: slots must come back as they were
+    expect(await agent.diskChecksum('ctr-second', 0, data.length)).toBe(crc32(data));
+    await vm.pause();
+    await vm.snapshot(dir);
+
+    const clone = await Vm.restore(dir);
+    vms.push(clone);
+    const cloneAgent = client(clone);
+    expect(await cloneAgent.diskChecksum('ctr-second', 0, data.length)).toBe(crc32(data));
+    expect(await cloneAgent.diskChecksum('ctr-second', 1000, 5000)).toBe(crc32(data.subarray(1000, 6000)));
+    await expect(cloneAgent.diskChecksum('first', 0, 512)).rejects.toMatchObject({ code: 'ENOENT' });
+    // The free slots are 0 and 2, as in the VM that was saved; slot 1 holds `second` (the
+    // clone refuses it writable a second time: the same file is attached already).
+    expect(await clone.attachDisk({ path: first, serial: 'first-again' })).toBe(0);
+    await expect(clone.attachDisk({ path: second, serial: 'x' })).rejects.toMatchObject({ code: 'EBUSY' });
+    expect(await clone.attachDisk({ path: second, serial: 'ro-again', readOnly: true })).toBe(2);
+  });
+
+  it('a disk given at boot is opened again by path, with what the host wrote since', async () => {
+    const dir = tempDir();
+    const image = join(tempDir(), 'boot.img');
+    const data = randomBytes(128 * 1024);
+    writeFileSync(image, data);
+    const vm = await bootProbe({ disks: [{ path: image, serial: 'boot-disk', readOnly: true }] });
+    vms.push(vm);
+    expect(await client(vm).diskChecksum('boot-disk', 0, data.length)).toBe(crc32(data));
+    await vm.pause();
+    await vm.snapshot(dir);
+    await vm.stop();
+    // The disk is host state, not part of the snapshot: the clone reads the file as it is now.
+    const patch = randomBytes(4096);
+    patch.copy(data, 8192);
+    writeFileSync(image, data);
+    const clone = await Vm.restore(dir);
+    vms.push(clone);
+    expect(await client(clone).diskChecksum('boot-disk', 0, data.length)).toBe(crc32(data));
+  });
+
+  it('refuses to snapshot a running VM, and writes nothing', async () => {
+    const dir = join(tempDir(), 'snap');
+    const vm = await bootProbe();
+    vms.push(vm);
+    await expect(vm.snapshot(dir)).rejects.toMatchObject({
+      name: 'NodevisorError',
+      code: 'EBUSY',
+      message: expect.stringContaining('cannot snapshot a VM that is running: pause it first'),
+    });
+    expect(() => statSync(dir)).toThrow();
+  });
+
+  it('bad restore arguments and a missing snapshot give clear errors', async () => {
+    await expect(Vm.restore('')).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringContaining('dir') });
+    await expect(Vm.restore(tempDir(), { memoryMiB: 64 } as never)).rejects.toMatchObject({
+      code: 'EINVAL',
+      message: expect.stringContaining('option memoryMiB cannot be given'),
+    });
+    const missing = join(tempDir(), 'nothing-here');
+    await expect(Vm.restore(missing)).rejects.toMatchObject({ code: 'ENOENT', path: join(missing, 'state') });
+  });
+
+  describe('bad snapshots', () => {
+    let good = '';
+    let kernelPathBytes = 0;
+
+    /** A copy of the good snapshot, with `damage` applied to it. */
+    function damaged(damage: (dir: string) => void): string {
+      const dir = tempDir();
+      for (const name of ['state', 'memory']) writeFileSync(join(dir, name), readFileSync(join(good, name)));
+      damage(dir);
+      return dir;
+    }
+
+    /** Restoring `dir` fails with EBADSNAPSHOT naming `file` and `what`; nothing is left behind. */
+    async function refused(dir: string, file: string, what: string): Promise<void> {
+      await Vm.drainTeardown();
+      const before = { fds: fds(), threads: threads() };
+      const err = await Vm.restore(dir).catch((e: unknown) => e);
+      expect(err).toMatchObject({ name: 'NodevisorError', code: 'EBADSNAPSHOT', path: join(dir, file) });
+      expect((err as Error).message).toContain(join(dir, file));
+      expect((err as Error).message).toContain(what);
+      await Vm.drainTeardown(); // the prewarm thread replaces a spare VM a restore took
+      expect(fds()).toBe(before.fds);
+      expect(threads()).toBe(before.threads);
+      expect(mappingsOf(join(dir, 'memory'))).toBe(0);
+    }
+
+    it('prepare a good snapshot (and see it restore)', async () => {
+      good = tempDir();
+      const vm = await bootProbe({ memoryMiB: 16 });
+      vms.push(vm);
+      await vm.pause();
+      await vm.snapshot(good);
+      kernelPathBytes = Buffer.byteLength(probeGuestPath());
+      const clone = await Vm.restore(good); // also warms up the libuv pool before counting threads
+      vms.push(clone);
+      expect(await client(clone).ping()).toMatchObject({ agent: 'nodevisor-probe' });
+    });
+
+    it('a corrupted state file', async () => {
+      const dir = damaged((d) => {
+        const state = readFileSync(join(d, 'state'));
+        state.writeUInt8(state.readUInt8(state.length - 100) ^ 0x40, state.length - 100);
+        writeFileSync(join(d, 'state'), state);
+      });
+      await refused(dir, 'state', 'corrupted (checksum mismatch)');
+    });
+
+    it('a truncated state file', async () => {
+      const dir = damaged((d) => truncateSync(join(d, 'state'), statSync(join(d, 'state')).size - 10));
+      await refused(dir, 'state', 'truncated');
+      const tiny = damaged((d) => truncateSync(join(d, 'state'), 20));
+      await refused(tiny, 'state', 'truncated');
+    });
+
+    it('a truncated memory file', async () => {
+      const dir = damaged((d) => truncateSync(join(d, 'memory'), (16 << 20) - 4096));
+      await refused(dir, 'memory', 'truncated');
+    });
+
+    it('not a state file, and a state file of another format version', async () => {
+      const notOne = damaged((d) => writeFileSync(join(d, 'state'), Buffer.from('{"this":"is json, not a snapshot"}')));
+      await refused(notOne, 'state', 'bad magic');
+      const future = damaged((d) => {
+        const state = readFileSync(join(d, 'state'));
+        state.writeUInt32LE(99, 8);
+        writeFileSync(join(d, 'state'), state);
+      });
+      await refused(future, 'state', 'format version 99 is not supported');
+    });
+
+    it('a snapshot from a host CPU with another XSAVE size (checksum made to match)', async () => {
+      const dir = damaged((d) => {
+        const state = readFileSync(join(d, 'state'));
+        // Payload (docs/snapshot-format.md): tag, version, memory, vcpus, slots, 4 flags, timeout,
+        // kernel path, initrd, cmdline (empty), boot disk count (0), then the XSAVE size.
+        const at = 32 + 4 + 4 + 8 + 4 + 4 + 4 + 8 + (4 + kernelPathBytes) + 4 + 4 + 4;
+        state.writeUInt32LE(state.readUInt32LE(at) + 64, at);
+        state.writeUInt32LE(crc32(state.subarray(32)), 24);
+        writeFileSync(join(d, 'state'), state);
+      });
+      await refused(dir, 'state', 'XSAVE area is');
+    });
+
+    it('a hot-plugged disk that is gone: the error names it, nothing is left behind', async () => {
+      const dir = tempDir();
+      const image = join(tempDir(), 'gone.img');
+      writeFileSync(image, randomBytes(4096));
+      const vm = await bootProbe({ memoryMiB: 16, hotplugSlots: 1 });
+      vms.push(vm);
+      await vm.attachDisk({ path: image, serial: 'gone' });
+      await vm.pause();
+      await vm.snapshot(dir);
+      rmSync(image);
+      await Vm.drainTeardown();
+      const before = { fds: fds(), threads: threads() };
+      await expect(Vm.restore(dir)).rejects.toMatchObject({ code: 'ENOENT', path: image });
+      await Vm.drainTeardown(); // the prewarm thread replaces the spare VM the restore took
+      expect(fds()).toBe(before.fds);
+      expect(threads()).toBe(before.threads);
+      expect(mappingsOf(join(dir, 'memory'))).toBe(0);
+    });
+  });
+});
