@@ -5,11 +5,14 @@
  * isolation 'namespaces': output and exit status, then `ctr task exec`, `ps` and `kill` on a
  * running one, and that nothing of ours is left (processes, netns, mounts, mapping, state).
  *
+ * A pod (a sandbox, then a container joining it by the CRI annotations) is run through the
+ * runtime's own command line, as the CRI plugin's shim would.
+ *
  * The same flow with isolation 'vm' is tier 5 (hardware KVM and a guest kernel): skipped here.
  * Runs the built runtime (dist/, made by `npm ci` or `npx tsc -p tsconfig.build.json`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, openSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -28,7 +31,11 @@ interface Run {
   stderr: string;
 }
 
-function spawnRun(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 60_000): Promise<Run> {
+/**
+ * Runs a command to its end. `untilExit`: resolve when it exits, not when its output pipes
+ * close (a runtime `create` leaves them open in the relay it started).
+ */
+function spawnRun(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 60_000, untilExit = false): Promise<Run> {
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
   let stdout = '';
   let stderr = '';
@@ -37,7 +44,7 @@ function spawnRun(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.
   child.stdin!.end();
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   return new Promise((done) =>
-    child.once('close', (code) => {
+    child.once(untilExit ? 'exit' : 'close', (code) => {
       clearTimeout(timer);
       done({ code, stdout, stderr });
     }),
@@ -246,6 +253,78 @@ function flow(isolation: 'namespaces' | 'vm', canRun: boolean, configExtra = '')
   });
 }
 
+/**
+ * A pod as the CRI plugin makes one, through the runtime's own command line (no containerd):
+ * the sandbox container, then a container joining it by the CRI annotations.
+ */
+function podFlow(canRun: boolean) {
+  describe.skipIf(!canRun)("nodevisor-runtime: a pod's container joins its sandbox (CRI annotations)", () => {
+    it('creates the container in the sandbox, maps it, runs it, and deletes both without leftovers', async () => {
+      const work = tempDir('nodevisor-runtime-pod-');
+      const root = join(work, 'root');
+      const stateRoot = join(work, 'sandboxes');
+      const mappingRoot = join(work, 'mapping');
+      const conf = join(work, 'nodevisor.toml');
+      writeFileSync(conf, `[runtime]\nisolation = "namespaces"\nstate_root = "${stateRoot}"\nmapping_root = "${mappingRoot}"\n`);
+      const env = { ...process.env, NODEVISOR_CONF_FILE: conf };
+      const rt = (args: string[], untilExit = false) => spawnRun(process.execPath, [runtimeMain, '--root', root, ...args], env, 30_000, untilExit);
+      const rootfs = join(work, 'rootfs');
+      mkdirSync(join(rootfs, 'bin'), { recursive: true });
+      for (const d of ['proc', 'dev', 'tmp']) mkdirSync(join(rootfs, d));
+      copyFileSync('/bin/busybox', join(rootfs, 'bin/busybox'));
+      for (const a of ['sh', 'sleep', 'echo', 'hostname']) symlinkSync('busybox', join(rootfs, 'bin', a));
+      const bundle = (name: string, args: string[], annotations: Record<string, string>) => {
+        const dir = join(work, name);
+        mkdirSync(dir);
+        writeFileSync(
+          join(dir, 'config.json'),
+          JSON.stringify({
+            ociVersion: '1.0.2',
+            process: { terminal: false, user: { uid: 0, gid: 0 }, args, env: ['PATH=/bin'], cwd: '/' },
+            root: { path: rootfs },
+            hostname: 'pod',
+            mounts: [{ destination: '/proc', type: 'proc', source: 'proc' }],
+            annotations,
+            linux: { namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'mount' }, { type: 'uts' }, { type: 'ipc' }] },
+          }),
+        );
+        return dir;
+      };
+      const sandboxBundle = bundle('sandbox', ['sleep', '600'], { 'io.kubernetes.cri.container-type': 'sandbox', 'io.kubernetes.cri.sandbox-id': 'pod1' });
+      const appBundle = bundle('app', ['sh', '-c', 'echo in-pod $(hostname)'], { 'io.kubernetes.cri.container-type': 'container', 'io.kubernetes.cri.sandbox-id': 'pod1' });
+
+      expect(await rt(['create', '--bundle', sandboxBundle, '--pid-file', join(work, 'pod1.pid'), 'pod1'], true)).toMatchObject({ code: 0, stderr: '' });
+      const daemonPid = (JSON.parse(readFileSync(join(root, 'pod1', 'state.json'), 'utf8')) as { daemonPid: number }).daemonPid;
+      try {
+        expect((await rt(['start', 'pod1'])).code).toBe(0);
+        // The app's relay inherits create's stdout: it ends when the app has exited.
+        const created = rt(['create', '--bundle', appBundle, '--pid-file', join(work, 'app.pid'), 'app']);
+        await eventually(async () => existsSync(join(root, 'app', 'state.json')), 20_000);
+        expect(list(mappingRoot)).toEqual(['app', 'pod1']);
+        expect(readdirSync(join(mappingRoot, 'app'))).toEqual(['pod1']);
+        expect(JSON.parse((await rt(['state', 'app'])).stdout)).toMatchObject({ id: 'app', status: 'created' });
+        expect((await rt(['start', 'app'])).code).toBe(0);
+        const output = await created;
+        expect(output).toMatchObject({ code: 0, stdout: 'in-pod pod\n', stderr: '' });
+        expect(JSON.parse((await rt(['state', 'app'])).stdout)).toMatchObject({ status: 'stopped', pid: 0 });
+        expect(JSON.parse((await rt(['state', 'pod1'])).stdout)).toMatchObject({ status: 'running' });
+        const running = await rt(['delete', 'pod1']);
+        expect(running.code).toBe(1);
+        expect(running.stderr).toContain('cannot delete container pod1 that is not stopped');
+        expect((await rt(['delete', 'app'])).code).toBe(0);
+        expect(list(mappingRoot)).toEqual(['pod1']);
+      } finally {
+        await rt(['delete', '--force', 'app']);
+        await rt(['delete', '--force', 'pod1']);
+      }
+      expect(await eventually(async () => alive([daemonPid]).length === 0, 10_000)).toBe(true);
+      expect(list(root)).toEqual([]);
+      expect(list(mappingRoot)).toEqual([]);
+      expect(list(stateRoot)).toEqual([]);
+    }, 60_000);
+  });
+}
+
 const what = "nodevisor-runtime under containerd (isolation 'namespaces')";
 const built = existsSync(runtimeMain) || (console.warn(`[skip] ${what}: ${runtimeMain} is not built (npx tsc -p tsconfig.build.json)`), false);
 const canRunNamespaces =
@@ -258,6 +337,7 @@ const canRunNamespaces =
   (existsSync(agentBinaryPath({ mustExist: false })) || (console.warn(`[skip] ${what}: the agent binary is not built (npx node-gyp build)`), false)) &&
   built;
 flow('namespaces', canRunNamespaces);
+podFlow(canRunNamespaces);
 
 const vmWhat = "nodevisor-runtime under containerd (isolation 'vm', tier 5)";
 const kernel = process.env.NODEVISOR_TEST_KERNEL ?? '';
