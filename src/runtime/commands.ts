@@ -82,8 +82,12 @@ export async function create(global: GlobalOptions, id: string, flags: Flags): P
     if (await stateExists(root, id)) throw new NodevisorError(`container with id exists: ${id}`, { code: 'EEXIST' });
     const bundle = resolvePath(flag(flags, 'bundle') ?? '.');
     const spec = await parseConfigJson(bundle);
-    if (spec.process?.terminal || flag(flags, 'console-socket')) {
-      throw new NodevisorError('a terminal (process.terminal, --console-socket) is not supported by nodevisor-runtime yet: run the container without -t', { code: 'ENOTSUP' });
+    const consoleSocket = flag(flags, 'console-socket');
+    if (spec.process?.terminal === true && !consoleSocket) {
+      throw new NodevisorError('process.terminal is set: give --console-socket, where the pty master is sent (runc does not detach a terminal without one)', { code: 'EINVAL' });
+    }
+    if (consoleSocket && spec.process?.terminal !== true) {
+      throw new NodevisorError('--console-socket is given but process.terminal is not set in the bundle', { code: 'EINVAL' });
     }
     const isSandbox = containerType(spec) === 'pod_sandbox';
     const sandboxId = isSandbox ? id : sandboxIdOf(spec);
@@ -128,7 +132,7 @@ export async function create(global: GlobalOptions, id: string, flags: Flags): P
     try {
       await request(socket, { op: 'create', id, bundle });
       created = true;
-      const relay = await startRelay(socket, { id }, true);
+      const relay = await startRelay(socket, { id }, true, consoleSocket);
       const state: ContainerState = {
         id,
         bundle,
@@ -246,14 +250,15 @@ async function execProcess(s: ContainerState, flags: Flags, args: string[]): Pro
 
 /** Resolves to the exit status of `exec` (0 with --detach, else the process's). */
 export async function exec(global: GlobalOptions, id: string, flags: Flags, args: string[]): Promise<number> {
-  if (flag(flags, 'console-socket') || flags.tty === true) {
-    throw new NodevisorError('a terminal (--tty, --console-socket) is not supported by nodevisor-runtime exec yet: exec without -t', { code: 'ENOTSUP' });
-  }
+  const consoleSocket = flag(flags, 'console-socket');
   const s = await readState(global.root, id);
-  const process_ = await execProcess(s, flags, args);
+  const process_ = (await execProcess(s, flags, args)) as { terminal?: unknown };
+  if (process_.terminal === true && !consoleSocket) {
+    throw new NodevisorError('the exec process has terminal set: give --console-socket, where the pty master is sent', { code: 'EINVAL' });
+  }
   const execId = `exec-${randomBytes(8).toString('hex')}`;
   const detach = flags.detach === true;
-  const relay = await withLock(global.root, id, () => startRelay(s.socket, { id, execId, process: process_ }, detach));
+  const relay = await withLock(global.root, id, () => startRelay(s.socket, { id, execId, process: process_ }, detach, consoleSocket));
   await writePidFile(flag(flags, 'pid-file'), relay.pid!);
   return detach ? 0 : relay.exited;
 }

@@ -158,9 +158,8 @@ class Daemon {
     const id = validateId(m.id, 'container id');
     const bundle = String(m.bundle);
     const spec = await parseConfigJson(bundle);
-    if (spec.process?.terminal) {
-      throw new NodevisorError('process.terminal is not supported by nodevisor-runtime yet: run the container without a terminal (no -t)', { code: 'ENOTSUP' });
-    }
+    // A terminal is the relay's pty (console.ts); the agent gives the process pipes.
+    if (spec.process?.terminal) spec.process.terminal = false;
     const mapping = new ContainerIdMapping(this.options.mappingRoot);
     if (!this.sandbox) {
       if (containerType(spec) !== 'pod_sandbox') throw new NodevisorError(`${id} is not a sandbox, and sandbox ${this.options.sandboxId} does not exist yet`, { code: 'EINVAL' });
@@ -192,10 +191,8 @@ class Daemon {
     const rec = this.bundles.get(containerId);
     if (!rec) throw new NodevisorError(`container ${containerId} does not exist in sandbox ${this.options.sandboxId}`, { code: 'ENOENT' });
     if (typeof ociProcess !== 'object' || ociProcess === null) throw new NodevisorError('the exec process must be an OCI process object', { code: 'EINVAL' });
-    if ((ociProcess as { terminal?: unknown }).terminal === true) {
-      throw new NodevisorError('process.terminal is not supported by nodevisor-runtime exec yet (run without -t)', { code: 'ENOTSUP' });
-    }
-    const spec = { ...rec.spec, process: ociProcess } as Spec;
+    // A terminal is the relay's pty (console.ts); the agent gives the process pipes.
+    const spec = { ...rec.spec, process: { ...ociProcess, terminal: false } } as Spec;
     return agentProcess(containerConfig(spec, { bundlePath: rec.bundle, containerId, console: '', detach: false }));
   }
 

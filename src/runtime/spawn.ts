@@ -11,6 +11,7 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 import { NodevisorError } from '../errors.js';
+import { withConsole } from './console.js';
 
 /** How long a helper may take to report (the daemon only listens; a relay attaches). */
 const READY_MS = 30_000;
@@ -75,14 +76,18 @@ export interface Relay {
 
 /**
  * Starts a relay for a process of the daemon at `socket`, on this command's stdio (the shim's
- * pipes). `detached`: in its own session, outliving this command (the shim reaps it).
+ * pipes), or on a pty whose master goes to `consoleSocket`. `detached`: in its own session,
+ * outliving this command (the shim reaps it).
  */
-export async function startRelay(socket: string, attach: object, detached: boolean): Promise<Relay> {
+export async function startRelay(socket: string, attach: object, detached: boolean, consoleSocket?: string): Promise<Relay> {
   const stdio: StdioOptions = ['inherit', 'inherit', 'inherit', 'pipe'];
-  const child = spawn(process.execPath, [script('relay'), socket, JSON.stringify({ ...attach, detached })], { detached, stdio });
+  const argv = [process.execPath, script('relay'), socket, JSON.stringify({ ...attach, detached })];
+  // With a console socket: the relay's stdio is a pty whose master went there (console.ts).
+  const { command, args } = consoleSocket ? withConsole(consoleSocket, argv) : { command: argv[0]!, args: argv.slice(1) };
+  const child = spawn(command, args, { detached, stdio });
   // Listened for from the start: a quick process may end before the caller asks.
   const exited = new Promise<number>((resolve) => child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? osConstants.signals[signal] : 0))));
-  await waitReady(child, 'the stdio relay');
+  await waitReady(child, consoleSocket ? 'the stdio relay (python3 sends the pty to the console socket)' : 'the stdio relay');
   if (detached) letGo(child);
   else (child.stdio[3] as Readable | null)?.destroy();
   return { pid: child.pid!, exited };

@@ -192,7 +192,17 @@ function flow(isolation: 'namespaces' | 'vm', canRun: boolean, configExtra = '')
       expect(list(stateRoot)).toEqual([]);
     }, 60_000);
 
-    it('ctr task exec, ps and kill work on a running container; nothing of ours is left after', async () => {
+    it('ctr run -t: the pty master reaches the shim over the console socket (python3 helper)', async () => {
+      // ctr needs a terminal of its own for -t: script(1) gives it one.
+      const command = `ctr --address ${address} run -t ${runArgs().join(' ')} --rm ${IMAGE} t4 sh -c 'echo tty-hi; exit 5'`;
+      const run = await spawnRun('script', ['-q', '-e', '-c', command, '/dev/null'], env);
+      expect(run.stdout).toContain('tty-hi');
+      expect(run.code).toBe(5);
+      expect(list(join(runcRoot, 'default'))).toEqual([]);
+      expect(list(stateRoot)).toEqual([]);
+    }, 60_000);
+
+    it('ctr task exec (with and without -t), ps and kill work on a running container; nothing of ours is left after', async () => {
       const started = await ctr(['run', ...runArgs(), '-d', IMAGE, 't2', 'sleep', '600']);
       expect(started.stderr).toBe('');
       expect(started.code).toBe(0);
@@ -210,6 +220,11 @@ function flow(isolation: 'namespaces' | 'vm', canRun: boolean, configExtra = '')
         expect(exec.stderr).toBe('');
         expect(exec.stdout).toBe('from-exec\n');
         expect(exec.code).toBe(4);
+
+        const ttyExec = `ctr --address ${address} task exec -t --fifo-dir ${join(work, 'fifo')} --exec-id e2 t2 sh -c 'echo tty-exec; exit 6'`;
+        const ttyRun = await spawnRun('script', ['-q', '-e', '-c', ttyExec, '/dev/null'], env);
+        expect(ttyRun.stdout).toContain('tty-exec');
+        expect(ttyRun.code).toBe(6);
 
         const ps = await ctr(['task', 'ps', 't2']);
         expect(ps.code).toBe(0);
@@ -333,6 +348,8 @@ const canRunNamespaces =
   needs.command('ctr').report(what) &&
   needs.command('unshare').report(what) &&
   needs.command('tar').report(what) &&
+  needs.command('python3').report(`${what} (it passes terminals to the console socket)`) &&
+  needs.command('script').report(what) &&
   (existsSync('/bin/busybox') || (console.warn(`[skip] ${what}: /bin/busybox is missing (apt-get install busybox-static)`), false)) &&
   (existsSync(agentBinaryPath({ mustExist: false })) || (console.warn(`[skip] ${what}: the agent binary is not built (npx node-gyp build)`), false)) &&
   built;

@@ -77,7 +77,7 @@ describe('nodevisor-runtime errors', () => {
     expect(stderr).toContain('usage: nodevisor-runtime');
   });
 
-  it('create names a bundle without config.json and a terminal it cannot give, and leaves nothing', async () => {
+  it('create names a bundle without config.json and a terminal without its console socket, and leaves nothing', async () => {
     const bundle = join(tempDir(), 'bundle');
     mkdirSync(bundle);
     expect(await run('create', '--bundle', bundle, 'c1')).toBe(1);
@@ -86,8 +86,11 @@ describe('nodevisor-runtime errors', () => {
       join(bundle, 'config.json'),
       JSON.stringify({ ociVersion: '1.0.2', process: { terminal: true, user: { uid: 0, gid: 0 }, args: ['sh'], cwd: '/' }, root: { path: 'rootfs' }, linux: {} }),
     );
+    expect(await run('create', '--bundle', bundle, 'c1')).toBe(1);
+    expect(logged()[1]).toContain('process.terminal is set: give --console-socket, where the pty master is sent');
+    writeFileSync(join(bundle, 'config.json'), readFileSync(join(bundle, 'config.json'), 'utf8').replace('"terminal":true', '"terminal":false'));
     expect(await run('create', '--bundle', bundle, '--console-socket', '/tmp/no.sock', 'c1')).toBe(1);
-    expect(logged()[1]).toContain('a terminal (process.terminal, --console-socket) is not supported by nodevisor-runtime yet');
+    expect(logged()[2]).toContain('--console-socket is given but process.terminal is not set in the bundle');
     expect(readdirSync(root)).toEqual([]);
   });
 
