@@ -273,7 +273,7 @@ function flow(isolation: 'namespaces' | 'vm', canRun: boolean, configExtra = '')
  * the sandbox container, then a container joining it by the CRI annotations.
  */
 function podFlow(canRun: boolean) {
-  describe.skipIf(!canRun)("nodevisor-runtime: a pod's container joins its sandbox (CRI annotations)", () => {
+  describe.skipIf(!canRun)("nodevisor-runtime through its own command line (a pod, a failing create)", () => {
     it('creates the container in the sandbox, maps it, runs it, and deletes both without leftovers', async () => {
       const work = tempDir('nodevisor-runtime-pod-');
       const root = join(work, 'root');
@@ -336,6 +336,52 @@ function podFlow(canRun: boolean) {
       expect(list(root)).toEqual([]);
       expect(list(mappingRoot)).toEqual([]);
       expect(list(stateRoot)).toEqual([]);
+    }, 60_000);
+
+    it('a create whose prestart hook fails says so, and leaves no daemon, state or mapping (createSandbox undoes its netns)', async () => {
+      const work = tempDir('nodevisor-runtime-fail-');
+      const root = join(work, 'root');
+      const stateRoot = join(work, 'sandboxes');
+      const mappingRoot = join(work, 'mapping');
+      const conf = join(work, 'nodevisor.toml');
+      writeFileSync(conf, `[runtime]\nisolation = "namespaces"\nstate_root = "${stateRoot}"\nmapping_root = "${mappingRoot}"\n`);
+      const rootfs = join(work, 'rootfs');
+      mkdirSync(join(rootfs, 'bin'), { recursive: true });
+      copyFileSync('/bin/busybox', join(rootfs, 'bin/busybox'));
+      symlinkSync('busybox', join(rootfs, 'bin/sh'));
+      writeFileSync(
+        join(work, 'config.json'),
+        JSON.stringify({
+          ociVersion: '1.0.2',
+          process: { terminal: false, user: { uid: 0, gid: 0 }, args: ['sh'], env: ['PATH=/bin'], cwd: '/' },
+          root: { path: rootfs },
+          hooks: { prestart: [{ path: '/bin/sh', args: ['sh', '-c', 'echo hook-says-no >&2; exit 7'] }] },
+          linux: { namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'mount' }] },
+        }),
+      );
+      const log = join(work, 'log.json');
+      const run = await spawnRun(process.execPath, [runtimeMain, '--root', root, '--log', log, '--log-format', 'json', 'create', '--bundle', work, 'bad1'], {
+        ...process.env,
+        NODEVISOR_CONF_FILE: conf,
+      });
+      expect(run.code).toBe(1);
+      const line = JSON.parse(readFileSync(log, 'utf8').trim().split('\n').pop()!) as { level: string; msg: string };
+      expect(line.level).toBe('error');
+      expect(line.msg).toMatch(/prestart/);
+      expect(list(root)).toEqual([]);
+      expect(list(stateRoot)).toEqual([]);
+      expect(list(mappingRoot)).toEqual([]);
+      // No daemon of this root is left (its argv names the socket under it).
+      const ours = readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(root);
+          } catch {
+            return false;
+          }
+        });
+      expect(await eventually(async () => alive(ours.map(Number)).length === 0, 10_000)).toBe(true);
     }, 60_000);
   });
 }
