@@ -261,6 +261,12 @@ class Daemon {
     exited = true;
     send(socket, { exit: status });
     socket.end();
+    if (execId) {
+      // An exec is done once its relay has the status (the agent freed its record at the wait):
+      // forget it, so a daemon that serves exec probes for days does not grow.
+      this.procs.delete(this.key(containerId, execId));
+      this.execOutput.delete(this.key(containerId, execId));
+    }
   }
 
   async handle(socket: Socket, m: Message): Promise<void> {
