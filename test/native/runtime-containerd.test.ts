@@ -230,6 +230,18 @@ function flow(isolation: 'namespaces' | 'vm', canRun: boolean, configExtra = '')
         expect(ps.code).toBe(0);
         expect(ps.stdout).toMatch(new RegExp(`^${state.pid}\\s`, 'm'));
 
+        // Execs killed by the shim: it signals the relay's pid. SIGTERM is passed on by the
+        // relay; SIGKILL ends the relay, and the daemon then kills the process.
+        for (const [execId, signal] of [['e3', 'SIGTERM'], ['e4', 'SIGKILL']] as const) {
+          const detached = await ctr(['task', 'exec', '--fifo-dir', join(work, 'fifo'), '--detach', '--exec-id', execId, 't2', 'sleep', '600']);
+          expect(detached).toMatchObject({ code: 0, stderr: '' });
+          const pidsBefore = (await ctr(['task', 'ps', 't2'])).stdout.match(/^\d+/gm) ?? [];
+          expect(pidsBefore).toHaveLength(2);
+          const killed = await ctr(['task', 'kill', '--exec-id', execId, '--signal', signal, 't2']);
+          expect(killed).toMatchObject({ code: 0, stderr: '' });
+          expect(await eventually(async () => ((await ctr(['task', 'ps', 't2'])).stdout.match(/^\d+/gm) ?? []).length === 1, 10_000)).toBe(true);
+        }
+
         // sleep is its PID namespace's init, as under runc: only SIGKILL is sure to end it.
         const kill = await ctr(['task', 'kill', '--signal', 'SIGKILL', 't2']);
         expect(kill.stderr).toBe('');
