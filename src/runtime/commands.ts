@@ -216,13 +216,28 @@ export async function remove(global: GlobalOptions, id: string, force: boolean):
       throw err;
     }
     try {
-      await request(s.socket, { op: 'delete', id, force });
+      await request(s.socket, { op: 'delete', id, force }, force ? FORCE_DELETE_MS : undefined);
     } catch (err) {
-      if (!daemonGone(err) && !(force && errorCode(err) === 'ENOENT')) throw err;
+      if (force && errorCode(err) === 'ETIMEDOUT' && id === s.sandboxId && isDaemon(s)) {
+        // A daemon that does not answer: SIGTERM makes it delete its sandbox and exit.
+        process.kill(s.daemonPid, 'SIGTERM');
+      } else if (!daemonGone(err) && !(force && errorCode(err) === 'ENOENT')) throw err;
       // The daemon is gone (it ended with its sandbox): only the state is left.
     }
     await removeState(global.root, id);
   });
+}
+
+/** How long `delete --force` waits for the daemon before it signals it. */
+const FORCE_DELETE_MS = 30_000;
+
+/** Whether the state's daemon pid is still that daemon (its command line names its socket). */
+function isDaemon(s: ContainerState): boolean {
+  try {
+    return readFileSync(`/proc/${s.daemonPid}/cmdline`, 'utf8').includes(JSON.stringify(s.socket).slice(1, -1));
+  } catch {
+    return false;
+  }
 }
 
 /** The OCI process of `exec`: the --process file, or the command after the id (runc's form). */
