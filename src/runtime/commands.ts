@@ -96,9 +96,9 @@ export async function create(global: GlobalOptions, id: string, flags: Flags): P
     let ownDaemon = false;
     if (isSandbox) {
       const config = await loadConfig();
+      socket = daemonSocketPath(root, id);
       const dir = stateDir(root, id);
       await mkdir(dir, { recursive: true, mode: 0o700 });
-      socket = daemonSocketPath(root, id);
       await mkdir(join(socket, '..'), { recursive: true, mode: 0o700 });
       const options: DaemonOptions = {
         sandboxId: id,
@@ -148,7 +148,15 @@ export async function create(global: GlobalOptions, id: string, flags: Flags): P
       await writePidFile(flag(flags, 'pid-file'), relay.pid!);
     } catch (err) {
       // Undo: the sandbox and its daemon, or this container in its sandbox, and the state.
-      if (ownDaemon) await request(socket, { op: 'shutdown' }).catch(() => process.kill(daemonPid, 'SIGTERM'));
+      if (ownDaemon) {
+        await request(socket, { op: 'shutdown' }).catch(() => {
+          try {
+            process.kill(daemonPid, 'SIGTERM');
+          } catch {
+            // gone already
+          }
+        });
+      }
       else if (created) await request(socket, { op: 'delete', id, force: true }).catch(() => undefined);
       await removeState(root, id);
       throw err;

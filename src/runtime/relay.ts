@@ -36,8 +36,8 @@ const REPARENT_MS = 5000;
  * Resolves once the command that started this relay has exited (this process got another
  * parent: the shim, a subreaper), and a little later. The runc shim of containerd 1.6 records
  * an exec's pid from the pid file only after that command returns, and drops the exit of a
- * pid it does not know yet: a process quicker than that (`sh -c 'exit 4'`) would never be
- * seen to end. runc has the same window; the relay can close it by waiting.
+ * pid it does not know yet: a process quicker than that (`sh -c 'exit 4'` in the containerd
+ * test) would never be seen to end, and `ctr task exec` would wait forever.
  */
 async function afterReparent(startPpid: number): Promise<void> {
   const deadline = Date.now() + REPARENT_MS;
