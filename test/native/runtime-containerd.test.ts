@@ -286,7 +286,7 @@ function flow(isolation: 'namespaces' | 'vm', canRun: boolean, configExtra = '')
  */
 function podFlow(canRun: boolean) {
   describe.skipIf(!canRun)("nodevisor-runtime through its own command line (a pod, a failing create)", () => {
-    it('creates the container in the sandbox, maps it, runs it, and deletes both without leftovers', async () => {
+    it('creates the sandbox once under concurrent creates, a container in it, maps it, runs it, and deletes both without leftovers', async () => {
       const work = tempDir('nodevisor-runtime-pod-');
       const root = join(work, 'root');
       const stateRoot = join(work, 'sandboxes');
@@ -320,7 +320,11 @@ function podFlow(canRun: boolean) {
       const sandboxBundle = bundle('sandbox', ['sleep', '600'], { 'io.kubernetes.cri.container-type': 'sandbox', 'io.kubernetes.cri.sandbox-id': 'pod1' });
       const appBundle = bundle('app', ['sh', '-c', 'echo in-pod $(hostname)'], { 'io.kubernetes.cri.container-type': 'container', 'io.kubernetes.cri.sandbox-id': 'pod1' });
 
-      expect(await rt(['create', '--bundle', sandboxBundle, '--pid-file', join(work, 'pod1.pid'), 'pod1'], true)).toMatchObject({ code: 0, stderr: '' });
+      // Two creates of one id at once (a retry racing the first): the lock lets one in, the other is told.
+      const both = await Promise.all([1, 2].map((n) => rt(['create', '--bundle', sandboxBundle, '--pid-file', join(work, `pod1-${n}.pid`), 'pod1'], true)));
+      expect(both.map((r) => r.code).sort()).toEqual([0, 1]);
+      expect(both.find((r) => r.code === 1)!.stderr).toContain('container with id exists: pod1');
+      expect(list(work).filter((f) => f.endsWith('.pid'))).toHaveLength(1);
       const daemonPid = (JSON.parse(readFileSync(join(root, 'pod1', 'state.json'), 'utf8')) as { daemonPid: number }).daemonPid;
       try {
         expect((await rt(['start', 'pod1'])).code).toBe(0);
