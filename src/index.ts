@@ -115,3 +115,29 @@ export {
   type GuestKind,
   type NewFactoryConfig,
 } from './factory/index.js';
+
+// Sandboxes: createSandbox / createContainer, the Sandbox, and the isolation backends.
+export {
+  bootSandboxVm,
+  createContainer,
+  createSandbox,
+  DEFAULT_SANDBOX_STATE_ROOT,
+  diskSerial,
+  factoryVmProvider,
+  findSandbox,
+  ISOLATIONS,
+  isolationSupport,
+  Sandbox,
+  setSandboxVmProvider,
+  type ContainerStdio,
+  type CreateContainerOptions,
+  type CreateSandboxOptions,
+  type Isolation,
+  type IsolationSupport,
+  type SandboxContainerInfo,
+  type SandboxContainerStatus,
+  type SandboxProcess,
+  type SandboxVm,
+  type SandboxVmFactory,
+  type SandboxVmProvider,
+} from './sandbox/index.js';

@@ -25,6 +25,11 @@ export const commands: CommandEntry[] = [
     summary: "guest build: fetch Debian's cloud kernel and write an initramfs with the agent as /init",
     load: async () => (await import('./commands/guest.js')).default,
   },
+  {
+    name: 'run',
+    summary: "run an OCI bundle's container in a new sandbox (--isolation vm|namespaces), stream its stdio, exit with its status",
+    load: async () => (await import('./commands/run.js')).default,
+  },
 ];
 
 export function usage(): string {

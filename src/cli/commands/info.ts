@@ -5,6 +5,7 @@
 import { access, constants, readFile } from 'node:fs/promises';
 
 import { addon } from '../../native/binding.js';
+import { isolationSupport } from '../../sandbox/support.js';
 import type { Command } from '../commands.js';
 
 async function exists(path: string, mode = constants.F_OK): Promise<boolean> {
@@ -33,8 +34,9 @@ const info: Command = {
   async run(args) {
     const build = addon().buildInfo();
     const machine = await machineInfo();
+    const isolation = await isolationSupport();
     if (args.includes('--json')) {
-      process.stdout.write(`${JSON.stringify({ build, machine }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ build, machine, isolation }, null, 2)}\n`);
       return 0;
     }
     process.stdout.write(
@@ -43,6 +45,7 @@ const info: Command = {
           `${build.sanitizers ? `, sanitizers: ${build.sanitizers}` : ''})`,
         `node ${machine.node} on Linux ${machine.kernel}${machine.root ? ' as root' : ''}`,
         `KVM: ${machine.kvm ? machine.kvmFlavour : 'not available (/dev/kvm missing or not accessible)'}`,
+        ...isolation.map((i) => `sandbox isolation '${i.isolation}': ${i.ok ? 'yes' : 'no'}${i.detail ? ` (${i.detail})` : ''}`),
         '',
       ].join('\n'),
     );
