@@ -3,8 +3,10 @@
  * virtio-console; a container's rootfs disk is hot-plugged with the container id as serial and
  * the agent finds it by that serial.
  *
- * Where the VM comes from: the provider set with `setSandboxVmProvider` (the VM factory set by
- * `handleFactory` binds itself there), else a VM booted directly from the hypervisor config.
+ * Where the VM comes from (Kata B6, B8 step 7): the provider set with `setSandboxVmProvider`;
+ * by default the VM factory `handleFactory` set (`currentFactory()`), else a VM booted directly
+ * from the hypervisor config. A factory's VMs need hot-plug slots for the rootfs
+ * (`hypervisorConfig.hotplugSlots` ≥ 1); a direct boot gets 4 when the config names none.
  *
  * JS thread only; VM operations are Promises from the addon.
  */
@@ -16,6 +18,7 @@ import { kernelParamsToCmdline } from '../config/kernel-params.js';
 import type { HypervisorConfig } from '../config/types.js';
 import { NodevisorError, invalid, wrapError } from '../errors.js';
 import { logger } from '../log/logger.js';
+import { currentFactory } from '../factory/handle-factory.js';
 import { MAX_SERIAL_BYTES } from '../vm/config.js';
 import { Vm, type VmConfig } from '../vm/vm.js';
 import type { AgentDisk, BackendStartOptions, SandboxBackend } from './backend.js';
@@ -104,8 +107,11 @@ export function diskSerial(containerId: string): string {
   return createHash('sha256').update(containerId).digest('hex').slice(0, MAX_SERIAL_BYTES);
 }
 
+/** The default provider: the factory handleFactory set, if any, else a direct boot. */
+const fromCurrentFactory: SandboxVmProvider = factoryVmProvider(currentFactory);
+
 export async function startVmBackend(options: BackendStartOptions): Promise<SandboxBackend> {
-  const { vm, agent } = await (provider ?? bootSandboxVm)(options.hypervisorConfig);
+  const { vm, agent } = await (provider ?? fromCurrentFactory)(options.hypervisorConfig);
   logger('sandbox', { sandbox: options.sandboxId }).debug('sandbox VM ready');
   return new VmBackend(vm, agent);
 }

@@ -81,16 +81,22 @@ export function childPids(): string[] {
     .sort();
 }
 
-/** What a sandbox could leave behind. /run/netns is shared with other tests: pass `netns` to list it. */
-export function hostState(options: { image: string; stateRoot: string; mappingRoot: string }) {
+/** Where a sandbox could leave a mount on the host: nodevisor's run directory and the test's. */
+const SANDBOX_MOUNT_ROOTS = ['/run/nodevisor'];
+
+/**
+ * What a sandbox could leave behind. The machine is shared with other tests, so mounts are those
+ * under `workDir` or /run/nodevisor (netns bind mounts are checked by inode: netnsMountsOf).
+ */
+export function hostState(options: { image: string; stateRoot: string; mappingRoot: string; workDir?: string }) {
+  const roots = [...SANDBOX_MOUNT_ROOTS, ...(options.workDir ? [options.workDir] : [])];
   return {
     loops: loopDevicesOf(options.image),
-    // Mount points of this process, without netns bind mounts (other processes' come and go).
     mounts: readFileSync('/proc/self/mountinfo', 'utf8')
       .trim()
       .split('\n')
       .map((l) => l.split(' ')[4]!)
-      .filter((m) => !m.startsWith('/run/netns/'))
+      .filter((m) => roots.some((r) => m === r || m.startsWith(`${r}/`)))
       .sort(),
     threads: readdirSync('/proc/self/task').length,
     children: childPids(),
@@ -105,11 +111,30 @@ export function hostState(options: { image: string; stateRoot: string; mappingRo
  * autoclear loop device once the sandbox's mount namespace is gone).
  */
 export async function settled<T>(read: () => T, expected: T, timeoutMs = 5000): Promise<T> {
+  return settledWhen(read, (value) => JSON.stringify(value) === JSON.stringify(expected), timeoutMs);
+}
+
+/** Polls `read` until `done(value)` or `timeoutMs` passed; resolves to the last value read. */
+export async function settledWhen<T>(read: () => T, done: (value: T) => boolean, timeoutMs = 5000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let value = read();
-  while (JSON.stringify(value) !== JSON.stringify(expected) && Date.now() < deadline) {
+  while (!done(value) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 20));
     value = read();
   }
   return value;
+}
+
+type HostState = ReturnType<typeof hostState>;
+
+/**
+ * Waits (bounded) until the host is back to `before`: the same loop devices, mounts, children,
+ * state and mapping entries, and no more threads than before (other parts of the process, such
+ * as the VM reaper, may end threads meanwhile; none may be added). Resolves to the last state,
+ * with `threads` replaced by `before.threads` when it is not above it, for one toEqual.
+ */
+export async function backToBefore(read: () => HostState, before: HostState): Promise<HostState> {
+  const same = (s: HostState) => JSON.stringify({ ...s, threads: 0 }) === JSON.stringify({ ...before, threads: 0 }) && s.threads <= before.threads;
+  const after = await settledWhen(read, same);
+  return after.threads <= before.threads ? { ...after, threads: before.threads } : after;
 }

@@ -1,8 +1,9 @@
 /**
- * Tier 3 (KVM, the probe guest): sandboxes with isolation 'vm'. The probe serves part of the
- * agent protocol: it answers ping and disk.checksum but refuses storage.mount, so here the VM
- * backend is checked up to the disk (the guest reads the hot-plugged rootfs the host sees) and
- * the refused mount must be a clean failure: no netns, VM thread, mapping or state left.
+ * Tier 3 (KVM, the probe guest): sandboxes with isolation 'vm', their VMs booted directly or
+ * taken from the VM factory handleFactory set. The probe serves part of the agent protocol: it
+ * answers ping and disk.checksum but refuses storage.mount (ENOTSUP), so here the VM backend is
+ * checked up to the disk (the guest reads the hot-plugged rootfs the host sees) and the refused
+ * mount must be a clean failure: no netns, VM thread, mapping or state left.
  *
  * The same flow with the Linux guest (the agent mounts the disk and runs busybox) needs
  * hardware KVM: tier 5, skipped on kvm_pvm with its reason.
@@ -19,11 +20,13 @@ import { probeGuestPath } from '../../src/guest/probe.js';
 import { ContainerIdMapping, DEFAULT_MAPPING_ROOT } from '../../src/mapping/container-id-mapping.js';
 import type { Spec } from '../../src/oci/spec.js';
 import { createSandbox, DEFAULT_SANDBOX_STATE_ROOT } from '../../src/sandbox/index.js';
-import { bootSandboxVm, factoryVmProvider, setSandboxVmProvider, startVmBackend } from '../../src/sandbox/vm-backend.js';
+import { factoryVmProvider, setSandboxVmProvider, startVmBackend } from '../../src/sandbox/vm-backend.js';
+import { handleFactory } from '../../src/factory/index.js';
+import { clearCurrentFactory, currentFactory } from '../../src/factory/handle-factory.js';
 import { validateSpec } from '../../src/oci/validate.js';
 import { busyboxRootfsNeed, makeBusyboxImage } from '../helpers/busybox-rootfs.js';
 import { needs } from '../helpers/needs.js';
-import { busyboxSpec, hostState, netnsInodeHook, netnsMountsOf, recordedInode, runtimeConfig, settled } from '../helpers/sandbox.js';
+import { busyboxSpec, backToBefore, hostState, netnsInodeHook, netnsMountsOf, recordedInode, runtimeConfig, settled } from '../helpers/sandbox.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const what = "sandboxes with isolation 'vm' and the probe guest";
@@ -40,7 +43,7 @@ describe.skipIf(!canRun)(what, () => {
   let image: string;
   let stateRoot: string;
   let mapping: ContainerIdMapping;
-  const state = () => hostState({ image, stateRoot, mappingRoot: mapping.root });
+  const state = () => hostState({ image, stateRoot, mappingRoot: mapping.root, workDir: work });
 
   beforeAll(() => {
     work = tempDir('nodevisor-sandbox-vm-');
@@ -97,7 +100,7 @@ describe.skipIf(!canRun)(what, () => {
     expect(err.cause).toBeInstanceOf(NodevisorError);
     expect(err.code).toBe('ENOTSUP'); // the probe serves ping, echo and disk.checksum only
     expect(netnsMountsOf(recordedInode(file))).toEqual([]);
-    expect(await settled(state, before)).toEqual(before);
+    expect(await backToBefore(state, before)).toEqual(before);
   });
 
   it('a VM that cannot start fails at the backend and leaves nothing', async () => {
@@ -109,34 +112,73 @@ describe.skipIf(!canRun)(what, () => {
     });
     expect(err.message).toMatch(/^createSandbox: start the vm backend: /);
     expect(netnsMountsOf(recordedInode(file))).toEqual([]);
-    expect(await settled(state, before)).toEqual(before);
+    expect(await backToBefore(state, before)).toEqual(before);
   });
 
-  it('takes its VM from the factory given to setSandboxVmProvider (a stand-in with getVm until src/factory lands here)', async () => {
-    const booted: string[] = [];
-    const factory = {
-      async getVm(config: { hypervisorConfig: { kernelPath: string } }) {
-        booted.push(config.hypervisorConfig.kernelPath);
-        return { ...(await bootSandboxVm(config.hypervisorConfig as never)), stop: async () => undefined };
-      },
+  it('takes its VM from the factory handleFactory set (a pool of probe VMs): the guest sees the rootfs, the refused mount is clean', async () => {
+    const config = runtimeConfig(probeGuestPath());
+    config.hypervisorConfig.hotplugSlots = 2; // the factory's VMs need a slot for the rootfs
+    config.factoryConfig = { template: false, vmCacheNumber: 1, vmCacheEndpoint: '' };
+    await handleFactory(undefined, config);
+    const factory = currentFactory();
+    expect(factory).toBeDefined();
+    const taken: string[] = [];
+    const getVm = factory!.getVm.bind(factory);
+    factory!.getVm = async (requested) => {
+      const vm = await getVm(requested);
+      taken.push(vm.id);
+      return vm;
     };
-    setSandboxVmProvider(factoryVmProvider(factory));
     try {
-      await failingSandbox('factory-warm-up', {});
-      const before = state();
-      const err = await failingSandbox('from-factory', {});
-      expect(err.message).toMatch(/mount the rootfs in the agent: agent storage.mount/);
-      expect(booted).toEqual([probeGuestPath(), probeGuestPath()]);
-      expect(await settled(state, before)).toEqual(before); // the factory's VM was stopped with the sandbox
+      // The backend's VM is the factory's, and the guest reads the hot-plugged rootfs the host sees.
+      const backend = await startVmBackend({
+        sandboxId: 'factory-disk',
+        netNsPath: '',
+        hypervisorConfig: config.hypervisorConfig,
+        spec: validateSpec(busyboxSpec(['true'])),
+        stateDir: join(work, 'unused'),
+      });
+      try {
+        expect(taken).toHaveLength(1);
+        await backend.attachDisk('ctr-factory', image, true);
+        const length = 128 * 1024;
+        expect(await backend.agent.diskChecksum('ctr-factory', 0, length)).toBe(crc32(readFileSync(image).subarray(0, length)));
+      } finally {
+        await backend.stop();
+      }
 
-      // A getter that finds no factory boots directly; a handle without a Vm is refused cleanly.
+      const before = state();
+      const err = await createSandbox({
+        spec: busyboxSpec(['true']),
+        runtimeConfig: config,
+        rootFs: { source: image, type: 'ext4', options: ['ro'], mounted: false },
+        containerId: 'from-factory',
+        bundlePath: work,
+        mapping,
+        stateRoot,
+      }).then(
+        () => new Error('createSandbox succeeded with the probe guest'),
+        (e: unknown) => e as NodevisorError,
+      );
+      expect(err.message).toMatch(/^createSandbox: create the container: container from-factory: mount the rootfs in the agent/);
+      expect(taken).toHaveLength(2);
+      // The taken VM is stopped; the pool made a replacement (as many VM threads as before).
+      expect(await backToBefore(state, before)).toEqual(before);
+    } finally {
+      await clearCurrentFactory()?.close();
+    }
+  });
+
+  it('factoryVmProvider: a getter that finds no factory boots directly; a handle without a Vm is refused cleanly', async () => {
+    const before = state();
+    try {
       setSandboxVmProvider(factoryVmProvider(() => undefined));
-      await failingSandbox('no-factory', {});
-      expect(booted).toHaveLength(2);
+      const direct = await failingSandbox('no-factory', {});
+      expect(direct.code).toBe('ENOTSUP'); // it got as far as the probe's answer to storage.mount
       setSandboxVmProvider(factoryVmProvider({ getVm: async () => ({ id: 'not-a-handle' }) }));
       const bad = await failingSandbox('bad-factory', {});
       expect(bad.message).toMatch(/^createSandbox: start the vm backend: the VM factory handed over a VM without a Vm/);
-      expect(await settled(state, before)).toEqual(before);
+      expect(await backToBefore(state, before)).toEqual(before);
     } finally {
       setSandboxVmProvider(undefined);
     }
@@ -176,7 +218,7 @@ describe.skipIf(!canRun)(what, () => {
       stateRoot,
     }).catch((e: unknown) => e as NodevisorError);
     expect((err as NodevisorError).code).toBe('ENOTSUP');
-    expect(await settled(state, before)).toEqual(before);
+    expect(await backToBefore(state, before)).toEqual(before);
   });
 });
 

@@ -16,7 +16,7 @@ import type { RootFs } from '../../src/rootfs/rootfs.js';
 import { createContainer, createSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { busyboxRootfsNeed, makeBusyboxImage } from '../helpers/busybox-rootfs.js';
 import { needs } from '../helpers/needs.js';
-import { busyboxSpec, hostState, netnsInodeHook, netnsMountsOf, recordedInode, runtimeConfig, settled } from '../helpers/sandbox.js';
+import { busyboxSpec, backToBefore, hostState, netnsInodeHook, netnsMountsOf, recordedInode, runtimeConfig, settled } from '../helpers/sandbox.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const what = "sandbox fault injection (isolation 'namespaces')";
@@ -37,7 +37,7 @@ describe.skipIf(!canRun)(what, () => {
   let counter = 0;
 
   const rootFs = (): RootFs => ({ source: image, type: 'ext4', options: ['ro'], mounted: false });
-  const state = () => hostState({ image, stateRoot, mappingRoot: mapping.root });
+  const state = () => hostState({ image, stateRoot, mappingRoot: mapping.root, workDir: work });
 
   /** Creates a sandbox with `change` applied, expects it to fail at `step`, and checks nothing is left. */
   async function expectCleanFailure(
@@ -69,7 +69,7 @@ describe.skipIf(!canRun)(what, () => {
     expect(err.cause).toBeDefined();
     if (code) expect(err.code).toBe(code);
     // Loop devices are freed by the kernel once the agent's mounts are gone: allow it a moment.
-    expect(await settled(state, before)).toEqual(before);
+    expect(await backToBefore(state, before)).toEqual(before);
     return err;
   }
 
@@ -175,7 +175,7 @@ describe.skipIf(!canRun)(what, () => {
       expect(err).toBeInstanceOf(NodevisorError);
       expect((err as NodevisorError).message).toMatch(/^createContainer: prestart hooks: /);
       expect(sandbox.containers.map((c) => c.id)).toEqual(['live']);
-      expect(await settled(state, before)).toEqual(before);
+      expect(await backToBefore(state, before)).toEqual(before);
       // The sandbox still works: the same id can join now.
       await createContainer({ spec: podSpec(), rootFs: rootFs(), containerId: 'joiner', bundlePath: work, sandbox });
       expect(sandbox.containers.map((c) => c.id)).toEqual(['live', 'joiner']);

@@ -10,6 +10,7 @@ import type { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 
 import type { RuntimeConfig } from '../../config/types.js';
+import { handleFactory } from '../../factory/index.js';
 import { parseConfigJson } from '../../oci/parse.js';
 import type { RootFs } from '../../rootfs/rootfs.js';
 import { createSandbox } from '../../sandbox/create.js';
@@ -111,6 +112,8 @@ const run: Command = {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
+      // Kata's CLI create: HandleFactory first (a no-op without template or cache configured).
+      if (isolation === 'vm') await handleFactory(undefined, runtimeConfig);
       const created = createSandbox({ spec, runtimeConfig, rootFs, containerId, bundlePath: values.bundle, isolation });
       // A Ctrl-C during creation waits for it (its rollback, or the sandbox to delete).
       sandbox = (await created).sandbox;
