@@ -19,6 +19,7 @@
         "native/addon/blockdev_binding.cc",
         "native/sys/netns.cc",
         "native/sys/blockdev.cc",
+        "native/sys/tap.cc",
         "native/addon/vm_binding.cc",
         "native/addon/vm_events.cc",
         "native/vmm/util/result.cc",
@@ -59,7 +60,9 @@
         "native/vmm/devices/virtio/block/block_backend.cc",
         "native/vmm/devices/virtio/block/block_request.cc",
         "native/vmm/devices/virtio/block/block_device.cc",
-        "native/vmm/devices/virtio/console/console_device.cc"
+        "native/vmm/devices/virtio/console/console_device.cc",
+        "native/vmm/devices/virtio/net/net_device.cc",
+        "native/vmm/devices/virtio/net/net_frames.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -107,6 +110,8 @@
                 "native/guest/probe/json_scan.c",
                 "native/guest/probe/generation.c",
                 "native/guest/probe/generation.h",
+                "native/guest/probe/net.c",
+                "native/guest/probe/net.h",
                 "native/guest/probe/probe.h",
                 "native/guest/probe/virtio.h",
                 "native/guest/probe/blk.h",
@@ -128,7 +133,7 @@
                 "native/guest/probe/entry.S", "native/guest/probe/main.c", "native/guest/probe/libc.c",
                 "native/guest/probe/virtio.c", "native/guest/probe/blk.c", "native/guest/probe/agent.c",
                 "native/guest/probe/crc32.c", "native/guest/probe/json_scan.c",
-                "native/guest/probe/generation.c"
+                "native/guest/probe/generation.c", "native/guest/probe/net.c"
               ],
               "message": "Building the probe guest"
             }
@@ -185,6 +190,7 @@
         "native/tests/virtio_console_test.cc",
         "native/tests/virtio_hostile_test.cc",
         "native/tests/snapshot_state_test.cc",
+        "native/tests/virtio_net_test.cc",
         "native/vmm/util/result.cc",
         "native/vmm/snapshot/state_file.cc",
         "native/vmm/snapshot/vm_snapshot.cc",
@@ -199,6 +205,8 @@
         "native/vmm/devices/virtio/block/block_request.cc",
         "native/vmm/devices/virtio/block/block_device.cc",
         "native/vmm/devices/virtio/console/console_device.cc",
+        "native/vmm/devices/virtio/net/net_device.cc",
+        "native/vmm/devices/virtio/net/net_frames.cc",
         "native/vmm/devices/virtio/testing/mock_driver.cc"
       ],
       "include_dirs": ["native"],

@@ -24,6 +24,7 @@ CORE=(native/vmm/memory/guest_memory.cc native/vmm/util/result.cc
       native/vmm/devices/virtio/queue.cc native/vmm/devices/virtio/mmio_transport.cc
       native/vmm/devices/virtio/device_worker.cc native/vmm/devices/virtio/block/block_backend.cc
       native/vmm/devices/virtio/block/block_request.cc native/vmm/devices/virtio/block/block_device.cc
+      native/vmm/devices/virtio/net/net_frames.cc
       native/vmm/snapshot/state_file.cc native/vmm/snapshot/vm_snapshot.cc)
 # The guest agent's input path (agent_*_fuzz.cc): no VMM code.
 AGENT=(native/guest/protocol/json.cc native/guest/agent/channel.cc native/guest/agent/log.cc

@@ -28,8 +28,11 @@ void drain(int fd) {
 }  // namespace
 
 Result<std::unique_ptr<DeviceWorker>> DeviceWorker::start(std::string thread_name, uint16_t queues,
-                                                          std::mutex& mutex, Handler handler) {
+                                                          std::mutex& mutex, Handler handler,
+                                                          std::vector<int> watched) {
   std::unique_ptr<DeviceWorker> worker(new DeviceWorker(mutex, std::move(handler)));
+  worker->watching_.assign(watched.size(), true);
+  worker->watched_ = std::move(watched);
   for (uint32_t i = 0; i <= queues; i++) {
     auto fd = make_eventfd();
     if (!fd) return fd.error();
@@ -71,10 +74,13 @@ void DeviceWorker::ring(uint16_t index) {
 }
 
 void DeviceWorker::run() {
-  std::vector<pollfd> fds(doorbells_.size() + 1);
-  for (size_t i = 0; i < doorbells_.size(); i++) fds[i] = {doorbells_[i].get(), POLLIN, 0};
+  const size_t doorbells = doorbells_.size();
+  std::vector<pollfd> fds(doorbells + watched_.size() + 1);
+  for (size_t i = 0; i < doorbells; i++) fds[i] = {doorbells_[i].get(), POLLIN, 0};
   fds.back() = {stop_.get(), POLLIN, 0};
   for (;;) {
+    // A watched fd that is switched off is skipped (poll ignores negative fds).
+    for (size_t i = 0; i < watched_.size(); i++) fds[doorbells + i] = {watching_[i] ? watched_[i] : -1, POLLIN, 0};
     int n = ::poll(fds.data(), fds.size(), -1);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -86,6 +92,11 @@ void DeviceWorker::run() {
       drain(fds[i].fd);
       std::lock_guard guard(mutex_);
       handler_(static_cast<uint16_t>(i));
+    }
+    for (size_t i = 0; i < watched_.size(); i++) {
+      if (!fds[doorbells + i].revents) continue;
+      std::lock_guard guard(mutex_);
+      handler_(watched_index(i));
     }
   }
 }
