@@ -1,0 +1,193 @@
+/**
+ * Tier 3: sandbox networking end to end with the probe guest (issue 15). A network namespace
+ * gets a veth pair as a CNI plugin would make it (one end in the netns with the VM's address,
+ * the other in the host netns); connectSandboxNetwork wires the netns's veth to a tap and the
+ * VM's hot-plugged virtio-net device with tc mirred redirects (Kata's tcfilter); the probe
+ * answers ARP and ICMP echo for the address `net.config` gave it, and echoes UDP on port 7.
+ * After disconnect no tap, qdisc or filter is left in the netns.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { basename } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { AgentClient } from '../../src/agent/client.js';
+import { PHASE_READY, probeGuestPath } from '../../src/guest/probe.js';
+import { createNetNs, deleteNetNs } from '../../src/netns/netns.js';
+import { connectSandboxNetwork, type SandboxNetwork } from '../../src/network/index.js';
+import { Vm } from '../../src/vm/vm.js';
+import { needs } from '../helpers/needs.js';
+
+const canRun =
+  needs.kvm.report('a probe VM on a tap') &&
+  needs.root.report('network namespaces, veths and tc') &&
+  needs.command('tc').report('tc filters (Debian: iproute2)');
+const hasPing = needs.command('ping').report('ICMP echo from the host (Debian: iputils-ping)');
+
+interface Rig {
+  netns: string;
+  hostVeth: string;
+  hostIp: string;
+  vmIp: string;
+  vmMac: string;
+}
+
+function sh(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** A netns with `eth0` (the VM's address, as CNI leaves it) paired with a veth in the host netns. */
+async function makeRig(): Promise<Rig> {
+  const netns = await createNetNs({ name: `nvnet-${randomBytes(6).toString('hex')}` });
+  const name = basename(netns);
+  const hostVeth = `nvh${randomBytes(4).toString('hex')}`;
+  const net = `10.${randomInt(100, 250)}.${randomInt(0, 255)}`;
+  const vmMac = `02:${[...randomBytes(5)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
+  sh('ip', ['link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', name]);
+  sh('ip', ['addr', 'add', `${net}.1/24`, 'dev', hostVeth]);
+  sh('ip', ['link', 'set', hostVeth, 'up']);
+  sh('ip', ['-n', name, 'link', 'set', 'eth0', 'address', vmMac]);
+  sh('ip', ['-n', name, 'addr', 'add', `${net}.2/24`, 'dev', 'eth0']);
+  sh('ip', ['-n', name, 'link', 'set', 'eth0', 'up']);
+  sh('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+  return { netns, hostVeth, hostIp: `${net}.1`, vmIp: `${net}.2`, vmMac };
+}
+
+async function dropRig(rig: Rig): Promise<void> {
+  try {
+    sh('ip', ['link', 'del', rig.hostVeth]);
+  } catch {
+    // Gone with the netns already.
+  }
+  await deleteNetNs(rig.netns);
+}
+
+async function probeVm(): Promise<{ vm: Vm; agent: AgentClient }> {
+  const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 64, hotplugNetSlots: 1 });
+  const ready = new Promise<void>((resolve) => vm.on('phase', (p) => p.code === PHASE_READY && resolve()));
+  await vm.start();
+  await ready;
+  return { vm, agent: new AgentClient(vm.agent, { timeoutMs: 60_000 }) };
+}
+
+/** Runs a command to its end without blocking the event loop (the VM's devices need it). */
+function run(cmd: string, args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, out }));
+  });
+}
+
+/** UDP datagrams to the probe's echo port, one at a time; resolves how many came back intact. */
+async function udpEcho(ip: string, count: number, bytes: number): Promise<number> {
+  const sock = createSocket('udp4');
+  await new Promise<void>((resolve) => sock.bind(0, resolve));
+  let back = 0;
+  try {
+    for (let i = 0; i < count; i++) {
+      const payload = randomBytes(bytes);
+      const reply = new Promise<Buffer | undefined>((resolve) => {
+        const timer = setTimeout(() => resolve(undefined), 2000);
+        sock.once('message', (msg) => {
+          clearTimeout(timer);
+          resolve(msg);
+        });
+      });
+      sock.send(payload, 7, ip);
+      const msg = await reply;
+      if (msg?.equals(payload)) back++;
+    }
+  } finally {
+    sock.close();
+  }
+  return back;
+}
+
+function leftovers(netns: string): { taps: string; qdiscs: string; filters: string } {
+  const name = basename(netns);
+  return {
+    taps: sh('ip', ['-n', name, '-o', 'link', 'show']).split('\n').filter((l) => l.includes('nvtap')).join('\n'),
+    qdiscs: sh('tc', ['-n', name, 'qdisc', 'show', 'dev', 'eth0']).split('\n').filter((l) => l.includes('ingress')).join('\n'),
+    filters: sh('tc', ['-n', name, 'filter', 'show', 'dev', 'eth0', 'ingress']).trim(),
+  };
+}
+
+describe.skipIf(!canRun)('sandbox networking with the probe guest (tap + tc mirred)', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  async function connected(): Promise<{ rig: Rig; vm: Vm; agent: AgentClient; network: SandboxNetwork }> {
+    const rig = await makeRig();
+    cleanups.push(() => dropRig(rig));
+    const { vm, agent } = await probeVm();
+    cleanups.push(() => vm.stop());
+    const network = await connectSandboxNetwork(vm, rig.netns);
+    cleanups.push(() => network.disconnect());
+    const iface = network.interfaces[0]!;
+    const reply = await agent.request('net.config', { ip: iface.addresses[0]!.address });
+    expect(reply).toMatchObject({ mac: rig.vmMac, ip: rig.vmIp });
+    return { rig, vm, agent, network };
+  }
+
+  it('wires the netns veth to a tap and the VM with the veth MAC, addresses and routes', async () => {
+    const { rig, network } = await connected();
+    expect(network.interfaces).toHaveLength(1);
+    expect(network.interfaces[0]).toMatchObject({
+      name: 'eth0',
+      mac: rig.vmMac,
+      tap: 'nvtap0',
+      addresses: [{ family: 'inet', address: rig.vmIp, prefixLength: 24 }],
+    });
+    expect(network.routes).toContainEqual(expect.objectContaining({ dest: `${rig.vmIp.replace(/\.2$/, '.0')}/24`, device: 'eth0' }));
+    const name = basename(rig.netns);
+    expect(sh('tc', ['-n', name, 'filter', 'show', 'dev', 'eth0', 'ingress'])).toContain('nvtap0');
+    expect(sh('tc', ['-n', name, 'filter', 'show', 'dev', 'nvtap0', 'ingress'])).toContain('eth0');
+  });
+
+  it('echoes 1,000 UDP datagrams from the host without losing one', async () => {
+    const { rig } = await connected();
+    expect(await udpEcho(rig.vmIp, 1000, 512)).toBe(1000);
+  }, 120_000);
+
+  it.skipIf(!hasPing)('answers ping from the host, and a flood of 1,000 pings loses none', async () => {
+    const { rig } = await connected();
+    const once = await run('ping', ['-c', '3', '-W', '5', rig.vmIp]);
+    expect(once.out).toMatch(/3 packets transmitted, 3 received/);
+    const flood = await run('ping', ['-f', '-c', '1000', '-W', '2', '-q', rig.vmIp]);
+    expect(flood.out).toMatch(/1000 packets transmitted, 1000 received, 0% packet loss/);
+    expect(flood.code).toBe(0);
+  }, 120_000);
+
+  it('leaves no tap, qdisc or filter in the netns after disconnect, and the VM stops answering', async () => {
+    const { rig, network } = await connected();
+    expect(await udpEcho(rig.vmIp, 3, 64)).toBe(3);
+    await network.disconnect();
+    await network.disconnect(); // idempotent
+    expect(leftovers(rig.netns)).toEqual({ taps: '', qdiscs: '', filters: '' });
+    expect(await udpEcho(rig.vmIp, 1, 64)).toBe(0);
+  }, 60_000);
+
+  it('leaves nothing behind when the VM stops first, then disconnect runs', async () => {
+    const { rig, vm, network } = await connected();
+    await vm.stop();
+    await network.disconnect();
+    expect(leftovers(rig.netns)).toEqual({ taps: '', qdiscs: '', filters: '' });
+  }, 60_000);
+
+  it('refuses to connect a VM without a free net slot and leaves the netns as it was', async () => {
+    const rig = await makeRig();
+    cleanups.push(() => dropRig(rig));
+    const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 64 });
+    cleanups.push(() => vm.stop());
+    await vm.start();
+    await expect(connectSandboxNetwork(vm, rig.netns)).rejects.toMatchObject({ code: 'ENOSPC' });
+    expect(leftovers(rig.netns)).toEqual({ taps: '', qdiscs: '', filters: '' });
+  });
+});
