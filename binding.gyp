@@ -157,6 +157,7 @@
         "native/guest/agent/containers.cc",
         "native/guest/agent/init.cc",
         "native/guest/agent/log.cc",
+        "native/guest/agent/network.cc",
         "native/guest/agent/privileges.cc",
         "native/guest/agent/request.cc",
         "native/guest/agent/requests.cc",
