@@ -181,6 +181,61 @@ describe.skipIf(!canRun)('sandbox networking with the probe guest (tap + tc mirr
     expect(leftovers(rig.netns)).toEqual({ taps: '', qdiscs: '', filters: '' });
   }, 60_000);
 
+  it('takes an endpoint at create (tapName inside the netns) and one as a tap fd the caller opened', async () => {
+    const rig = await makeRig();
+    cleanups.push(() => dropRig(rig));
+    const name = basename(rig.netns);
+    const vm = await Vm.create({
+      kernel: probeGuestPath(),
+      memoryMiB: 64,
+      netdevs: [{ tapName: 'nvtapboot', netns: rig.netns, mac: rig.vmMac }],
+    });
+    cleanups.push(() => vm.stop());
+    // The VMM made the tap inside the netns (not here), and it goes with the VM.
+    expect(sh('ip', ['-n', name, '-o', 'link', 'show', 'nvtapboot'])).toContain('nvtapboot');
+    expect(() => sh('ip', ['-o', 'link', 'show', 'nvtapboot'])).toThrow();
+    await vm.stop();
+    expect(leftovers(rig.netns).taps).toBe('');
+  });
+
+  it('refuses a bad endpoint with an error naming it, and leaves no tap behind', async () => {
+    const rig = await makeRig();
+    cleanups.push(() => dropRig(rig));
+    await expect(
+      Vm.create({ kernel: probeGuestPath(), netdevs: [{ tapName: 'nvtapx', netns: '/proc/self/status', mac: rig.vmMac }] }),
+    ).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringContaining('not a network namespace') });
+    await expect(Vm.create({ kernel: probeGuestPath(), netdevs: [{ tapName: 'nvtapx', mac: '01:00:00:00:00:01' }] })).rejects.toMatchObject({
+      code: 'EINVAL',
+      message: expect.stringContaining('multicast'),
+    });
+    await expect(Vm.create({ kernel: probeGuestPath(), netdevs: [{ tapFd: 0, mac: rig.vmMac }] })).rejects.toMatchObject({
+      message: expect.stringContaining('tap'),
+    });
+    await expect(Vm.create({ kernel: probeGuestPath(), netdevs: [{ mac: rig.vmMac }] })).rejects.toMatchObject({ code: 'EINVAL' });
+    expect(leftovers(rig.netns).taps).toBe('');
+  });
+
+  it('keeps the VM and host responsive while frames flood a device the guest never brought up', async () => {
+    const rig = await makeRig();
+    cleanups.push(() => dropRig(rig));
+    const { vm, agent } = await probeVm();
+    cleanups.push(() => vm.stop());
+    const network = await connectSandboxNetwork(vm, rig.netns);
+    cleanups.push(() => network.disconnect());
+    // No net.config yet: the driver has offered no receive buffers. A static neighbour lets
+    // the host send without ARP.
+    sh('ip', ['neigh', 'replace', rig.vmIp, 'lladdr', rig.vmMac, 'dev', rig.hostVeth, 'nud', 'permanent']);
+    const sock = createSocket('udp4');
+    const payload = randomBytes(1200);
+    for (let i = 0; i < 20_000; i++) sock.send(payload, 9, rig.vmIp);
+    const t0 = Date.now();
+    expect(await agent.ping()).toMatchObject({ agent: 'nodevisor-probe' });
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    await new Promise<void>((resolve) => sock.close(resolve));
+    await agent.request('net.config', { ip: rig.vmIp });
+    expect(await udpEcho(rig.vmIp, 20, 64)).toBe(20);
+  }, 60_000);
+
   it('refuses to connect a VM without a free net slot and leaves the netns as it was', async () => {
     const rig = await makeRig();
     cleanups.push(() => dropRig(rig));
