@@ -1,6 +1,6 @@
 /**
  * `connectSandboxNetwork(vm, netns)`: gives a VM the network of a sandbox's netns, as Kata does
- * with its default tcfilter model (Kata B15-B17, B39). For each Ethernet interface a CNI plugin
+ * with its default tcfilter model (endpoints are hot-plugged, as into a factory VM: Kata B39). For each Ethernet interface a CNI plugin
  * put in the netns (loopback aside):
  *
  *  1. the VMM opens a tap `nvtap<N>` inside the netns (created there, non-persistent: it goes
@@ -11,7 +11,7 @@
  *
  * The result lists each interface with its addresses and routes, which the caller hands to
  * the guest agent (`AgentClient.networkUpdate`) so the guest's eth<N> gets the same
- * configuration. `disconnect()` undoes it all: filters and qdiscs, the slot emptied (the tap
+ * configuration. `disconnect()` undoes it all (Kata's Network.Remove detaching the endpoints, B18): filters and qdiscs, the slot emptied (the tap
  * closes and disappears). A failure part-way undoes what was done before rethrowing.
  *
  * Runs on the JS thread; every ip/tc call is a child process awaited outside the netns.

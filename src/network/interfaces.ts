@@ -1,7 +1,7 @@
 /**
  * What a sandbox's network namespace holds, read with `ip -json`: the Ethernet interfaces a
  * CNI plugin put there (loopback and our own taps aside), each with its MAC, MTU, addresses
- * and routes — what the VM's device and the guest agent's `network.update` need (Kata B15).
+ * and routes — what the VM's device and the guest agent's `network.update` need.
  */
 import { ipJson } from './iproute.js';
 

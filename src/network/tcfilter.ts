@@ -1,5 +1,5 @@
 /**
- * Kata's "tcfilter" wiring between one netns interface (a CNI veth) and a tap (Kata B16): an
+ * Kata's "tcfilter" wiring between one netns interface (a CNI veth) and a tap: an
  * ingress qdisc on each, and a u32 match-all filter on each whose action is `mirred egress
  * redirect` to the other. Frames then pass veth ↔ tap without the netns's own stack seeing
  * them; the VM's device carries the veth's MAC, so peers see one host.

@@ -1,4 +1,4 @@
-// network.update (docs/protocol.md): the guest side of sandbox networking (Kata B18). The host
+// network.update (docs/protocol.md): the guest side of sandbox networking. The host
 // names each interface by the MAC it gave the VM's virtio-net device; the agent finds it,
 // renames it to the netns interface's name (so routes can name it), sets MTU, addresses and
 // link up, then adds routes and permanent ARP/NDP neighbours. All through rtnetlink.
