@@ -236,6 +236,13 @@ describe.skipIf(!canRun)('sandbox networking with the probe guest (tap + tc mirr
     expect(await udpEcho(rig.vmIp, 20, 64)).toBe(20);
   }, 60_000);
 
+  it('refuses to snapshot a VM with net slots (the snapshot format does not record them yet)', async () => {
+    const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 16, hotplugNetSlots: 1 });
+    cleanups.push(() => vm.stop());
+    await vm.start(true);
+    await expect(vm.snapshot('/tmp/nodevisor-net-snapshot-never')).rejects.toMatchObject({ code: 'ENOTSUP' });
+  });
+
   it('refuses to connect a VM without a free net slot and leaves the netns as it was', async () => {
     const rig = await makeRig();
     cleanups.push(() => dropRig(rig));
