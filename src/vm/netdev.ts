@@ -7,7 +7,10 @@
 import { invalid } from '../errors.js';
 
 export interface NetdevConfig {
-  /** An open tap fd (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR); the VMM keeps a dup of it. */
+  /**
+   * An open tap fd (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR); the VMM keeps a dup of it, taken while
+   * `Vm.create` / `attachNet` runs, so keep it open until that resolves (then close it at will).
+   */
   tapFd?: number;
   /** Or the name of a tap the VMM opens, creating it when missing (1..15 bytes). */
   tapName?: string;
