@@ -51,8 +51,10 @@ static void post_rx(u16 index) {
   vq_publish(&q[0], index, &addr, &len, 1, 0);
 }
 
+// (Re)starts the first virtio-net device: a full reset and handshake, all receive buffers
+// offered, transmit state cleared. Every net.config does it, so a device a hostile request
+// broke (DEVICE_NEEDS_RESET) serves again after the next plain one.
 static int bring_up(void) {
-  if (up) return up > 0 ? 0 : -1;
   struct virtio_dev found[VIRTIO_MMIO_MAX_DEVICES];
   int n = virtio_discover(found, VIRTIO_MMIO_MAX_DEVICES);
   up = -1;
@@ -62,12 +64,48 @@ static int bring_up(void) {
     if (virtio_init(&dev, q, 2) != 0) return -1;
     for (int b = 0; b < 6; b++) mac[b] = mmio_read8(dev.base + 0x100 + (u64)b);
     q[1].avail.flags = VRING_AVAIL_F_NO_INTERRUPT;
+    tx_next = tx_inflight = 0;
+    tx_notify = 0;
     for (u16 b = 0; b < VQ_SIZE; b++) post_rx(b);
     vq_notify(&dev, 0);
     up = 1;
     return 0;
   }
   return -1;
+}
+
+// Puts `head` on the avail ring of `vq` without touching descriptors (for hostile requests).
+static void publish_raw(struct virtqueue* vq, u16 head) {
+  vq->avail.ring[vq->avail_idx % VQ_SIZE] = head;
+  barrier();
+  vq->avail_idx++;
+  vq->avail.idx = vq->avail_idx;
+  mb();
+}
+
+// What net.config's `hostile` asks the driver to do to the device, for tests: a transmit chain
+// that loops, a transmit buffer outside guest RAM, or a receive avail index far ahead of the
+// ring (the device must then stop serving until the next reset).
+static const char* misbehave(const char* what) {
+  const u16 slot = tx_next % VQ_SIZE;
+  if (memcmp(what, "tx-loop", 8) == 0) {
+    q[1].desc[slot] = (struct vq_desc){(u64)tx_buf[slot], NET_HDR, 1 /* NEXT */, slot};
+  } else if (memcmp(what, "tx-outside", 11) == 0) {
+    q[1].desc[slot] = (struct vq_desc){0xfffffffff000ull, 4096, 0, 0};
+  } else if (memcmp(what, "rx-avail", 9) == 0) {
+    q[0].avail.idx = (u16)(q[0].avail_idx + 1000);
+    mb();
+    vq_notify(&dev, 0);
+    return 0;
+  } else {
+    return "net.config: hostile must be tx-loop, tx-outside or rx-avail";
+  }
+  barrier();
+  publish_raw(&q[1], slot);
+  tx_next++;
+  tx_inflight++;
+  vq_notify(&dev, 1);
+  return 0;
 }
 
 // Queues `len` bytes of Ethernet frame for sending (notified at the end of the poll).
@@ -234,7 +272,14 @@ const char* net_config(const char* payload, u32 n, char* out, u32 room) {
   if (with_mac && (json_plain_string(&v, text, sizeof text) != 0 || parse_mac(text, new_mac) != 0)) {
     return "net.config: mac must look like 02:00:00:00:00:01";
   }
+  char hostile[16];
+  const int with_hostile = json_find(payload, n, "hostile", &v) == 0;
+  if (with_hostile && json_plain_string(&v, hostile, sizeof hostile) != 0) return "net.config: hostile must be a string";
   if (bring_up() != 0) return "the VM has no virtio-net device";
+  if (with_hostile) {
+    const char* bad = misbehave(hostile);
+    if (bad) return bad;
+  }
   memcpy(ip, new_ip, 4);
   if (with_mac) memcpy(mac, new_mac, 6);
   configured = 1;
