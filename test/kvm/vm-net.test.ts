@@ -9,6 +9,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
+import { readdirSync } from 'node:fs';
 import { basename } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -255,6 +256,26 @@ describe.skipIf(!canRun)('sandbox networking with the probe guest (tap + tc mirr
     expect(await udpEcho(rig.vmIp, 20, 64)).toBe(20);
     await expect(agent.request('net.config', { ip: rig.vmIp, hostile: 'nonsense' })).rejects.toMatchObject({ code: 'EINVAL' });
   }, 60_000);
+
+  it('leaks no fd over connect/disconnect and VM cycles', async () => {
+    const rig = await makeRig();
+    cleanups.push(() => dropRig(rig));
+    const cycle = async (): Promise<void> => {
+      const { vm, agent } = await probeVm();
+      const network = await connectSandboxNetwork(vm, rig.netns);
+      await agent.request('net.config', { ip: rig.vmIp });
+      expect(await udpEcho(rig.vmIp, 2, 64)).toBe(2);
+      await network.disconnect();
+      await vm.stop();
+    };
+    await cycle();
+    await Vm.drainTeardown();
+    const before = readdirSync('/proc/self/fd').length;
+    for (let i = 0; i < 5; i++) await cycle();
+    await Vm.drainTeardown();
+    expect(readdirSync('/proc/self/fd').length).toBe(before);
+    expect(leftovers(rig.netns)).toEqual({ taps: '', qdiscs: '', filters: '' });
+  }, 120_000);
 
   it('refuses to snapshot a VM with net slots (the snapshot format does not record them yet)', async () => {
     const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 16, hotplugNetSlots: 1 });
