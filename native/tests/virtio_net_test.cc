@@ -41,6 +41,10 @@ struct NetRig {
       : dev(make(&host, with_tap)), h(dev), rx(h.mem, kRxRings, 16), tx(h.mem, kTxRings, 16) {}
 
   bool up() { return h.bring_up({&rx, &tx}, kNetFeatureMac | kNetFeatureStatus); }
+  // `dev` outlives `h` (and its guest memory), and its worker may still be serving a notify the
+  // case just made: reset the device first, as a driver would (the reset waits for the handler
+  // under the device lock; afterwards the worker finds the device inactive with no memory).
+  ~NetRig() { h.set(mmio::kStatus, 0); }
 };
 
 bool wait_for(const std::function<bool()>& cond, int ms = 5000) {
