@@ -1,7 +1,10 @@
 {
-  # One addon, built by `npm ci` (the package's install script runs `node-gyp rebuild`).
+  # What a user of the package needs, built by `npm ci` (the install script runs
+  # `node-gyp rebuild -j max`): the addon, the probe guest and the guest agent. Test-only
+  # builds (the ASan/UBSan native unit tests, the sanitizer addon) are in CMakeLists.txt and
+  # made by the test run itself (test/helpers/native-tests.ts), never by an install.
   # The core under native/vmm and native/sys is plain C++20 and never includes napi.h;
-  # only native/addon does. CMakeLists.txt builds the same sources with sanitizers.
+  # only native/addon does.
   "variables": {
     "nodevisor_version": "<!(node -p \"require('./package.json').version\")"
   },
@@ -110,6 +113,8 @@
                 "native/guest/probe/json_scan.c",
                 "native/guest/probe/generation.c",
                 "native/guest/probe/generation.h",
+                "native/guest/probe/faults.c",
+                "native/guest/probe/faults.h",
                 "native/guest/probe/net.c",
                 "native/guest/probe/net.h",
                 "native/guest/probe/probe.h",
@@ -133,7 +138,8 @@
                 "native/guest/probe/entry.S", "native/guest/probe/main.c", "native/guest/probe/libc.c",
                 "native/guest/probe/virtio.c", "native/guest/probe/blk.c", "native/guest/probe/agent.c",
                 "native/guest/probe/crc32.c", "native/guest/probe/json_scan.c",
-                "native/guest/probe/generation.c", "native/guest/probe/net.c"
+                "native/guest/probe/generation.c",
+                "native/guest/probe/faults.c", "native/guest/probe/net.c"
               ],
               "message": "Building the probe guest"
             }
@@ -173,54 +179,6 @@
       "cflags": ["-Wall", "-Wextra", "-O2", "-fstack-protector-strong"],
       "cflags_cc": ["-std=c++20", "-fexceptions"],
       "ldflags": ["-static"]
-    },
-    {
-      # The native core's unit tests (native/tests): virtio devices, the bus and ACPI tables
-      # without Node or KVM. test/native/native-core.test.ts runs them case by case in `npm test`.
-      "target_name": "nodevisor_native_tests",
-      "type": "executable",
-      "conditions": [
-        ["OS!='linux'", { "type": "none" }]
-      ],
-      "sources": [
-        "native/tests/main.cc",
-        "native/tests/acpi_test.cc",
-        "native/tests/bus_test.cc",
-        "native/tests/virtio_transport_test.cc",
-        "native/tests/virtio_block_test.cc",
-        "native/tests/virtio_console_test.cc",
-        "native/tests/virtio_hostile_test.cc",
-        "native/tests/snapshot_state_test.cc",
-        "native/tests/virtio_net_test.cc",
-        "native/vmm/util/result.cc",
-        "native/vmm/snapshot/state_file.cc",
-        "native/vmm/snapshot/vm_snapshot.cc",
-        "native/vmm/memory/guest_memory.cc",
-        "native/vmm/bus/bus.cc",
-        "native/vmm/acpi/aml.cc",
-        "native/vmm/acpi/acpi_tables.cc",
-        "native/vmm/devices/virtio/queue.cc",
-        "native/vmm/devices/virtio/mmio_transport.cc",
-        "native/vmm/devices/virtio/device_worker.cc",
-        "native/vmm/devices/virtio/block/block_backend.cc",
-        "native/vmm/devices/virtio/block/block_request.cc",
-        "native/vmm/devices/virtio/block/block_device.cc",
-        "native/vmm/devices/virtio/console/console_device.cc",
-        "native/vmm/devices/virtio/net/net_device.cc",
-        "native/vmm/devices/virtio/net/net_frames.cc",
-        "native/vmm/devices/virtio/testing/mock_driver.cc"
-      ],
-      "include_dirs": ["native"],
-      "defines": ["_GNU_SOURCE"],
-      "cflags!": ["-fno-exceptions"],
-      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++1y", "-std=gnu++14"],
-      # Built with AddressSanitizer and UBSan: a standalone binary needs no preloading, so
-      # every `npm test` runs the device models under the sanitizers.
-      # (-Wno-stringop-overflow: GCC 12 misreads vector::resize in state_codec.h under ASan.)
-      "cflags": ["-Wall", "-Wextra", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
-                 "-fno-omit-frame-pointer", "-Wno-stringop-overflow"],
-      "cflags_cc": ["-std=c++20", "-fexceptions"],
-      "ldflags": ["-pthread", "-fsanitize=address,undefined"]
     }
   ]
 }

@@ -101,3 +101,18 @@ export {
   type GuestBuildOptions,
   type GuestImage,
 } from './guest/image/index.js';
+
+// The VM factory (Kata B31-B39): direct boots, template clones, an in-process pool.
+export {
+  currentFactory,
+  DEFAULT_TEMPLATE_PATH,
+  Factory,
+  FactoryVmHandle,
+  handleFactory,
+  newFactory,
+  type FactoryRuntime,
+  type FactoryVm,
+  type FactoryVmConfig,
+  type GuestKind,
+  type NewFactoryConfig,
+} from './factory/index.js';

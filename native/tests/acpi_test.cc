@@ -87,10 +87,7 @@ TEST(aml_pkg_length_encodings) {
 }
 
 TEST(acpi_tables_disassemble_cleanly_with_iasl) {
-  if (run("command -v iasl").empty()) {
-    std::printf("    [skip] iasl (acpica-tools) is not installed\n");
-    return;
-  }
+  if (run("command -v iasl").empty()) SKIP("the command `iasl` is not installed (apt-get install acpica-tools)");
   char dir[] = "/tmp/nodevisor-acpi-XXXXXX";
   REQUIRE(mkdtemp(dir) != nullptr);
   AcpiConfig c = two_devices();

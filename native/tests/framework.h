@@ -1,9 +1,10 @@
 // A minimal test framework for the native core (no Node, no third-party code): TEST cases
-// register themselves; CHECK records a failure with file and line and goes on; main() runs
-// every case (or those matching argv[1]) and prints "N passed, N failed".
+// register themselves; CHECK records a failure with file and line and goes on; SKIP ends a
+// case that cannot run here, with its reason; main() runs every case (or those matching
+// argv[1]) and prints "N passed, N failed, N skipped".
 //
-// test/native/native-tests.test.ts runs the binary from vitest, so these results count in
-// `npm test`.
+// test/native/native-core.test.ts runs the binary from vitest case by case, so these results
+// count in `npm test`: a case that printed "skip NAME: reason" is a vitest skip with that reason.
 #pragma once
 
 #include <cstdio>
@@ -20,6 +21,8 @@ struct TestCase {
 
 std::vector<TestCase>& registry();
 void record_failure(const char* file, int line, const std::string& what);
+// Marks the current case as skipped (it did not run its checks) with the reason printed.
+void record_skip(const std::string& reason);
 
 struct Registrar {
   Registrar(const char* name, std::function<void()> body) { registry().push_back({name, std::move(body)}); }
@@ -57,4 +60,12 @@ struct Registrar {
       ::nodevisor::tests::record_failure(__FILE__, __LINE__, "REQUIRE(" #expr ")");          \
       return;                                                                                \
     }                                                                                        \
+  } while (0)
+
+// Ends the current case as skipped, saying why (e.g. a tool that is not installed and the
+// Debian package that has it). A skipped case is not a passed one.
+#define SKIP(reason)                               \
+  do {                                             \
+    ::nodevisor::tests::record_skip(reason);       \
+    return;                                        \
   } while (0)

@@ -28,6 +28,11 @@ struct Rig {
     return std::move(BlockDevice::create("vda", false, std::move(BlockBackend::open(path, false)).value(), "h")).value();
   }
   explicit Rig(const std::string& p) : path(p), dev(make(p)), h(dev), q(h.mem, kRings, 16) {}
+  // `dev` outlives `h` (and its guest memory), and its worker thread may still be serving a
+  // notify the case just made: reset the device first, as a driver would. The reset runs under
+  // the device lock, so it waits for that handler, and afterwards the worker finds the device
+  // inactive with no memory.
+  ~Rig() { h.set(mmio::kStatus, 0); }
 };
 
 std::string temp_image() {
@@ -118,7 +123,8 @@ TEST(hostile_avail_index_running_ahead_stops_the_queue_until_reset) {
   REQUIRE(r.h.bring_up({&r.q}));
   r.q.set_avail_idx(1000);  // 1000 entries "available" in a 16-entry queue
   r.h.notify(0);
-  for (int i = 0; i < 100 && r.dev->stats().ring_errors == 0; i++) usleep(1000);
+  // Wait for the worker to see it (a generous bound, not a timing window: 10 s).
+  for (int i = 0; i < 10000 && r.dev->stats().ring_errors == 0; i++) usleep(1000);
   CHECK_EQ(r.dev->stats().ring_errors, 1u);
   CHECK(!r.dev->activated());
   CHECK_EQ(r.q.used_idx(), 0u);

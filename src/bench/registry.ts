@@ -83,12 +83,16 @@ const vmStart: Bench<import('./vm-start.js').VmStartBenchResult> = {
     ];
     if ('skipped' in r.qemu) {
       lines.push(`   QEMU microvm: skipped (${r.qemu.skipped})`);
+    } else if (!('p50Us' in r.qemu)) {
+      lines.push(`   QEMU microvm: FAILED (${r.qemu.error})`);
     } else {
-      lines.push(`   QEMU microvm (spawn -> banner): ${f(r.qemu)}${r.qemu.failures ? `, ${r.qemu.failures} failed runs` : ''}`);
-      lines.push(`   ratio QEMU / nodevisor (p50): ${r.ratio}x`);
+      lines.push(`   QEMU microvm (spawn -> banner, PVH entry): ${f(r.qemu)}${r.qemu.failures ? `, ${r.qemu.failures} failed runs` : ''}`);
+      const x = (ratio?: { p50: number; p99: number }) => (ratio ? `p50 ${ratio.p50}x, p99 ${ratio.p99}x` : 'n/a');
+      lines.push(`   QEMU / nodevisor, CPL-3 user entry: ${x(r.ratio)}`);
+      lines.push(`   QEMU / nodevisor, PVH entry:        ${x(r.ratioPvh)}`);
     }
     return lines.join('\n');
   },
 };
 
-export const benches: Bench<any>[] = [netns, virtio, vmStart, netBench];
+export const benches: Bench<any>[] = [netns, virtio, vmStart, (await import('./factory.js')).factoryBench, netBench];

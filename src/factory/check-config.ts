@@ -32,8 +32,12 @@ export function checkFactoryConfig(factory: FactoryConfig, hypervisor: Hyperviso
   if (typeof hypervisor?.kernelPath !== 'string' || hypervisor.kernelPath === '') {
     throw invalid('the VM factory needs hypervisorConfig.kernelPath (Missing kernel path)');
   }
-  if (factory.template && hypervisor.imagePath) {
-    // Every clone would write to the one image: the guest's root filesystem would be corrupted.
+  if (factory.template) checkTemplateImage(hypervisor);
+}
+
+/** A template's clones would all write to one rootfs image, corrupting it: refused. */
+export function checkTemplateImage(hypervisor: Pick<HypervisorConfig, 'imagePath'>): void {
+  if (hypervisor.imagePath) {
     throw invalid(
       'Factory option template cannot be used with hypervisorConfig.imagePath: clones would share one writable ' +
         'rootfs image; boot the template from an initrd (initrdPath) or from an ELF kernel without an image',

@@ -6,17 +6,13 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { needs, type Need } from './needs.js';
+import { allOf, need, needs, type Need } from './needs.js';
 
 export const BUSYBOX = '/bin/busybox';
 
 /** Busybox (a static one) and mkfs.ext4 are there. */
 export function busyboxRootfsNeed(): Need {
-  const mkfs = needs.command('mkfs.ext4');
-  if (!mkfs.ok) return { ...mkfs, reason: `${mkfs.reason} (apt-get install e2fsprogs)` };
-  const ok = existsSync(BUSYBOX);
-  const reason = `${BUSYBOX} is missing (apt-get install busybox-static)`;
-  return { ok, reason, report: (what) => (ok ? true : (console.warn(`[skip] ${what}: ${reason}`), false)) };
+  return allOf(needs.command('mkfs.ext4'), need(existsSync(BUSYBOX), `${BUSYBOX} is missing (apt-get install busybox-static)`));
 }
 
 /** Text of /etc/marker in the image, to tell the container's root from the host's. */

@@ -1,9 +1,29 @@
 /**
- * What a test tier needs, detected once, with the reason printed when it is missing.
- * Use as `describe.skipIf(!needs.root.ok)(...)` after `needs.root.report('what the tests do')`.
+ * What a test needs from this machine, detected once, with the reason (and the Debian package
+ * to install) when it is missing.
+ *
+ * A test that cannot run here is a vitest skip that names its reason, never an early `return`
+ * in a passing test:
+ *
+ *   describe('veth pairs', skipUnless('veth tests', needs.root, needs.command('ip')), () => { ... });
+ *   it('reads the DSDT', skipUnless('DSDT disassembly', needs.command('iasl')), () => { ... });
+ *   it('...', (ctx) => { if (!x) ctx.skip(`why`); ... });            // decided while running
+ *
+ * skipUnless puts the reason into the test's meta (`skipReason`); test/helpers/skip-reporter.ts
+ * prints every skip with its reason and, with CI=true, fails the run on a reason that is not in
+ * test/skip-allowlist.txt.
  */
 import { accessSync, constants, existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+
+import type { TestOptions } from 'vitest';
+
+declare module 'vitest' {
+  interface TaskMeta {
+    /** Why this test (or the suite it is in) is skipped on this machine. */
+    skipReason?: string;
+  }
+}
 
 export interface Need {
   ok: boolean;
@@ -12,7 +32,7 @@ export interface Need {
   report(what: string): boolean;
 }
 
-function need(ok: boolean, reason: string): Need {
+export function need(ok: boolean, reason: string): Need {
   return {
     ok,
     reason,
@@ -21,6 +41,22 @@ function need(ok: boolean, reason: string): Need {
       return ok;
     },
   };
+}
+
+/** Every need met (or the first one missing). */
+export function allOf(...list: Need[]): Need {
+  return list.find((n) => !n.ok) ?? need(true, '');
+}
+
+/**
+ * Options for `describe`/`it`: run when every need is met; otherwise skip, printing
+ * `[skip] what: reason` and keeping the reason in the task's meta for the skip reporter.
+ */
+export function skipUnless(what: string, ...list: Need[]): TestOptions {
+  const missing = list.find((n) => !n.ok);
+  if (!missing) return {};
+  missing.report(what);
+  return { skip: true, meta: { skipReason: missing.reason } };
 }
 
 function isRoot(): boolean {
@@ -38,12 +74,37 @@ function kvmUsable(): boolean {
 
 function hasCommand(cmd: string): boolean {
   try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    execFileSync('sh', ['-c', `command -v '${cmd}'`], { stdio: 'ignore' });
     return true;
   } catch {
     return false;
   }
 }
+
+/** The Debian package that has each command the tests use (also listed in .ci/run). */
+const DEBIAN_PACKAGE: Record<string, string> = {
+  ip: 'iproute2',
+  ping: 'iputils-ping',
+  losetup: 'util-linux',
+  unshare: 'util-linux',
+  'mkfs.ext4': 'e2fsprogs',
+  dmsetup: 'dmsetup',
+  'qemu-system-x86_64': 'qemu-system-x86',
+  'clang++': 'clang libclang-rt-14-dev',
+  iasl: 'acpica-tools',
+  busybox: 'busybox-static',
+  cpio: 'cpio',
+  xz: 'xz-utils',
+  zstd: 'zstd',
+  lz4: 'lz4',
+  cmake: 'cmake',
+  gcc: 'gcc',
+  'g++': 'g++',
+  'apt-get': 'apt',
+  'dpkg-deb': 'dpkg',
+};
+
+const commandNeeds = new Map<string, Need>();
 
 export const needs = {
   linux: need(process.platform === 'linux', `needs Linux (this is ${process.platform})`),
@@ -56,7 +117,14 @@ export const needs = {
       ? 'KVM here is kvm_pvm (guest CPL 0 is emulated; a full Linux guest cannot run)'
       : '/dev/kvm is missing or not usable',
   ),
+  /** A command on PATH; the reason names the Debian package that has it. */
   command(cmd: string): Need {
-    return need(hasCommand(cmd), `the command \`${cmd}\` is not installed`);
+    let n = commandNeeds.get(cmd);
+    if (!n) {
+      const pkg = DEBIAN_PACKAGE[cmd];
+      n = need(hasCommand(cmd), `the command \`${cmd}\` is not installed${pkg ? ` (apt-get install ${pkg})` : ''}`);
+      commandNeeds.set(cmd, n);
+    }
+    return n;
   },
 };

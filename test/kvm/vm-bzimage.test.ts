@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 
 import { debugReadGuest } from '../../src/testing.js';
 import { Vm, type VmExit, type VmPhase } from '../../src/vm/vm.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const SETUP_SECTS = 1;
@@ -58,7 +58,7 @@ function firstPhase(vm: Vm): Promise<VmPhase | VmExit> {
   });
 }
 
-describe.skipIf(!needs.kvm.report('boot a synthetic bzImage'))('bzImage boot (Linux 64-bit boot protocol)', () => {
+describe('bzImage boot (Linux 64-bit boot protocol)', skipUnless('boot a synthetic bzImage', needs.kvm), () => {
   const dir = tempDir('nodevisor-bzimage-');
   const write = (name: string, data: Buffer): string => {
     const path = join(dir, name);

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 
 import { PHASE_READY, probeGuestPath } from '../../src/guest/probe.js';
 import { Vm } from '../../src/vm/vm.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 
 function rssKiB(): number {
   const line = readFileSync('/proc/self/status', 'utf8')
@@ -48,7 +48,7 @@ async function cycle(kernel: string): Promise<void> {
   await within(vm.stop(), 'stop', vm);
 }
 
-describe.skipIf(!needs.kvm.report('boot the probe guest 500 times'))('Vm create/start/stop cycles', () => {
+describe('Vm create/start/stop cycles', skipUnless('boot the probe guest 500 times', needs.kvm), () => {
   it('500 cycles keep fds, threads and RSS flat', async () => {
     const kernel = probeGuestPath();
     for (let i = 0; i < 30; i++) await cycle(kernel); // warm up: libuv pool, allocator arenas, JIT

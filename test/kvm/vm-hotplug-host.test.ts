@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { PHASE_READY, probeGuestPath } from '../../src/guest/probe.js';
 import { Vm } from '../../src/vm/vm.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 function image(dir: string, name: string, bytes = 1 << 20): string {
@@ -26,7 +26,7 @@ async function readyVm(config: Partial<Parameters<typeof Vm.create>[0]> = {}): P
   return vm;
 }
 
-describe.skipIf(!needs.kvm.report('virtio hot-plug on the host side'))('disk slots and the agent channel (host side)', () => {
+describe('disk slots and the agent channel (host side)', skipUnless('virtio hot-plug on the host side', needs.kvm), () => {
   const vms: Vm[] = [];
   afterEach(async () => {
     for (const vm of vms.splice(0)) await vm.stop();

@@ -21,20 +21,15 @@ import { createNetNs, deleteNetNs } from '../../src/netns/netns.js';
 import { connectSandboxNetwork, type SandboxNetwork } from '../../src/network/index.js';
 import { Vm } from '../../src/vm/vm.js';
 import { busyboxRootfsNeed, makeBusyboxImage } from '../helpers/busybox-rootfs.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const what = 'Linux guest networking through network.update (tier 5)';
-const canRun =
-  needs.hardwareKvm.report(what) &&
-  needs.root.report(what) &&
-  needs.command('tc').report(what) &&
-  needs.command('ping').report(what) &&
-  busyboxRootfsNeed().report(what);
+const canRun = skipUnless(what, needs.hardwareKvm, needs.root, needs.command('tc'), needs.command('ping'), busyboxRootfsNeed());
 
 const run = promisify(execFile);
 
-describe.skipIf(!canRun)('Linux guest networking (hardware KVM)', () => {
+describe('Linux guest networking (hardware KVM)', canRun, () => {
   let vm: Vm;
   let client: AgentClient;
   let network: SandboxNetwork;

@@ -18,13 +18,10 @@ import { PHASE_READY, probeGuestPath } from '../../src/guest/probe.js';
 import { createNetNs, deleteNetNs } from '../../src/netns/netns.js';
 import { connectSandboxNetwork, type SandboxNetwork } from '../../src/network/index.js';
 import { Vm } from '../../src/vm/vm.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 
-const canRun =
-  needs.kvm.report('a probe VM on a tap') &&
-  needs.root.report('network namespaces, veths and tc') &&
-  needs.command('tc').report('tc filters (Debian: iproute2)');
-const hasPing = needs.command('ping').report('ICMP echo from the host (Debian: iputils-ping)');
+const canRun = skipUnless('sandbox networking with a probe VM', needs.kvm, needs.root, needs.command('tc'));
+const hasPing = skipUnless('ICMP echo from the host', needs.command('ping'));
 
 interface Rig {
   netns: string;
@@ -118,7 +115,7 @@ function leftovers(netns: string): { taps: string; qdiscs: string; filters: stri
   };
 }
 
-describe.skipIf(!canRun)('sandbox networking with the probe guest (tap + tc mirred)', () => {
+describe('sandbox networking with the probe guest (tap + tc mirred)', canRun, () => {
   const cleanups: (() => Promise<void>)[] = [];
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
@@ -157,14 +154,14 @@ describe.skipIf(!canRun)('sandbox networking with the probe guest (tap + tc mirr
     expect(await udpEcho(rig.vmIp, 1000, 512)).toBe(1000);
   }, 120_000);
 
-  it.skipIf(!hasPing)('answers ping from the host, and a flood of 1,000 pings loses none', async () => {
+  it('answers ping from the host, and a flood of 1,000 pings loses none', { ...hasPing, timeout: 120_000 }, async () => {
     const { rig } = await connected();
     const once = await run('ping', ['-c', '3', '-W', '5', rig.vmIp]);
     expect(once.out).toMatch(/3 packets transmitted, 3 received/);
     const flood = await run('ping', ['-f', '-c', '1000', '-W', '2', '-q', rig.vmIp]);
     expect(flood.out).toMatch(/1000 packets transmitted, 1000 received, 0% packet loss/);
     expect(flood.code).toBe(0);
-  }, 120_000);
+  });
 
   it('leaves no tap, qdisc or filter in the netns after disconnect, and the VM stops answering', async () => {
     const { rig, network } = await connected();
@@ -280,7 +277,8 @@ describe.skipIf(!canRun)('sandbox networking with the probe guest (tap + tc mirr
   it('refuses to snapshot a VM with net slots (the snapshot format does not record them yet)', async () => {
     const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 16, hotplugNetSlots: 1 });
     cleanups.push(() => vm.stop());
-    await vm.start(true);
+    await vm.start();
+    await vm.pause();
     await expect(vm.snapshot('/tmp/nodevisor-net-snapshot-never')).rejects.toMatchObject({ code: 'ENOTSUP' });
   });
 

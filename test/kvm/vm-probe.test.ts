@@ -12,7 +12,8 @@ import { PHASE_READY, PHASE_STARTED, PROBE_BANNER, PROBE_COUNTER_GPA, ProbeComma
 import { rootLogger, setLogger } from '../../src/log/logger.js';
 import { debugReadGuest, dispatchNativeEvent, postWaitWord } from '../../src/testing.js';
 import { Vm, type VmExit, type VmPhase } from '../../src/vm/vm.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
+import { until } from '../helpers/wait.js';
 
 function waitFor<T>(vm: Vm, event: 'phase' | 'exit', match: (value: T) => boolean, ms = 5000): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -63,7 +64,7 @@ function vcpuThreads(): string[] {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with the probe guest', () => {
+describe('Vm with the probe guest', skipUnless('boot the probe guest in a KVM VM', needs.kvm), () => {
   it('boots: the banner arrives on console and phase 0x41 on the debug port', async () => {
     const { vm, console: out, ready } = await bootProbe();
     expect(ready.ns).toBeGreaterThan(0);
@@ -87,7 +88,7 @@ describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with 
   it('echoes console input written with writeConsole', async () => {
     const { vm, console: out } = await bootProbe();
     expect(vm.writeConsole('ping!')).toBe(5);
-    for (let i = 0; i < 100 && !out.text().includes('ping!'); i++) await sleep(10);
+    await until(() => out.text().includes('ping!'), 'the echo on the console');
     expect(out.text()).toContain(PROBE_BANNER + 'ping!');
     await vm.stop();
   });
@@ -107,8 +108,7 @@ describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with 
       // The main loop runs at CPL 3 either way: port I/O there works (the counter command
       // reaches it through the wait port and the counter advances).
       postWaitWord(vm, ProbeCommand.count);
-      await sleep(30);
-      expect(counter(vm)).toBeGreaterThan(0n);
+      await until(() => counter(vm) > 0n, 'the guest counter to advance');
       await vm.stop();
     }
   });
@@ -116,16 +116,15 @@ describe.skipIf(!needs.kvm.report('boot the probe guest in a KVM VM'))('Vm with 
   it('pause stops the guest counter, resume lets it advance', async () => {
     const { vm } = await bootProbe();
     postWaitWord(vm, ProbeCommand.count);
-    await sleep(30);
+    await until(() => counter(vm) > 0n, 'the guest counter to advance');
     await vm.pause();
     expect(vm.state).toBe('paused');
     const paused = counter(vm);
     expect(paused).toBeGreaterThan(0n);
-    await sleep(50);
+    await sleep(50); // a paused guest must not count, however long we look
     expect(counter(vm)).toBe(paused);
     await vm.resume();
-    await sleep(50);
-    expect(counter(vm)).toBeGreaterThan(paused);
+    await until(() => counter(vm) > paused, 'the counter to advance after resume');
     await vm.stop(); // stop while the guest is busy running
     expect(vm.state).toBe('stopped');
   });

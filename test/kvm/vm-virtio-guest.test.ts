@@ -14,8 +14,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../src/agent/client.js';
 import { PHASE_READY, probeGuestPath } from '../../src/guest/probe.js';
 import { Vm, type VmConfig } from '../../src/vm/vm.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
 
 async function probeVm(config: Partial<VmConfig> = {}): Promise<{ vm: Vm; agent: AgentClient }> {
   const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 64, ...config });
@@ -33,7 +34,7 @@ function randomImage(dir: string, name: string, bytes: number): { path: string; 
   return { path, data };
 }
 
-describe.skipIf(!needs.kvm.report('the probe guest driving virtio devices'))('virtio end to end with the probe guest', () => {
+describe('virtio end to end with the probe guest', skipUnless('the probe guest driving virtio devices', needs.kvm), () => {
   const vms: Vm[] = [];
   afterEach(async () => {
     for (const vm of vms.splice(0)) await vm.stop();
@@ -81,8 +82,16 @@ describe.skipIf(!needs.kvm.report('the probe guest driving virtio devices'))('vi
     const body = Buffer.from(JSON.stringify({ id: 7, type: 'ping' }));
     const header = Buffer.alloc(4);
     header.writeUInt32LE(body.length);
+    // The device tells the stream when guest output waits in it: wait for that (not for a
+    // time window), then stop the VM before anything reads it.
+    let replyWaiting = false;
+    const onReadable = stream.onReadable.bind(stream);
+    stream.onReadable = () => {
+      replyWaiting = true;
+      onReadable();
+    };
     stream.write(Buffer.concat([header, body]));
-    await new Promise((resolve) => setTimeout(resolve, 300)); // the reply now waits in the device
+    await until(() => replyWaiting, 'the probe to answer into the device');
     await vm.stop();
     const chunks: Buffer[] = [];
     stream.on('data', (d: Buffer) => chunks.push(d));
@@ -157,7 +166,7 @@ describe.skipIf(!needs.kvm.report('the probe guest driving virtio devices'))('vi
     expect(await agent.diskChecksum('boot-disk', 0, 256 * 1024)).toBe(crc32(disk.data));
   });
 
-  it.skipIf(!needs.root.report('hot-plugging a loop device'))('hot-plugs an ext4 filesystem on a loop device (root)', async () => {
+  it('hot-plugs an ext4 filesystem on a loop device (root)', skipUnless('hot-plugging a loop device', needs.root), async () => {
     const dir = tempDir();
     const image = join(dir, 'ext4.img');
     writeFileSync(image, '');

@@ -19,14 +19,12 @@ import type { ExitEvent, StdioEvent } from '../../src/agent/messages.js';
 import { buildGuestImage, type GuestImage } from '../../src/guest/image/build.js';
 import { Vm } from '../../src/vm/vm.js';
 import { busyboxRootfsNeed, makeBusyboxImage, ROOTFS_MARKER } from '../helpers/busybox-rootfs.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const canRun =
-  needs.hardwareKvm.report('Linux guest + agent end to end (tier 5)') &&
-  busyboxRootfsNeed().report('Linux guest + agent end to end (tier 5)');
+const canRun = skipUnless('Linux guest + agent end to end (tier 5)', needs.hardwareKvm, busyboxRootfsNeed());
 
-describe.skipIf(!canRun)('Linux guest with the nodevisor agent (hardware KVM)', () => {
+describe('Linux guest with the nodevisor agent (hardware KVM)', canRun, () => {
   let image: GuestImage;
   let disk: string;
   let vm: Vm;

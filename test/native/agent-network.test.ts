@@ -7,12 +7,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { enterNetNs } from '../../src/netns/enter.js';
 import { createNetNs, deleteNetNs } from '../../src/netns/netns.js';
-import { AgentProcess, agentOnHostNeed } from '../helpers/agent-process.js';
+import { AgentProcess, agentPath } from '../helpers/agent-process.js';
+import { need, needs, skipUnless } from '../helpers/needs.js';
 
 const MAC = '02:00:5e:10:20:30';
 const PEER_MAC = '02:00:5e:10:20:31';
@@ -21,7 +23,9 @@ function ip(ns: string, args: string[]): unknown {
   return JSON.parse(execFileSync('ip', ['-n', ns, '-json', ...args], { encoding: 'utf8' }) || '[]');
 }
 
-describe.skipIf(!agentOnHostNeed('network.update in a network namespace'))('agent network.update', () => {
+const agentBuilt = need(existsSync(agentPath), `${agentPath} is not built (npm ci builds it; or npx node-gyp build)`);
+
+describe('agent network.update', skipUnless('network.update in a network namespace', needs.root, needs.command('unshare'), needs.command('ip'), agentBuilt), () => {
   let netns = '';
   let name = '';
   let agent: AgentProcess;

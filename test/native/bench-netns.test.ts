@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { benchNetns } from '../../src/bench/netns.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 
-describe.skipIf(!needs.root.report('netns bench smoke test (creates namespaces)'))('benchNetns (root)', () => {
+describe('benchNetns (root)', skipUnless('netns bench smoke test (creates namespaces)', needs.root), () => {
   it('measures create+delete and enterNetNs, and leaves no namespace behind', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nodevisor-bench-'));
     let result;

@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { NodevisorError } from '../../src/errors.js';
 import { inspectBlockDevice } from '../../src/rootfs/blockdev.js';
-import { needs, type Need } from '../helpers/needs.js';
+import { need, needs, skipUnless, type Need } from '../helpers/needs.js';
 
 const IMAGE_BYTES = 32 * 1024 * 1024;
 
@@ -20,14 +20,13 @@ function run(cmd: string, ...args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 }
 
-const canRun =
-  needs.root.report('block device tests (loop devices, mounts)') &&
-  needs.command('losetup').report('block device tests (util-linux losetup)') &&
-  needs.command('mkfs.ext4').report('block device tests (e2fsprogs mkfs.ext4)') &&
-  existsSync('/dev/loop-control');
-if (needs.root.ok && !existsSync('/dev/loop-control')) {
-  console.warn('[skip] block device tests: /dev/loop-control is missing (no loop driver)');
-}
+const canRun = skipUnless(
+  'block device tests (loop devices, mounts)',
+  needs.root,
+  needs.command('losetup'),
+  needs.command('mkfs.ext4'),
+  need(existsSync('/dev/loop-control'), '/dev/loop-control is missing (no loop driver)'),
+);
 
 /** device-mapper works when the userspace tool is there and the kernel driver answers. */
 function deviceMapper(): Need {
@@ -35,14 +34,13 @@ function deviceMapper(): Need {
   if (!tool.ok) return tool;
   try {
     execFileSync('dmsetup', ['version'], { stdio: 'ignore' });
-    return { ok: true, reason: '', report: () => true };
+    return need(true, '');
   } catch {
-    const reason = 'dmsetup cannot talk to the kernel device-mapper driver (dm_mod not loaded or not in this kernel)';
-    return { ok: false, reason, report: (what) => (console.warn(`[skip] ${what}: ${reason}`), false) };
+    return need(false, 'dmsetup cannot talk to the kernel device-mapper driver (dm_mod not loaded or not in this kernel)');
   }
 }
 
-describe.skipIf(!canRun)('inspectBlockDevice (root)', () => {
+describe('inspectBlockDevice (root)', canRun, () => {
   let dir = '';
   let image = '';
   const loops: string[] = [];
@@ -134,8 +132,7 @@ describe.skipIf(!canRun)('inspectBlockDevice (root)', () => {
     expect(info.logicalBlockSize).toBe(Number(run('blockdev', '--getss', dev)));
   });
 
-  const dm = deviceMapper();
-  it.skipIf(!dm.report('device-mapper inspect test'))('a device-mapper linear device is deviceMapper', async () => {
+  it('a device-mapper linear device is deviceMapper', skipUnless('device-mapper inspect test', deviceMapper()), async () => {
     const dev = loop();
     const name = `nodevisor-test-${process.pid}`;
     const sectors = IMAGE_BYTES / 512;

@@ -7,12 +7,10 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 
 const root = join(import.meta.dirname, '..', '..');
-const clang = needs.command('clang++');
-
-describe.skipIf(!clang.report('fuzz smoke campaign (libFuzzer needs clang++)'))('fuzz targets (short campaign)', () => {
+describe('fuzz targets (short campaign)', skipUnless('fuzz smoke campaign (libFuzzer needs clang++)', needs.command('clang++')), () => {
   it('build, pass their regression inputs and survive 5000 runs each', () => {
     const run = spawnSync('bash', [join(root, 'native', 'fuzz', 'run.sh'), '-runs=5000'], {
       cwd: root,

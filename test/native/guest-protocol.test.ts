@@ -8,11 +8,10 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { packageRoot } from '../../src/native/binding.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const root = packageRoot();
-const canBuild = needs.command('g++').report('guest protocol C/C++ checks') && needs.command('gcc').report('guest protocol C/C++ checks');
 
 function frames(inputs: (string | Buffer)[]): Buffer {
   return Buffer.concat(
@@ -25,7 +24,7 @@ function frames(inputs: (string | Buffer)[]): Buffer {
   );
 }
 
-describe.skipIf(!canBuild)('native/guest/protocol', () => {
+describe('native/guest/protocol', skipUnless('guest protocol C/C++ checks', needs.command('g++'), needs.command('gcc')), () => {
   let driver: string;
   let sanitized = false;
 

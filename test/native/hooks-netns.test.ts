@@ -9,11 +9,10 @@ import { preStartHooks } from '../../src/hooks/hooks.js';
 import { runHook } from '../../src/hooks/run-hook.js';
 import { createNetNs, deleteNetNs, netNsIdentity } from '../../src/netns/index.js';
 import type { Spec } from '../../src/oci/spec.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { minimalSpec } from '../helpers/spec.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const canRun = needs.root.report('hooks inside a network namespace');
 
 function script(dir: string, name: string, body: string): string {
   const path = join(dir, name);
@@ -22,7 +21,7 @@ function script(dir: string, name: string, body: string): string {
   return path;
 }
 
-describe.skipIf(!canRun)('hooks in the sandbox netns (root)', () => {
+describe('hooks in the sandbox netns (root)', skipUnless('hooks inside a network namespace', needs.root), () => {
   let netns = '';
   let dir = '';
 

@@ -4,6 +4,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { readlink } from 'node:fs/promises';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,11 +21,7 @@ import {
   enterNetNs,
   netNsIdentity,
 } from '../../src/netns/index.js';
-import { needs } from '../helpers/needs.js';
-
-const canRun =
-  needs.root.report('netns tests (create, enter, delete network namespaces)') &&
-  needs.command('ip').report('netns tests (iproute2 configures links and addresses)');
+import { needs, skipUnless } from '../helpers/needs.js';
 
 /** Inode of the JS thread's netns, read synchronously on the JS thread. */
 function threadNetNsInode(): number {
@@ -35,7 +32,7 @@ function ip(...args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-describe.skipIf(!canRun)('network namespaces (root)', () => {
+describe('network namespaces (root)', skipUnless('netns tests (create, enter, delete network namespaces; iproute2 configures links)', needs.root, needs.command('ip')), () => {
   const created: string[] = [];
   const cleanups: Array<() => void> = [];
 
@@ -109,7 +106,7 @@ describe.skipIf(!canRun)('network namespaces (root)', () => {
     expect(existsSync(join(DEFAULT_NETNS_DIR, '..', 'escape'))).toBe(false);
   });
 
-  it('a veth end moved inside answers ping from a process spawned in enterNetNs, and is invisible outside', async () => {
+  it('a veth end moved inside reaches the host end over TCP from a process spawned in enterNetNs, and is invisible outside', async () => {
     const path = await fresh();
     const tag = process.pid.toString(36).slice(-6);
     const hostEnd = `nvh${tag}`;
@@ -129,14 +126,32 @@ describe.skipIf(!canRun)('network namespaces (root)', () => {
       ip('link', 'set', 'lo', 'up');
     });
 
+    // A TCP server on the host end (host namespace) answers what it is sent, and notes who
+    // connected: the peer address proves the bytes crossed the veth pair from the inside.
+    const peers: string[] = [];
+    const server = createServer((socket) => {
+      peers.push(socket.remoteAddress ?? '');
+      socket.on('data', (chunk) => socket.end(`echo:${chunk.toString()}`));
+    });
+    server.listen(0, hostAddr);
+    await once(server, 'listening');
+    cleanups.push(() => server.close());
+    const port = (server.address() as AddressInfo).port;
+
     // Only the spawn happens inside; waiting for the child happens outside.
-    const ping = enterNetNs(path, () => spawn('ping', ['-c1', '-W5', hostAddr], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const client = `
+      const s = require('node:net').connect(${port}, '${hostAddr}', () => s.write('hello from inside'));
+      let got = ''; s.on('data', (d) => (got += d)); s.on('end', () => { process.stdout.write(got); });
+      s.on('error', (e) => { console.error(e.message); process.exitCode = 1; });
+      setTimeout(() => { console.error('no answer within 10 s'); process.exit(2); }, 10000).unref();`;
+    const child = enterNetNs(path, () => spawn(process.execPath, ['-e', client], { stdio: ['ignore', 'pipe', 'pipe'] }));
     let output = '';
-    ping.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    ping.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const [code] = (await once(ping, 'exit')) as [number | null];
-    expect(output).toMatch(/1 received/);
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(output).toBe('echo:hello from inside');
     expect(code).toBe(0);
+    expect(peers).toEqual([innerAddr]);
 
     const outside = ip('-o', 'link', 'show');
     expect(outside).toContain(hostEnd);

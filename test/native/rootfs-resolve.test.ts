@@ -9,15 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { isBlockDevice } from '../../src/rootfs/paths.js';
 import { resolveRootFs } from '../../src/rootfs/resolve.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const canRun =
-  needs.root.report('rootfs resolution on loop devices') &&
-  needs.command('losetup').report('rootfs resolution (util-linux losetup)') &&
-  needs.command('mkfs.ext4').report('rootfs resolution (e2fsprogs mkfs.ext4)');
 
-describe.skipIf(!canRun)('resolveRootFs and isBlockDevice (root, loop devices)', () => {
+const canRun = skipUnless('rootfs resolution on loop devices', needs.root, needs.command('losetup'), needs.command('mkfs.ext4'));
+
+describe('resolveRootFs and isBlockDevice (root, loop devices)', canRun, () => {
   let dir = '';
   let image = '';
   let loop = '';

@@ -18,9 +18,8 @@ import {
   setupNetworkNamespace,
 } from '../../src/netns/index.js';
 import type { NetworkConfig } from '../../src/oci/sandbox-config.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 
-const canRun = needs.root.report('setupNetworkNamespace tests (create and bind-mount namespaces)');
 
 const config = (netNsPath: string, extra: Partial<NetworkConfig> = {}): NetworkConfig => ({
   netNsPath,
@@ -29,7 +28,7 @@ const config = (netNsPath: string, extra: Partial<NetworkConfig> = {}): NetworkC
   ...extra,
 });
 
-describe.skipIf(!canRun)('setupNetworkNamespace (root)', () => {
+describe('setupNetworkNamespace (root)', skipUnless('setupNetworkNamespace tests (create and bind-mount namespaces)', needs.root), () => {
   const namespaces: string[] = [];
   const undo: Array<() => void> = [];
 

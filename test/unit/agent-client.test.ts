@@ -11,6 +11,7 @@ import { AgentClient } from '../../src/agent/client.js';
 import { encodeFrame, FrameDecoder, type Message } from '../../src/agent/frame.js';
 import type { ExitEvent, StdioEvent } from '../../src/agent/messages.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until as waitUntil } from '../helpers/wait.js';
 
 /** A connected pair of sockets: `client` for the AgentClient, `peer` scripted by the test. */
 async function socketPair(): Promise<{ client: Socket; peer: Socket; close(): void }> {
@@ -42,8 +43,7 @@ function requests(peer: Socket): Message[] {
 }
 
 async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
-  expect(cond()).toBe(true);
+  await waitUntil(cond, 'the condition of this test');
 }
 
 let cleanup: (() => void) | undefined;

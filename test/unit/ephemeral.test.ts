@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Spec } from '../../src/oci/spec.js';
 import { EPHEMERAL_TYPE, isEphemeralStorage, setEphemeralStorageType } from '../../src/rootfs/ephemeral.js';
 import { parseMountInfo } from '../../src/util/mountinfo.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { minimalSpec } from '../helpers/spec.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -33,7 +33,7 @@ describe('isEphemeralStorage (given mount tables)', () => {
   });
 });
 
-describe.skipIf(!needs.root.report('ephemeral storage on a real tmpfs'))('isEphemeralStorage on a real tmpfs (root)', () => {
+describe('isEphemeralStorage on a real tmpfs (root)', skipUnless('ephemeral storage on a real tmpfs', needs.root), () => {
   let base: string;
   let volume: string;
   let diskVolume: string;

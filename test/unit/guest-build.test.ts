@@ -4,7 +4,7 @@
  * with the reason, when the package cannot be had here (no Debian tools, no network, no agent).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -12,7 +12,8 @@ import { agentBinaryPath } from '../../src/guest/agent-binary.js';
 import { buildGuestImage, type GuestImage } from '../../src/guest/image/build.js';
 import { readModInfo } from '../../src/guest/image/modinfo.js';
 import { selectModules } from '../../src/guest/image/modules.js';
-import { needs } from '../helpers/needs.js';
+import { need, needs, skipUnless } from '../helpers/needs.js';
+import { fakeKernelTree } from '../helpers/fake-kernel.js';
 import { tempDir } from '../helpers/tmp.js';
 
 type Fetch = { ok: true; image: GuestImage; bytes: Buffer } | { ok: false; reason: string };
@@ -32,10 +33,10 @@ async function firstBuild(): Promise<Fetch> {
 }
 
 const first = await firstBuild();
-if (!first.ok) console.warn(`[skip] guest build with the Debian kernel: ${first.reason}`);
-const haveCpio = needs.command('cpio').report('listing the initramfs (apt-get install cpio)');
+const debianKernel = need(first.ok, first.ok ? '' : first.reason);
+const agentBuilt = need(existsSync(agentBinaryPath({ mustExist: false })), 'the agent binary is not built (npm ci builds it)');
 
-describe.skipIf(!first.ok || !haveCpio)('nodevisor guest build (Debian cloud kernel)', () => {
+describe('nodevisor guest build (Debian cloud kernel)', skipUnless('guest build with the Debian kernel', debianKernel), () => {
   const built = first as Extract<Fetch, { ok: true }>;
 
   it('records the package and kernel version and keeps the kernel', () => {
@@ -45,17 +46,17 @@ describe.skipIf(!first.ok || !haveCpio)('nodevisor guest build (Debian cloud ker
     expect(image.kernelVersion).toBe(image.package!.name.replace(/^linux-image-/, ''));
     // A bzImage: the "HdrS" boot protocol magic at 0x202.
     expect(readFileSync(image.kernel).subarray(0x202, 0x206).toString('latin1')).toBe('HdrS');
-    // The ELF inside it, for PVH boot, when lz4 (Debian's cloud kernel compression) is installed.
-    if (needs.command('lz4').report('unpacking vmlinux from the bzImage (apt-get install lz4)')) {
-      const elf = readFileSync(image.vmlinux!);
-      expect(elf.readUInt32BE(0)).toBe(0x7f454c46);
-      expect(execFileSync('readelf', ['-n', image.vmlinux!], { encoding: 'utf8' })).toMatch(/Xen\s+0x[0-9a-f]+\s+Unknown note type: \(0x00000012\)|XEN_ELFNOTE_PHYS32_ENTRY/);
-    }
     const manifest = JSON.parse(readFileSync(join(image.initrd, '..', 'image.json'), 'utf8')) as GuestImage;
     expect(manifest.package).toEqual(image.package);
   });
 
-  it('writes an initramfs whose cpio -t listing holds /init and the modules, in load order in nodevisor.list', () => {
+  it("unpacks the ELF vmlinux (PVH note) from the bzImage", skipUnless("unpacking the cloud kernel's lz4 payload", needs.command('lz4')), () => {
+    const elf = readFileSync(built.image.vmlinux!);
+    expect(elf.readUInt32BE(0)).toBe(0x7f454c46);
+    expect(execFileSync('readelf', ['-n', built.image.vmlinux!], { encoding: 'utf8' })).toMatch(/Xen\s+0x[0-9a-f]+\s+Unknown note type: \(0x00000012\)|XEN_ELFNOTE_PHYS32_ENTRY/);
+  });
+
+  it('writes an initramfs whose cpio -t listing holds /init and the modules, in load order in nodevisor.list', skipUnless('listing the initramfs', needs.command('cpio')), () => {
     const { image, bytes } = built;
     const listing = execFileSync('cpio', ['-t', '--quiet', '-F', image.initrd], { encoding: 'utf8' }).trim().split('\n');
     expect(listing).toContain('init');
@@ -102,12 +103,6 @@ describe.skipIf(!first.ok || !haveCpio)('nodevisor guest build (Debian cloud ker
   });
 });
 
-const offlineNeeds =
-  (existsSync(agentBinaryPath({ mustExist: false })) ||
-    (console.warn('[skip] guest build from --kernel/--modules: the agent binary is not built (npx node-gyp build)'), false)) &&
-  needs.command('xz').report('guest build with .ko.xz modules (apt-get install xz-utils)') &&
-  haveCpio;
-
 describe('nodevisor guest build without Debian', () => {
   it('says to pass --kernel and --modules when the Debian tools are missing', async () => {
     const saved = process.env.PATH;
@@ -122,64 +117,27 @@ describe('nodevisor guest build without Debian', () => {
     }
   });
 
-  it.skipIf(!offlineNeeds)('builds from --kernel and --modules alone, resolving dependencies from .modinfo, decompressing .ko.xz', async () => {
-    const root = tempDir();
-    const modules = join(root, 'lib/modules/9.9.9-test');
-    mkdirSync(join(modules, 'kernel/drivers'), { recursive: true });
-    writeFileSync(join(root, 'vmlinuz'), 'not really a kernel');
-    // Minimal ELF64 relocatables with a .modinfo section, made by the test.
-    writeFileSync(join(modules, 'kernel/drivers/base_mod.ko'), fakeModule('base_mod', ''));
-    writeFileSync(join(modules, 'kernel/drivers/virtio_mmio.ko'), fakeModule('virtio_mmio', 'base-mod'));
-    writeFileSync(join(modules, 'kernel/drivers/virtio_blk.ko'), fakeModule('virtio_blk', 'base_mod'));
-    const console = fakeModule('virtio_console', '');
-    writeFileSync(join(modules, 'kernel/drivers/virtio_console.ko'), console);
-    execFileSync('xz', ['-z', join(modules, 'kernel/drivers/virtio_console.ko')]);
-    writeFileSync(join(modules, 'modules.builtin'), 'kernel/fs/ext4/ext4.ko\n');
+  const offline = skipUnless('guest build from --kernel/--modules', agentBuilt, needs.command('xz'));
+
+  it('builds from --kernel and --modules alone, resolving dependencies from .modinfo, decompressing .ko.xz', offline, async () => {
+    const { root, modules } = fakeKernelTree();
     const image = await buildGuestImage({ kernel: join(root, 'vmlinuz'), modules, cacheDir: tempDir() });
     expect(image.modules).toEqual(['base_mod', 'virtio_mmio', 'virtio_blk', 'virtio_console']);
     expect(image.builtin).toEqual(['ext4']);
-    const out = tempDir();
-    execFileSync('sh', ['-c', `cd '${out}' && cpio -i --quiet --make-directories < '${image.initrd}'`]);
-    expect(readFileSync(join(out, 'lib/modules/9.9.9-test/virtio_console.ko')).equals(console)).toBe(true);
     await expect(
       buildGuestImage({ kernel: join(root, 'vmlinuz'), modules, cacheDir: tempDir(), extraModules: ['no_such_mod'] }),
     ).rejects.toMatchObject({ code: 'ENOENT', message: expect.stringContaining('no_such_mod') });
   });
-});
 
-/** An ELF64 LE file with sections: null, .modinfo, .shstrtab. */
-function fakeModule(name: string, depends: string): Buffer {
-  const modinfo = Buffer.from(`license=GPL\0depends=${depends}\0name=${name}\0`);
-  const shstrtab = Buffer.from('\0.modinfo\0.shstrtab\0');
-  const header = Buffer.alloc(64);
-  header.writeUInt32BE(0x7f454c46, 0);
-  header[4] = 2; // ELF64
-  header[5] = 1; // little-endian
-  header[6] = 1;
-  header.writeUInt16LE(1, 16); // ET_REL
-  header.writeUInt16LE(62, 18); // x86-64
-  const modinfoOff = 64;
-  const shstrOff = modinfoOff + modinfo.length;
-  const shoff = shstrOff + shstrtab.length;
-  header.writeBigUInt64LE(BigInt(shoff), 0x28);
-  header.writeUInt16LE(64, 0x34);
-  header.writeUInt16LE(64, 0x3a);
-  header.writeUInt16LE(3, 0x3c);
-  header.writeUInt16LE(2, 0x3e);
-  const section = (nameOff: number, type: number, off: number, size: number) => {
-    const s = Buffer.alloc(64);
-    s.writeUInt32LE(nameOff, 0);
-    s.writeUInt32LE(type, 4);
-    s.writeBigUInt64LE(BigInt(off), 0x18);
-    s.writeBigUInt64LE(BigInt(size), 0x20);
-    return s;
-  };
-  return Buffer.concat([
-    header,
-    modinfo,
-    shstrtab,
-    section(0, 0, 0, 0),
-    section(1, 1, modinfoOff, modinfo.length),
-    section(10, 3, shstrOff, shstrtab.length),
-  ]);
-}
+  it(
+    'puts the decompressed module into the initramfs (cpio -i)',
+    skipUnless('extracting the initramfs', agentBuilt, needs.command('xz'), needs.command('cpio')),
+    async () => {
+      const { root, modules, console } = fakeKernelTree();
+      const image = await buildGuestImage({ kernel: join(root, 'vmlinuz'), modules, cacheDir: tempDir() });
+      const out = tempDir();
+      execFileSync('sh', ['-c', `cd '${out}' && cpio -i --quiet --make-directories < '${image.initrd}'`]);
+      expect(readFileSync(join(out, 'lib/modules/9.9.9-test/virtio_console.ko')).equals(console)).toBe(true);
+    },
+  );
+});

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -87,6 +88,54 @@ describe('ContainerIdMapping', () => {
     // No temporary or discarded entries are left behind.
     expect(readdirSync(root)).toEqual(['shared']);
   });
+
+  it('stays atomic across processes: 6 writers and 2 readers on one container id, each its own process', async () => {
+    // Each process imports the built module (dist/, made by test/setup/build-ts.ts) and works on
+    // the same root; a reader records every answer, and any error (a partial entry) fails it.
+    const root = join(tempDir(), 'mapping');
+    const module = join(import.meta.dirname, '..', '..', 'dist', 'src', 'mapping', 'container-id-mapping.js');
+    const writer = (sb: string) => `
+      const { ContainerIdMapping } = await import(${JSON.stringify(module)});
+      const m = new ContainerIdMapping(${JSON.stringify(root)});
+      for (let i = 0; i < 60; i++) await m.add('shared', '${sb}-' + (i % 3));`;
+    const reader = `
+      const { ContainerIdMapping } = await import(${JSON.stringify(module)});
+      const m = new ContainerIdMapping(${JSON.stringify(root)});
+      const seen = new Set();
+      const end = Date.now() + 30000;
+      while (Date.now() < end) {
+        seen.add(String(await m.fetch('shared')));
+        if (require('node:fs').existsSync(${JSON.stringify(join(root, '..', 'writers-done'))})) break;
+      }
+      process.stdout.write(JSON.stringify([...seen]));`;
+    const run = (code: string) =>
+      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        const child = spawn(process.execPath, ['--input-type=module', '-e', code.replace("require('node:fs')", '(await import("node:fs"))')], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        child.on('close', (c) => resolve({ code: c, out, err }));
+      });
+    const writers = Array.from({ length: 6 }, (_, i) => `w${i}`);
+    const readers = [run(reader), run(reader)];
+    const written = await Promise.all(writers.map((w) => run(writer(w))));
+    writeFileSync(join(root, '..', 'writers-done'), '');
+    for (const w of written) expect(w.code, w.err).toBe(0);
+    const valid = new Set(['undefined', ...writers.flatMap((w) => [0, 1, 2].map((i) => `${w}-${i}`))]);
+    for (const r of await Promise.all(readers)) {
+      expect(r.code, r.err).toBe(0);
+      const seen = JSON.parse(r.out) as string[];
+      expect(seen.length).toBeGreaterThan(0);
+      for (const s of seen) expect(valid.has(s), `a reader saw ${s}`).toBe(true);
+    }
+    // Exactly one mapping, one of the writers' last ones, and nothing staged left behind.
+    expect(readdirSync(root)).toEqual(['shared']);
+    expect(readdirSync(join(root, 'shared'))).toHaveLength(1);
+    expect(writers.map((w) => `${w}-2`)).toContain(await new ContainerIdMapping(root).fetch('shared'));
+  }, 60_000);
 
   it('keeps different containers independent under concurrency', async () => {
     const root = tempDir();

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -40,7 +41,40 @@ describe('tracing', () => {
 });
 
 describe('logger', () => {
-  it('is silent by default and takes the application\'s logger', () => {
+  /** Runs `code` in a fresh Node process that imports the built logger module (dist/). */
+  function inChild(code: string, env: NodeJS.ProcessEnv): { status: number | null; stdout: string; stderr: string } {
+    const module = join(import.meta.dirname, '..', '..', 'dist', 'src', 'log', 'logger.js');
+    const program = `const { logger, rootLogger } = await import(${JSON.stringify(module)});\n${code}`;
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', program], { env, encoding: 'utf8' });
+    return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+  }
+
+  it('writes nothing by default, at any level, and writes JSON lines to stderr with NODEVISOR_LOG_LEVEL', () => {
+    const { NODEVISOR_LOG_LEVEL: _unset, ...env } = process.env;
+    const logEverything = `
+      for (const sub of ['hooks', 'vmm', 'agent']) {
+        const l = logger(sub, { sandbox: 's1' });
+        for (const level of ['trace', 'debug', 'info', 'warn', 'error', 'fatal']) l[level]({ n: 1 }, 'hello ' + level);
+      }
+      rootLogger().fatal('root');`;
+    const silent = inChild(logEverything, env);
+    expect(silent.status, silent.stderr).toBe(0);
+    expect(silent.stdout).toBe('');
+    expect(silent.stderr).toBe('');
+    // The same program with the variable set does write: the silence above is the default's.
+    const loud = inChild(logEverything, { ...env, NODEVISOR_LOG_LEVEL: 'warn' });
+    expect(loud.status, loud.stderr).toBe(0);
+    expect(loud.stdout).toBe('');
+    const lines = loud.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(3 * 3 + 1); // warn, error, fatal per subsystem, and the root's
+    // pino's destination may write fatal lines ahead of the others: compare as sets.
+    expect(lines.map((l) => `${String(l.subsystem)} ${String(l.msg)}`).sort()).toEqual(
+      ['agent', 'hooks', 'vmm'].flatMap((sub) => ['error', 'fatal', 'warn'].map((level) => `${sub} hello ${level}`)).concat('undefined root').sort(),
+    );
+    expect(lines.find((l) => l.msg === 'hello warn')).toMatchObject({ name: 'nodevisor', subsystem: 'hooks', sandbox: 's1' });
+  });
+
+  it("takes the application's logger", () => {
     const lines: string[] = [];
     const sink = new Writable({
       write(chunk, _enc, cb) {
@@ -52,6 +86,7 @@ describe('logger', () => {
     try {
       setLogger(pino({ level: 'debug' }, sink));
       logger('hooks', { sandbox: 's1', container: 'c1' }).info({ n: 1 }, 'hello');
+      expect(lines).toHaveLength(1);
       const rec = JSON.parse(lines[0]!) as Record<string, unknown>;
       expect(rec).toMatchObject({ subsystem: 'hooks', sandbox: 's1', container: 'c1', n: 1, msg: 'hello' });
     } finally {

@@ -6,6 +6,7 @@
 #include "blk.h"
 #include "crc32.h"
 #include "generation.h"
+#include "faults.h"
 #include "json_scan.h"
 #include "net.h"
 #include "virtio.h"
@@ -220,6 +221,7 @@ static void serve(const char* payload, u32 n) {
   if (memcmp(type, "disk.checksum", 14) == 0) return serve_checksum(id, payload, n);
   if (memcmp(type, "net.config", 11) == 0) { char f[NET_REPLY_MAX]; const char* bad = net_config(payload, n, f, sizeof f); if (bad) return send_error(id, "EINVAL", bad); begin_reply(id, "ok"); put(f); return send_reply(); }
   if (memcmp(type, "probe.generation", 17) == 0) { char f[PROBE_GENERATION_FIELDS_MAX]; probe_generation_fields(f, sizeof f); begin_reply(id, "ok"); put(f); return send_reply(); }
+  if (memcmp(type, "probe.fault", 12) == 0) return probe_fault(payload, n), send_error(id, "EINVAL", "probe.fault needs kind triple-fault, i8042-reset or internal-error");
   send_error(id, "ENOTSUP", "the probe guest serves ping, echo and disk.checksum");
 }
 

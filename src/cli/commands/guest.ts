@@ -26,9 +26,13 @@ options:
 const guest: Command = {
   async run(args) {
     const [sub, ...rest] = args;
+    if (sub === '--help' || sub === '-h') {
+      process.stdout.write(USAGE); // asked for: to stdout, exit 0
+      return 0;
+    }
     if (sub !== 'build') {
-      process.stderr.write(sub && sub !== '--help' && sub !== '-h' ? `nodevisor guest: unknown subcommand "${sub}"\n\n${USAGE}` : USAGE);
-      return sub === '--help' || sub === '-h' ? 0 : 2;
+      process.stderr.write(sub ? `nodevisor guest: unknown subcommand "${sub}"\n\n${USAGE}` : USAGE);
+      return 2;
     }
     const { values } = parseArgs({
       args: rest,

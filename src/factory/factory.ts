@@ -1,0 +1,198 @@
+/**
+ * `newFactory` and the `Factory` it returns (Kata B31 and B39): chooses the base factory
+ * (template, direct) and wraps it in a cache when one is asked for; `getVm` hands over a
+ * running VM that is unique (reseeded and time-synced, or for the probe guest a checked
+ * generation), and falls back to a directly booted VM when the requested config does not fit
+ * the factory's.
+ *
+ * Differences from Kata, and why:
+ * - The fallback VM is handed over running, like every other; Kata returned it paused.
+ * - A pooled VM is made unique when it joins the pool, and only resumed and time-synced when
+ *   it is handed over (Kata resumed and reseeded at hand-over too).
+ * - `vmCacheEndpoint` without a cache is refused: Kata's VM-cache client and server (B37, B38)
+ *   are replaced by the in-process pool (`cache`); with a cache the endpoint is not used.
+ * - `getVm` after `close` is an error instead of using a closed factory.
+ */
+import { randomBytes } from 'node:crypto';
+
+import { invalid, NodevisorError, wrapError } from '../errors.js';
+import { logger } from '../log/logger.js';
+import { withSpan } from '../trace/tracing.js';
+import { stopQuietly, type FactoryBase } from './base.js';
+import { CacheFactory } from './cache.js';
+import { MAX_VM_CACHE_NUMBER } from './check-config.js';
+import { DirectFactory } from './direct.js';
+import type { FactoryVm, Hypervisor, StateFs } from './hypervisor.js';
+import { checkStatePath, DEFAULT_TEMPLATE_PATH, TemplateFactory } from './template.js';
+import { checkFactoryVmConfig, vmConfigMismatch, type CheckedFactoryVmConfig, type FactoryVmConfig } from './vm-config.js';
+
+/** Kata's `factory.Config`, with the in-process pool size as `cache`. */
+export interface NewFactoryConfig {
+  /** Make VMs as copy-on-write clones of one template VM. */
+  template: boolean;
+  /** Keep this many paused VMs ready (0: none). */
+  cache: number;
+  /** Kata's VM-cache socket; nodevisor's pool is in process (see the header). */
+  vmCacheEndpoint?: string;
+  vmConfig: FactoryVmConfig;
+  /** Where the template lives (a tmpfs is mounted there); default /run/nodevisor/factory/template. */
+  statePath?: string;
+}
+
+/** Bytes of host randomness sent to a clone's agent (Kata B39). */
+export const RESEED_BYTES = 512;
+
+/** What a factory is built on: the VMs and where the template lives. Tests pass fakes. */
+export interface FactoryEnv<V extends FactoryVm> {
+  hypervisor: Hypervisor<V>;
+  stateFs: StateFs;
+}
+
+export class Factory<V extends FactoryVm = FactoryVm> {
+  #closed: Promise<void> | undefined;
+
+  /** @internal Use `newFactory`. */
+  constructor(
+    private readonly base: FactoryBase<V>,
+    private readonly hypervisor: Hypervisor<V>,
+  ) {}
+
+  /** The config the factory's VMs are made from (defaults filled in). */
+  config(): CheckedFactoryVmConfig {
+    return this.base.config();
+  }
+
+  /** The base factory (direct, template or cache), for tests and benchmarks. */
+  get baseFactory(): FactoryBase<V> {
+    return this.base;
+  }
+
+  /**
+   * Kata's `GetBaseVM`: a paused VM from the base factory, without the hand-over steps (a
+   * template clone is not yet made unique; a pooled VM was, when it joined the pool).
+   */
+  getBaseVm(): Promise<V> {
+    if (this.#closed) return Promise.reject(closedError());
+    return this.base.getBaseVm(this.base.config());
+  }
+
+  /**
+   * Kata B39: a running VM for `requested`. A config the factory's VMs do not fit gives a
+   * directly booted VM (logged "fallback to direct factory vm"); otherwise a VM from the base
+   * factory is resumed and made unique, and stopped if any of that fails.
+   */
+  getVm(requested: FactoryVmConfig): Promise<V> {
+    return withSpan('GetVM', { subsystem: 'factory' }, async () => {
+      if (this.#closed) throw closedError();
+      const checked = checkFactoryVmConfig(requested, 'requested VM config');
+      const mismatch = vmConfigMismatch(checked, this.base.config());
+      if (mismatch) {
+        logger('factory').info({ reason: mismatch }, 'fallback to direct factory vm');
+        return this.hypervisor.boot(checked);
+      }
+      const vm = await this.base.getBaseVm(this.base.config());
+      try {
+        await vm.resume();
+        if (!madeUnique.has(vm)) await makeUnique(vm);
+        await syncTime(vm);
+      } catch (err) {
+        await stopQuietly(vm, 'hand-over failed');
+        throw wrapError(`cannot hand over VM ${vm.id}`, err);
+      }
+      return vm;
+    });
+  }
+
+  /** Kata's `CloseFactory`, once: the base factory's close (pool VMs stopped, template removed). */
+  close(): Promise<void> {
+    this.#closed ??= this.base.close();
+    return this.#closed;
+  }
+}
+
+function closedError(): NodevisorError {
+  return new NodevisorError('the VM factory is closed', { code: 'ECLOSED' });
+}
+
+/** Pooled VMs made unique before they joined the pool (`prepareForPool`). */
+const madeUnique = new WeakSet<FactoryVm>();
+
+/**
+ * Kata B39 step 2: the Linux agent gets fresh randomness, so clones do not share RNG state. The
+ * probe guest has no RNG; it re-reads a per-VM generation after a restore, and a clone still
+ * showing the template's would not be unique.
+ */
+async function makeUnique(vm: FactoryVm): Promise<void> {
+  if (vm.guest === 'agent') {
+    await vm.agent.rngReseed(randomBytes(RESEED_BYTES));
+    return;
+  }
+  if (vm.templateGeneration !== undefined) {
+    const generation = await vm.generation();
+    if (generation === vm.templateGeneration) {
+      throw new NodevisorError(`the clone still reports the template's generation ${generation}`, { code: 'ENOTUNIQUE' });
+    }
+  }
+}
+
+/** Kata B39 step 3, at hand-over: the host's time (a pooled VM may have waited paused for long). */
+async function syncTime(vm: FactoryVm): Promise<void> {
+  if (vm.guest === 'agent') await vm.agent.timeSync(new Date());
+}
+
+/**
+ * A VM joining the pool is made unique there (resumed, reseeded or its generation checked,
+ * paused again), so taking it from the pool costs a resume and a time sync, not a round trip
+ * per step. Kata did all of it at hand-over.
+ */
+async function prepareForPool(vm: FactoryVm): Promise<void> {
+  await vm.resume();
+  await makeUnique(vm);
+  await vm.pause();
+  madeUnique.add(vm);
+}
+
+function checkFactoryOptions(config: NewFactoryConfig): { cache: number; statePath: string; endpoint: string } {
+  if (typeof config !== 'object' || config === null) throw invalid('newFactory needs a config object');
+  if (typeof config.template !== 'boolean') throw invalid(`factory template must be a boolean, got ${JSON.stringify(config.template)}`);
+  const cache = config.cache ?? 0;
+  if (!Number.isInteger(cache) || cache < 0 || cache > MAX_VM_CACHE_NUMBER) {
+    throw invalid(`factory cache must be an integer from 0 to ${MAX_VM_CACHE_NUMBER}, got ${JSON.stringify(config.cache)}`);
+  }
+  const endpoint = config.vmCacheEndpoint ?? '';
+  if (typeof endpoint !== 'string') throw invalid(`vmCacheEndpoint must be a string, got ${JSON.stringify(endpoint)}`);
+  return { cache, endpoint, statePath: checkStatePath(config.statePath ?? DEFAULT_TEMPLATE_PATH) };
+}
+
+/**
+ * Kata B31 on an explicit environment (the real one is `newFactory` in `index.ts`; unit tests
+ * pass a fake hypervisor). Steps, in Kata's order: check the VM config (defaults filled in on a
+ * copy); refuse `fetchOnly` with a cache; pick the base — a template (fetched or made), else
+ * direct; wrap it in a cache when `cache > 0`.
+ */
+export function buildFactory<V extends FactoryVm>(
+  config: NewFactoryConfig,
+  fetchOnly: boolean,
+  env: FactoryEnv<V>,
+): Promise<Factory<V>> {
+  return withSpan('NewFactory', { subsystem: 'factory' }, async () => {
+    const { cache, endpoint, statePath } = checkFactoryOptions(config);
+    const vmConfig = checkFactoryVmConfig(config.vmConfig);
+    if (fetchOnly && cache > 0) throw new NodevisorError('cache factory does not support fetch', { code: 'ENOTSUP' });
+    let base: FactoryBase<V>;
+    if (config.template) {
+      base = fetchOnly
+        ? await TemplateFactory.fetch(env.hypervisor, env.stateFs, vmConfig, statePath)
+        : await TemplateFactory.create(env.hypervisor, env.stateFs, vmConfig, statePath);
+    } else if (endpoint !== '' && cache === 0) {
+      throw new NodevisorError(
+        `a VM cache server (${endpoint}) is not supported: nodevisor keeps the VM pool in this process; set cache to the pool size instead`,
+        { code: 'ENOTSUP' },
+      );
+    } else {
+      base = new DirectFactory(env.hypervisor, vmConfig);
+    }
+    if (cache > 0) base = new CacheFactory(cache, base, prepareForPool);
+    return new Factory(base, env.hypervisor);
+  });
+}

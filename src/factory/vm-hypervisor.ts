@@ -1,0 +1,117 @@
+/**
+ * The factory's hypervisor on the real VMM: src/vm's `Vm` plus an `AgentClient` on its agent
+ * channel. A VM is "booted" once its agent answers `ping` (Kata's NewVM checks the agent); the
+ * ping's `agent` field says which guest it is (the Linux agent or the probe).
+ *
+ * JS thread only; every VM operation is a Promise from the addon.
+ */
+import { AgentClient } from '../agent/client.js';
+import type { PingResult } from '../agent/messages.js';
+import { kernelParamsToCmdline } from '../config/kernel-params.js';
+import { NodevisorError, wrapError } from '../errors.js';
+import { Vm, type VmConfig } from '../vm/vm.js';
+import type { FactoryVm, GuestKind, Hypervisor, TemplateInfo } from './hypervisor.js';
+import type { CheckedFactoryVmConfig } from './vm-config.js';
+
+/** How long a booted VM's agent may take to answer its first ping. */
+export const DEFAULT_BOOT_TIMEOUT_MS = 30_000;
+/** Agent requests of a handed-over VM (reseed, time sync, generation). */
+const AGENT_TIMEOUT_MS = 10_000;
+
+/** The guest names `ping` answers with. A Map: the name comes from the guest, so no prototype lookups. */
+const GUESTS = new Map<unknown, GuestKind>([
+  ['nodevisor-agent', 'agent'],
+  ['nodevisor-probe', 'probe'],
+]);
+
+let nextId = 1;
+
+/** A VM the factory made, with its agent client. Sandbox creation uses `vm` and `agent`. */
+export class FactoryVmHandle implements FactoryVm {
+  readonly id = `factory-vm-${nextId++}`;
+  readonly templateGeneration?: string;
+
+  constructor(
+    readonly vm: Vm,
+    readonly agent: AgentClient,
+    readonly guest: GuestKind,
+    templateGeneration?: string,
+  ) {
+    if (templateGeneration !== undefined) this.templateGeneration = templateGeneration;
+  }
+
+  pause(): Promise<void> {
+    return this.vm.pause();
+  }
+
+  resume(): Promise<void> {
+    return this.vm.resume();
+  }
+
+  snapshot(dir: string): Promise<void> {
+    return this.vm.snapshot(dir);
+  }
+
+  async stop(): Promise<void> {
+    this.agent.close();
+    await this.vm.stop();
+  }
+
+  /**
+   * The probe's `probe.generation` (docs/protocol.md): the generation id the guest reads from
+   * the VMM's port at each request. It must be the one the VMM drew for this VM; a guest still
+   * showing another would not have noticed it was restored.
+   */
+  async generation(): Promise<string> {
+    const { generation } = await this.agent.request<{ generation: unknown }>('probe.generation');
+    if (typeof generation !== 'string') throw new NodevisorError('probe.generation answered without a generation', { code: 'EPROTO' });
+    if (generation !== this.vm.generation) {
+      throw new NodevisorError(`the guest reads generation ${generation}, the VM has ${this.vm.generation}`, { code: 'ENOTUNIQUE' });
+    }
+    return generation;
+  }
+}
+
+export interface VmHypervisorOptions {
+  bootTimeoutMs?: number;
+}
+
+function vmConfigOf(config: CheckedFactoryVmConfig): VmConfig {
+  const hc = config.hypervisorConfig;
+  const vmConfig: VmConfig = {
+    kernel: hc.kernelPath,
+    cmdline: kernelParamsToCmdline(hc.kernelParams),
+    memoryMiB: hc.memorySize,
+    vcpus: hc.numVCPUs,
+    hotplugSlots: hc.hotplugSlots,
+  };
+  if (hc.initrdPath !== '') vmConfig.initrd = hc.initrdPath;
+  if (hc.imagePath !== '') vmConfig.disks = [{ path: hc.imagePath }];
+  return vmConfig;
+}
+
+export function vmHypervisor(options: VmHypervisorOptions = {}): Hypervisor<FactoryVmHandle> {
+  const bootTimeoutMs = options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
+  return {
+    async boot(config) {
+      const vm = await Vm.create(vmConfigOf(config));
+      const agent = new AgentClient(vm.agent, { timeoutMs: AGENT_TIMEOUT_MS });
+      try {
+        await vm.start();
+        const pong = await agent.request<PingResult>('ping', {}, { timeoutMs: bootTimeoutMs });
+        const guest = GUESTS.get(pong.agent);
+        if (!guest) throw new NodevisorError(`unknown guest ${JSON.stringify(pong.agent)} on the agent channel`, { code: 'EPROTO' });
+        return new FactoryVmHandle(vm, agent, guest);
+      } catch (err) {
+        agent.close();
+        await vm.stop().catch(() => undefined);
+        throw wrapError(`the VM (${config.hypervisorConfig.kernelPath}) did not come up`, err);
+      }
+    },
+
+    async restore(dir: string, template: TemplateInfo) {
+      const vm = await Vm.restore(dir, { paused: true });
+      return new FactoryVmHandle(vm, new AgentClient(vm.agent, { timeoutMs: AGENT_TIMEOUT_MS }), template.guest, template.generation);
+    },
+  };
+}
