@@ -179,7 +179,7 @@ describe('sandbox networking with the probe guest (tap + tc mirred)', canRun, ()
     expect(leftovers(rig.netns)).toEqual({ taps: '', qdiscs: '', filters: '' });
   }, 60_000);
 
-  it('takes an endpoint at create (tapName inside the netns) and one as a tap fd the caller opened', async () => {
+  it('takes an endpoint at create: a tap the VMM makes inside the netns, gone with the VM', async () => {
     const rig = await makeRig();
     cleanups.push(() => dropRig(rig));
     const name = basename(rig.netns);
