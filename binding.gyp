@@ -22,6 +22,7 @@
         "native/addon/blockdev_binding.cc",
         "native/sys/netns.cc",
         "native/sys/blockdev.cc",
+        "native/sys/tap.cc",
         "native/addon/vm_binding.cc",
         "native/addon/vm_events.cc",
         "native/vmm/util/result.cc",
@@ -63,7 +64,9 @@
         "native/vmm/devices/virtio/block/block_backend.cc",
         "native/vmm/devices/virtio/block/block_request.cc",
         "native/vmm/devices/virtio/block/block_device.cc",
-        "native/vmm/devices/virtio/console/console_device.cc"
+        "native/vmm/devices/virtio/console/console_device.cc",
+        "native/vmm/devices/virtio/net/net_device.cc",
+        "native/vmm/devices/virtio/net/net_frames.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -114,6 +117,8 @@
                 "native/guest/probe/faults.c",
                 "native/guest/probe/faults.h",
                 "native/guest/probe/hostile.c",
+                "native/guest/probe/net.c",
+                "native/guest/probe/net.h",
                 "native/guest/probe/probe.h",
                 "native/guest/probe/virtio.h",
                 "native/guest/probe/blk.h",
@@ -137,7 +142,8 @@
                 "native/guest/probe/crc32.c", "native/guest/probe/json_scan.c",
                 "native/guest/probe/generation.c",
                 "native/guest/probe/faults.c",
-                "native/guest/probe/hostile.c"
+                "native/guest/probe/hostile.c",
+                "native/guest/probe/net.c"
               ],
               "message": "Building the probe guest"
             }
@@ -161,6 +167,7 @@
         "native/guest/agent/containers.cc",
         "native/guest/agent/init.cc",
         "native/guest/agent/log.cc",
+        "native/guest/agent/network.cc",
         "native/guest/agent/privileges.cc",
         "native/guest/agent/request.cc",
         "native/guest/agent/requests.cc",

@@ -67,12 +67,13 @@ export {
   type CreateNetNsOptions,
   type NsIdentity,
 } from './netns/index.js';
+export { connectSandboxNetwork, type ConnectedInterface, type SandboxNetwork } from './network/index.js';
 
 // Block devices and disk images as VM disks.
 export { inspectBlockDevice, type BlockDeviceInfo } from './rootfs/blockdev.js';
 
 // Virtual machines (the VMM in the addon) and the probe guest.
-export { Vm, type AgentStream, type DiskConfig, type RestoreOptions, type VmConfig, type VmEvents, type VmExit, type VmPhase, type VmState } from './vm/vm.js';
+export { Vm, type AgentStream, type DiskConfig, type NetdevConfig, type RestoreOptions, type VmConfig, type VmEvents, type VmExit, type VmPhase, type VmState } from './vm/vm.js';
 export { probeGuestPath } from './guest/probe.js';
 
 // The guest agent protocol (docs/protocol.md), the agent binary, and guest images.

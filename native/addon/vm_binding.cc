@@ -114,6 +114,20 @@ vmm::virtio::DiskConfig disk_config(const Napi::Object& js) {
   return disk;
 }
 
+// A network endpoint as JS describes it ({tapFd} or {tapName, netns?}, mac as 6 numbers);
+// validated in src/vm first.
+vmm::virtio::NetdevConfig netdev_config(const Napi::Object& js) {
+  vmm::virtio::NetdevConfig net;
+  if (js.Has("tapFd") && js.Get("tapFd").IsNumber()) net.tap_fd = js.Get("tapFd").As<Napi::Number>().Int32Value();
+  if (js.Has("tapName") && js.Get("tapName").IsString()) net.tap_name = js.Get("tapName").As<Napi::String>().Utf8Value();
+  if (js.Has("netns") && js.Get("netns").IsString()) net.netns = js.Get("netns").As<Napi::String>().Utf8Value();
+  Napi::Array mac = js.Get("mac").As<Napi::Array>();
+  for (uint32_t i = 0; i < net.mac.size() && i < mac.Length(); i++) {
+    net.mac[i] = static_cast<uint8_t>(mac.Get(i).As<Napi::Number>().Uint32Value());
+  }
+  return net;
+}
+
 // Like VmTask, for work that yields a slot number.
 class SlotTask final : public Napi::AsyncWorker {
  public:
@@ -153,6 +167,8 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
                         InstanceMethod<&VmHandle::post_wait_word>("postWaitWord"),
                         InstanceMethod<&VmHandle::attach_disk>("attachDisk"),
                         InstanceMethod<&VmHandle::detach_disk>("detachDisk"),
+                        InstanceMethod<&VmHandle::attach_net>("attachNet"),
+                        InstanceMethod<&VmHandle::detach_net>("detachNet"),
                         InstanceMethod<&VmHandle::write_agent>("writeAgent"),
                         InstanceMethod<&VmHandle::read_agent>("readAgent"),
                         InstanceMethod<&VmHandle::snapshot>("snapshot"),
@@ -234,6 +250,20 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
     const uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
     auto session = session_;
     return VmTask::start(info.Env(), "nodevisor.vm.detachDisk", [session, slot] { return session->vm->detach_disk(slot); });
+  }
+
+  // attachNet({tapFd | tapName, netns, mac}) -> Promise<slot>. Opening the tap enters the
+  // netns on a thread of its own, so it runs on a libuv worker.
+  Napi::Value attach_net(const Napi::CallbackInfo& info) {
+    vmm::virtio::NetdevConfig net = netdev_config(info[0].As<Napi::Object>());
+    auto session = session_;
+    return SlotTask::start(info.Env(), [session, net] { return session->vm->attach_net(net); });
+  }
+
+  Napi::Value detach_net(const Napi::CallbackInfo& info) {
+    const uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
+    auto session = session_;
+    return VmTask::start(info.Env(), "nodevisor.vm.detachNet", [session, slot] { return session->vm->detach_net(slot); });
   }
 
   // JS thread: copies into the console's bounded input buffer (a short memcpy under the
@@ -361,6 +391,13 @@ Napi::Value vm_create(const Napi::CallbackInfo& info) {
   if (js.Has("disks") && js.Get("disks").IsArray()) {
     Napi::Array disks = js.Get("disks").As<Napi::Array>();
     for (uint32_t i = 0; i < disks.Length(); i++) config.disks.push_back(disk_config(disks.Get(i).As<Napi::Object>()));
+  }
+  if (js.Has("hotplugNetSlots") && js.Get("hotplugNetSlots").IsNumber()) {
+    config.hotplug_net_slots = js.Get("hotplugNetSlots").As<Napi::Number>().Uint32Value();
+  }
+  if (js.Has("netdevs") && js.Get("netdevs").IsArray()) {
+    Napi::Array nets = js.Get("netdevs").As<Napi::Array>();
+    for (uint32_t i = 0; i < nets.Length(); i++) config.netdevs.push_back(netdev_config(nets.Get(i).As<Napi::Object>()));
   }
   if (js.Has("bootEntry") && js.Get("bootEntry").IsString()) {
     config.pvh_entry_only = js.Get("bootEntry").As<Napi::String>().Utf8Value() == "pvh";

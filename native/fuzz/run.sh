@@ -29,6 +29,7 @@ CORE=(native/vmm/memory/guest_memory.cc native/vmm/util/result.cc native/vmm/uti
       native/vmm/devices/legacy/exit_port.cc native/vmm/devices/legacy/wait_port.cc
       native/vmm/arch/x86_64/elf_loader.cc native/vmm/arch/x86_64/pvh_boot.cc native/vmm/arch/x86_64/bzimage.cc
       native/vmm/arch/x86_64/kernel_image.cc native/vmm/arch/x86_64/long_mode.cc native/vmm/arch/x86_64/memory_map.cc
+      native/vmm/devices/virtio/net/net_frames.cc
       native/vmm/snapshot/state_file.cc native/vmm/snapshot/vm_snapshot.cc)
 # The guest agent's input path (agent_*_fuzz.cc): no VMM code.
 AGENT=(native/guest/protocol/json.cc native/guest/agent/channel.cc native/guest/agent/log.cc

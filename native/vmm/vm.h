@@ -54,6 +54,9 @@ struct VmConfig {
   bool agent_console = true;
   std::vector<virtio::DiskConfig> disks;
   uint32_t hotplug_slots = 0;
+  // virtio-net endpoints at boot and empty net slots for hot-plug (after the disks).
+  std::vector<virtio::NetdevConfig> netdevs;
+  uint32_t hotplug_net_slots = 0;
   // Also list the devices as `virtio_mmio.device=` on the command line (ACPI always has them).
   bool virtio_cmdline = true;
 };
@@ -111,6 +114,10 @@ class Vm final : private VcpuExitHandler {
   // Any thread but a vCPU's (opening a disk may wait on it).
   Result<uint32_t> attach_disk(const virtio::DiskConfig& disk);
   Status detach_disk(uint32_t slot);
+  // Network hot-plug: opens the endpoint's tap (inside its netns) into a free net slot → the
+  // slot number; empties a slot (the device's link goes down). Any thread but a vCPU's.
+  Result<uint32_t> attach_net(const virtio::NetdevConfig& net);
+  Status detach_net(uint32_t slot);
   // The agent channel: queue bytes for the guest (returns how many were taken) / take the
   // guest's output. Any thread.
   size_t write_agent(std::span<const uint8_t> bytes);

@@ -22,6 +22,8 @@ Result<std::string> Vm::add_virtio_devices() {
   config.agent_console = config_.agent_console;
   config.disks = config_.disks;
   config.hotplug_slots = config_.hotplug_slots;
+  config.netdevs = config_.netdevs;
+  config.hotplug_net_slots = config_.hotplug_net_slots;
   config.console_notifications.output_ready = [this] { sink_.on_agent_readable(); };
   config.console_notifications.input_space = [this] { sink_.on_agent_writable(); };
   // wait_port_ is created by add_legacy_devices, which may run later: look it up per call.
@@ -89,6 +91,26 @@ Status Vm::detach_disk(uint32_t slot) {
   }
   if (!set) return plain_error("EBUSY", "the VM is stopped");
   return set->detach_disk(slot);
+}
+
+Result<uint32_t> Vm::attach_net(const virtio::NetdevConfig& net) {
+  std::shared_ptr<virtio::DeviceSet> set;
+  {
+    std::lock_guard lock(virtio_mutex_);
+    set = virtio_;
+  }
+  if (!set) return plain_error("EBUSY", "the VM is stopped");
+  return set->attach_net(net);
+}
+
+Status Vm::detach_net(uint32_t slot) {
+  std::shared_ptr<virtio::DeviceSet> set;
+  {
+    std::lock_guard lock(virtio_mutex_);
+    set = virtio_;
+  }
+  if (!set) return plain_error("EBUSY", "the VM is stopped");
+  return set->detach_net(slot);
 }
 
 size_t Vm::write_agent(std::span<const uint8_t> bytes) {

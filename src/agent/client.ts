@@ -116,6 +116,17 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     return (await this.request<{ crc32: number }>('disk.checksum', { serial, offset, length })).crc32;
   }
 
+  /**
+   * network.update (docs/protocol.md): configures the guest's interfaces, found by MAC (renamed
+   * to `name`, MTU, addresses, link up), then routes and permanent neighbours. What
+   * `connectSandboxNetwork` returns maps onto it (docs/network.md). Resolves the interfaces
+   * as the guest now names them.
+   */
+  async networkUpdate(update: NetworkUpdate): Promise<{ mac: string; name: string; index: number }[]> {
+    return (await this.request<{ interfaces: { mac: string; name: string; index: number }[] }>('network.update', { ...update }))
+      .interfaces;
+  }
+
   /** Sets the guest's CLOCK_REALTIME (after a template clone is resumed). */
   async timeSync(now: Date = new Date()): Promise<void> {
     const ms = now.getTime();
@@ -249,4 +260,17 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     }
     this.emit('close');
   }
+}
+
+/** The body of a network.update request (docs/protocol.md). */
+export interface NetworkUpdate {
+  interfaces?: {
+    mac: string;
+    name?: string;
+    mtu?: number;
+    up?: boolean;
+    addresses?: { address: string; prefixLength: number }[];
+  }[];
+  routes?: { dest: string; gateway?: string; device: string }[];
+  neighbors?: { address: string; mac: string; device: string }[];
 }

@@ -1,6 +1,8 @@
 /** The benchmarks `npm run bench` knows; each says what it needs and how to print its figures. */
 import { access, constants } from 'node:fs/promises';
 
+import { netBench } from './net.js';
+
 export interface BenchContext {
   /** Fewer iterations, for a smoke run. */
   quick: boolean;
@@ -93,4 +95,4 @@ const vmStart: Bench<import('./vm-start.js').VmStartBenchResult> = {
   },
 };
 
-export const benches: Bench<any>[] = [netns, virtio, vmStart, (await import('./factory.js')).factoryBench];
+export const benches: Bench<any>[] = [netns, virtio, vmStart, (await import('./factory.js')).factoryBench, netBench];

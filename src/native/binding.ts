@@ -57,6 +57,9 @@ export interface NativeVmConfig {
   agentConsole?: boolean;
   disks?: NativeDiskConfig[];
   hotplugSlots?: number;
+  /** virtio-net endpoints at boot and empty net slots (src/vm/netdev.ts checked them). */
+  netdevs?: NativeNetdevConfig[];
+  hotplugNetSlots?: number;
   /** Also list the devices as `virtio_mmio.device=` on the kernel command line. */
   virtioCmdline?: boolean;
   /** 'pvh': start a guest with the nodevisor user-entry note at its PVH entry anyway. */
@@ -67,6 +70,13 @@ export interface NativeDiskConfig {
   path: string;
   readOnly?: boolean;
   serial?: string;
+}
+
+export interface NativeNetdevConfig {
+  tapFd?: number;
+  tapName?: string;
+  netns?: string;
+  mac: number[];
 }
 
 export type NativeVmEventKind = 'console' | 'phase' | 'exit' | 'agent-readable' | 'agent-writable';
@@ -89,6 +99,10 @@ export interface NativeVmHandle {
   attachDisk(disk: NativeDiskConfig): Promise<number>;
   /** A libuv worker: empties a slot (the guest sees capacity 0). */
   detachDisk(slot: number): Promise<void>;
+  /** A libuv worker: opens the tap (inside its netns) into the first free net slot → the slot. */
+  attachNet(net: NativeNetdevConfig): Promise<number>;
+  /** A libuv worker: empties a net slot (the guest sees the link go down). */
+  detachNet(slot: number): Promise<void>;
   /** JS thread: queues bytes for the agent console; returns how many it took (bounded buffer). */
   writeAgent(bytes: Uint8Array): number;
   /** JS thread: takes up to `max` bytes of the guest's agent-console output. */

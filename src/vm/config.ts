@@ -6,6 +6,7 @@
 import { stat } from 'node:fs/promises';
 
 import { invalid, NodevisorError } from '../errors.js';
+import { checkNetdev, type CheckedNetdev, type NetdevConfig } from './netdev.js';
 
 export interface VmConfig {
   /** Path of a kernel: a PVH ELF (Linux vmlinux, or `probeGuestPath()`) or a Linux bzImage. */
@@ -20,6 +21,10 @@ export interface VmConfig {
   disks?: DiskConfig[];
   /** Empty virtio-blk slots for `attachDisk` while the VM runs. Default 0. */
   hotplugSlots?: number;
+  /** Network endpoints at boot (virtio-net), after the disks. */
+  netdevs?: NetdevConfig[];
+  /** Empty virtio-net slots for `attachNet` while the VM runs. Default 0. */
+  hotplugNetSlots?: number;
   /** Also list the virtio devices as `virtio_mmio.device=` on the command line. Default true. */
   virtioCmdline?: boolean;
   /**
@@ -50,6 +55,8 @@ export interface CheckedVmConfig {
   vcpus: number;
   disks: Required<DiskConfig>[];
   hotplugSlots: number;
+  netdevs: CheckedNetdev[];
+  hotplugNetSlots: number;
   virtioCmdline: boolean;
   bootEntry: 'auto' | 'pvh';
 }
@@ -92,11 +99,30 @@ export async function checkVmConfig(config: VmConfig): Promise<CheckedVmConfig> 
   if (disks.length + hotplugSlots > MAX_DISKS) {
     throw invalid(`disks (${disks.length}) and hotplugSlots (${hotplugSlots}) add up to more than ${MAX_DISKS}`);
   }
+  const hotplugNetSlots = integerIn(config.hotplugNetSlots ?? 0, 'hotplugNetSlots', 0, MAX_DISKS);
+  if (config.netdevs !== undefined && !Array.isArray(config.netdevs)) throw invalid('netdevs must be an array');
+  const netdevs = (config.netdevs ?? []).map((n, i) => checkNetdev(n, `netdevs[${i}]`));
+  if (disks.length + hotplugSlots + netdevs.length + hotplugNetSlots > MAX_DISKS) {
+    throw invalid(
+      `disks, hotplugSlots, netdevs and hotplugNetSlots add up to more than ${MAX_DISKS} virtio devices`,
+    );
+  }
   const virtioCmdline = config.virtioCmdline ?? true;
   if (typeof virtioCmdline !== 'boolean') throw invalid('virtioCmdline must be a boolean');
   const bootEntry = config.bootEntry ?? 'auto';
   if (bootEntry !== 'auto' && bootEntry !== 'pvh') throw invalid(`bootEntry must be 'auto' or 'pvh' (got ${String(bootEntry)})`);
-  const checked: CheckedVmConfig = { kernel, cmdline, memoryMiB, vcpus, disks, hotplugSlots, virtioCmdline, bootEntry };
+  const checked: CheckedVmConfig = {
+    kernel,
+    cmdline,
+    memoryMiB,
+    vcpus,
+    disks,
+    hotplugSlots,
+    netdevs,
+    hotplugNetSlots,
+    virtioCmdline,
+    bootEntry,
+  };
   if (config.initrd !== undefined) checked.initrd = pathOf(config.initrd, 'initrd');
   return checked;
 }

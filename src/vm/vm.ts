@@ -21,8 +21,10 @@ import { logger } from '../log/logger.js';
 import { addon, type NativeVmEventKind, type NativeVmHandle } from '../native/binding.js';
 import { AgentStream } from './agent-stream.js';
 import { checkDisk, checkVmConfig, type DiskConfig, type VmConfig } from './config.js';
+import { checkNetdev, type NetdevConfig } from './netdev.js';
 
 export type { DiskConfig, VmConfig } from './config.js';
+export type { NetdevConfig } from './netdev.js';
 export type { AgentStream } from './agent-stream.js';
 
 export type VmState = 'created' | 'running' | 'paused' | 'exited' | 'stopped';
@@ -80,6 +82,9 @@ export class Vm extends EventEmitter<VmEvents> {
     };
   }
 
+  /** virtio-net devices and slots: the snapshot format does not record them yet. */
+  #netDevices = 0;
+
   private constructor() {
     super();
   }
@@ -87,7 +92,9 @@ export class Vm extends EventEmitter<VmEvents> {
   /** Validates `config`, then builds the VM off the JS thread. The VM is not running yet. */
   static async create(config: VmConfig): Promise<Vm> {
     const checked = await checkVmConfig(config);
-    return Vm.#build('cannot create the VM', (onEvent) => addon().vmCreate(checked, onEvent));
+    const vm = await Vm.#build('cannot create the VM', (onEvent) => addon().vmCreate(checked, onEvent));
+    vm.#netDevices = checked.netdevs.length + checked.hotplugNetSlots;
+    return vm;
   }
 
   /**
@@ -213,6 +220,12 @@ export class Vm extends EventEmitter<VmEvents> {
     if (typeof dir !== 'string' || dir.length === 0 || dir.includes('\0')) {
       return Promise.reject(invalid('snapshot: dir must be a non-empty path without NUL characters'));
     }
+    if (this.#netDevices > 0) {
+      // Its clones would come back without the net devices the guest knows (docs/network.md).
+      return Promise.reject(
+        new NodevisorError('snapshot: a VM with virtio-net devices or net slots cannot be snapshotted yet', { code: 'ENOTSUP' }),
+      );
+    }
     return this.#native().snapshot(dir);
   }
 
@@ -272,5 +285,24 @@ export class Vm extends EventEmitter<VmEvents> {
       throw invalid(`detachDisk: slot must be an integer from 0 to 4294967295, got ${String(slot)}`);
     }
     return this.#native().detachDisk(slot);
+  }
+
+  /**
+   * Hot-plugs a network endpoint into the first free net slot (`Vm.create({ hotplugNetSlots })`)
+   * and resolves its slot number: the guest's virtio-net device gets the MAC and its link comes
+   * up (a config-change interrupt). A `tapName` is opened (created when missing) inside `netns`.
+   * Errors: no free slot (ENOSPC), a bad MAC or name (EINVAL), a netns that is not one (EINVAL).
+   */
+  async attachNet(net: NetdevConfig): Promise<number> {
+    const checked = checkNetdev(net, 'attachNet');
+    return this.#native().attachNet(checked);
+  }
+
+  /** Empties a net slot: the guest sees its link go down; the tap is closed. */
+  async detachNet(slot: number): Promise<void> {
+    if (!Number.isInteger(slot) || slot < 0 || slot > 0xffff_ffff) {
+      throw invalid(`detachNet: slot must be an integer from 0 to 4294967295, got ${String(slot)}`);
+    }
+    return this.#native().detachNet(slot);
   }
 }

@@ -23,7 +23,7 @@ describe('native core unit tests (ThreadSanitizer)', skipUnless('native core uni
     expect(cases.length).toBeGreaterThan(20);
   });
 
-  it.for(cases)('%s', (name, ctx) => {
+  it.for(cases)('%s', { timeout: 200_000 }, (name, ctx) => {
     const output = runNativeCase(binary!, name, ctx, {
       timeout: 180_000,
       env: {
@@ -32,5 +32,5 @@ describe('native core unit tests (ThreadSanitizer)', skipUnless('native core uni
       },
     });
     expect(output).not.toContain('ThreadSanitizer');
-  }, 200_000);
+  });
 });

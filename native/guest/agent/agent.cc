@@ -263,6 +263,7 @@ void Agent::dispatch(uint64_t id, const std::string& type, const Fields& f) {
       {"disk.checksum", &Agent::handle_disk_checksum},
       {"storage.mount", &Agent::handle_storage_mount},
       {"storage.unmount", &Agent::handle_storage_unmount},
+      {"network.update", &Agent::handle_network_update},
       {"container.create", &Agent::handle_create},
       {"container.start", &Agent::handle_start},
       {"exec", &Agent::handle_exec},

@@ -106,6 +106,7 @@ class Agent {
   void handle_disk_checksum(uint64_t id, const Fields& f);
   void handle_storage_mount(uint64_t id, const Fields& f);
   void handle_storage_unmount(uint64_t id, const Fields& f);
+  void handle_network_update(uint64_t id, const Fields& f);  // network.cc
   void check_pending_mounts();
   // containers.cc:
   void handle_create(uint64_t id, const Fields& f);

@@ -8,6 +8,7 @@
 #include "generation.h"
 #include "faults.h"
 #include "json_scan.h"
+#include "net.h"
 #include "virtio.h"
 
 #define RX_BUF_SIZE 0x10000
@@ -218,6 +219,7 @@ static void serve(const char* payload, u32 n) {
     return send_reply();
   }
   if (memcmp(type, "disk.checksum", 14) == 0) return serve_checksum(id, payload, n);
+  if (memcmp(type, "net.config", 11) == 0) { char f[NET_REPLY_MAX]; const char* bad = net_config(payload, n, f, sizeof f); if (bad) return send_error(id, "EINVAL", bad); begin_reply(id, "ok"); put(f); return send_reply(); }
   if (memcmp(type, "probe.generation", 17) == 0) { char f[PROBE_GENERATION_FIELDS_MAX]; probe_generation_fields(f, sizeof f); begin_reply(id, "ok"); put(f); return send_reply(); }
   if (memcmp(type, "probe.fault", 12) == 0) return probe_fault(payload, n), send_error(id, "EINVAL", "probe.fault needs kind triple-fault, i8042-reset or internal-error");
   if (memcmp(type, "probe.hostile", 14) == 0) { void hostile_run(const char*, u32); hostile_run(payload, n); }  // tests only (hostile.c)

@@ -3,6 +3,7 @@
 // parks on the wait port and serves the VMM's commands and its virtio devices. Idle time is
 // spent blocked in the VMM on the wait port, never spinning here.
 #include "agent.h"
+#include "net.h"
 #include "probe.h"
 
 u32 wait_for_work(void) { return inl(PROBE_WAIT_PORT); }
@@ -42,6 +43,7 @@ __attribute__((noreturn)) void probe_main(u32 start_info_address) {
   int virtio_up = 0;
   for (;;) {
     if (virtio_up && agent_poll()) continue;  // work arrived: look again before parking
+    if (virtio_up && net_poll()) continue;
     u32 command = wait_for_work();
     switch (command) {
       case PROBE_CMD_NONE:

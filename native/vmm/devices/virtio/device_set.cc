@@ -1,5 +1,6 @@
 #include "vmm/devices/virtio/device_set.h"
 
+#include <fcntl.h>
 #include <linux/kvm.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -7,6 +8,8 @@
 
 #include <cerrno>
 #include <cstdio>
+
+#include "sys/tap.h"
 
 namespace nodevisor::vmm::virtio {
 
@@ -47,7 +50,8 @@ void raise(int fd) {
 
 Result<std::unique_ptr<DeviceSet>> DeviceSet::create(int vm_fd, GuestMemory& mem, Bus& mmio_bus,
                                                      const DeviceSetConfig& config) {
-  const uint64_t count = (config.agent_console ? 1 : 0) + config.disks.size() + config.hotplug_slots;
+  const uint64_t count = (config.agent_console ? 1 : 0) + config.disks.size() + config.hotplug_slots +
+                         config.netdevs.size() + config.hotplug_net_slots;
   if (count > kMaxDevices) {
     return plain_error("EINVAL", "a VM has room for " + std::to_string(kMaxDevices) +
                                      " virtio devices (the agent console, disks and hot-plug slots); " +
@@ -79,7 +83,75 @@ Result<std::unique_ptr<DeviceSet>> DeviceSet::create(int vm_fd, GuestMemory& mem
     NV_TRY(set->place(dev.value(), {dev.value()->queue_eventfd()}));
     set->disks_.push_back({dev.value(), set->placed_.back().transport.get(), hotplug});
   }
+  NV_TRY(set->add_nets(config));
   return set;
+}
+
+namespace {
+// The tap an endpoint names, ready for the net device (any thread; may start one of its own).
+Result<UniqueFd> open_endpoint(const NetdevConfig& net) {
+  if (net.tap_fd >= 0) {
+    UniqueFd fd(::fcntl(net.tap_fd, F_DUPFD_CLOEXEC, 3));
+    if (!fd) return sys_error(errno, "fcntl(F_DUPFD_CLOEXEC)", "cannot take the tap fd");
+    auto ok = sys::adopt_tap_fd(fd.get());
+    if (!ok) return sys_error(ok.error().errnum, ok.error().syscall, ok.error().message);
+    return fd;
+  }
+  auto fd = sys::open_tap(net.tap_name, net.netns);
+  if (!fd) {
+    Error e = sys_error(fd.error().errnum, fd.error().syscall, fd.error().message);
+    if (!net.netns.empty()) e.path = net.netns;
+    return e;
+  }
+  return std::move(fd).value();
+}
+}  // namespace
+
+Status DeviceSet::add_nets(const DeviceSetConfig& config) {
+  for (size_t i = 0; i < config.netdevs.size() + config.hotplug_net_slots; i++) {
+    const bool hotplug = i >= config.netdevs.size();
+    UniqueFd tap;
+    MacAddress mac{};
+    if (!hotplug) {
+      auto opened = open_endpoint(config.netdevs[i]);
+      if (!opened) return opened.error();
+      tap = std::move(opened).value();
+      mac = config.netdevs[i].mac;
+    }
+    auto dev = NetDevice::create("eth" + std::to_string(i), mac, std::move(tap));
+    if (!dev) return dev.error();
+    NV_TRY(place(dev.value(), {dev.value()->queue_eventfd(0), dev.value()->queue_eventfd(1)}));
+    nets_.push_back({dev.value(), placed_.back().transport.get(), hotplug});
+  }
+  return {};
+}
+
+Result<uint32_t> DeviceSet::attach_net(const NetdevConfig& net) {
+  std::lock_guard guard(hotplug_mutex_);
+  std::optional<uint32_t> free;
+  for (uint32_t i = 0; i < nets_.size(); i++) {
+    if (nets_[i].hotplug && !nets_[i].device->has_tap()) {
+      free = i;
+      break;
+    }
+  }
+  if (!free) return plain_error("ENOSPC", "no free net slot (Vm.create({ hotplugNetSlots }) sets how many)");
+  auto tap = open_endpoint(net);
+  if (!tap) return tap.error();
+  NV_TRY(nets_[*free].device->attach(std::move(tap).value(), net.mac, *nets_[*free].transport));
+  return *free;
+}
+
+Status DeviceSet::detach_net(uint32_t slot) {
+  std::lock_guard guard(hotplug_mutex_);
+  if (slot >= nets_.size()) {
+    return plain_error("EINVAL", "no net slot " + std::to_string(slot) + " (the VM has " +
+                                     std::to_string(nets_.size()) + ")");
+  }
+  if (!nets_[slot].hotplug) {
+    return plain_error("EINVAL", "net slot " + std::to_string(slot) + " holds an endpoint given at boot; only hot-plug slots can be emptied");
+  }
+  return nets_[slot].device->detach(*nets_[slot].transport);
 }
 
 Status DeviceSet::place(std::shared_ptr<VirtioDevice> device, const std::vector<int>& queue_eventfds) {

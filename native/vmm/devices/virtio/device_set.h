@@ -22,6 +22,7 @@
 #include "vmm/devices/virtio/block/block_device.h"
 #include "vmm/devices/virtio/console/console_device.h"
 #include "vmm/devices/virtio/mmio_transport.h"
+#include "vmm/devices/virtio/net/net_device.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/util/result.h"
 #include "sys/unique_fd.h"
@@ -34,10 +35,22 @@ struct DiskConfig {
   std::string serial;
 };
 
+// A network endpoint: a tap the VM's virtio-net device reads and writes. Either `tap_fd` (the
+// caller's open tap, borrowed: the set keeps a dup) or `tap_name` opened (created if missing)
+// inside the network namespace at `netns` (sys/tap.h; empty: the VMM's own namespace).
+struct NetdevConfig {
+  int tap_fd = -1;
+  std::string tap_name;
+  std::string netns;
+  MacAddress mac{};
+};
+
 struct DeviceSetConfig {
   bool agent_console = true;
   std::vector<DiskConfig> disks;  // attached at boot
   uint32_t hotplug_slots = 0;     // empty slots after the boot disks
+  std::vector<NetdevConfig> netdevs;  // network endpoints at boot, placed after the disks
+  uint32_t hotplug_net_slots = 0;     // empty virtio-net slots after them
   ConsoleNotifications console_notifications;
   // Called with every interrupt a device raises (any thread; must only signal): the probe
   // guest takes no interrupts and polls, so the VM also wakes it on its wait port.
@@ -77,6 +90,12 @@ class DeviceSet {
   std::vector<std::pair<uint32_t, DiskConfig>> hotplugged_disks();
   Status restore_disk(uint32_t slot, const DiskConfig& disk);
 
+  // Network hot-plug: opens the endpoint's tap and puts it in the first empty net slot,
+  // returning the slot number (an index over all net devices, boot ones first); empties a slot.
+  Result<uint32_t> attach_net(const NetdevConfig& net);
+  Status detach_net(uint32_t slot);
+  uint32_t net_count() const { return static_cast<uint32_t>(nets_.size()); }
+
   ConsoleDevice* console() { return console_.get(); }
 
   // Tells every device's work in progress to give up at its next step, for good (the VM is
@@ -99,6 +118,7 @@ class DeviceSet {
   DeviceSet(int vm_fd, GuestMemory& mem, Bus& bus, std::function<void()> on_interrupt)
       : vm_fd_(vm_fd), mem_(mem), bus_(bus), on_interrupt_(std::move(on_interrupt)) {}
   Status place(std::shared_ptr<VirtioDevice> device, const std::vector<int>& queue_eventfds);
+  Status add_nets(const DeviceSetConfig& config);
 
   int vm_fd_;
   GuestMemory& mem_;
@@ -112,6 +132,12 @@ class DeviceSet {
     bool hotplug;
   };
   std::vector<Disk> disks_;
+  struct Net {
+    std::shared_ptr<NetDevice> device;
+    MmioTransport* transport;
+    bool hotplug;
+  };
+  std::vector<Net> nets_;
   std::mutex hotplug_mutex_;  // serialises attach/detach (the duplicate check spans slots)
 };
 

@@ -27,8 +27,11 @@ void drain(int fd) {
 
 }  // namespace
 
-Result<std::unique_ptr<DeviceWorker>> DeviceWorker::start(std::string thread_name, uint16_t queues, Handler handler) {
+Result<std::unique_ptr<DeviceWorker>> DeviceWorker::start(std::string thread_name, uint16_t queues, Handler handler,
+                                                          std::vector<int> watched) {
   std::unique_ptr<DeviceWorker> worker(new DeviceWorker(std::move(handler)));
+  worker->watching_.assign(watched.size(), true);
+  worker->watched_ = std::move(watched);
   for (uint32_t i = 0; i <= queues; i++) {
     auto fd = make_eventfd();
     if (!fd) return fd.error();
@@ -70,21 +73,28 @@ void DeviceWorker::ring(uint16_t index) {
 }
 
 void DeviceWorker::run() {
-  std::vector<pollfd> fds(doorbells_.size() + 1);
-  for (size_t i = 0; i < doorbells_.size(); i++) fds[i] = {doorbells_[i].get(), POLLIN, 0};
+  const size_t doorbells = doorbells_.size();
+  std::vector<pollfd> fds(doorbells + watched_.size() + 1);
+  for (size_t i = 0; i < doorbells; i++) fds[i] = {doorbells_[i].get(), POLLIN, 0};
   fds.back() = {stop_.get(), POLLIN, 0};
   for (;;) {
+    // A watched fd that is switched off is skipped (poll ignores negative fds).
+    for (size_t i = 0; i < watched_.size(); i++) fds[doorbells + i] = {watching_[i] ? watched_[i] : -1, POLLIN, 0};
     int n = ::poll(fds.data(), fds.size(), -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       return;  // cannot happen with valid fds; the device then simply stops serving
     }
     if (fds.back().revents) return;
-    for (size_t i = 0; i < doorbells_.size(); i++) {
+    for (size_t i = 0; i < doorbells; i++) {
       if (!fds[i].revents) continue;
       drain(fds[i].fd);
       // Budget spent with work left: come back after polling (a stop is seen in between).
       if (handler_(static_cast<uint16_t>(i))) ring(static_cast<uint16_t>(i));
+    }
+    // A watched fd still readable after a budget-limited pass wakes the next poll by itself.
+    for (size_t i = 0; i < watched_.size(); i++) {
+      if (fds[doorbells + i].revents) handler_(watched_index(i));
     }
   }
 }

@@ -31,7 +31,10 @@ class DeviceWorker {
   // work left.
   using Handler = std::function<bool(uint16_t doorbell)>;
 
-  static Result<std::unique_ptr<DeviceWorker>> start(std::string thread_name, uint16_t queues, Handler handler);
+  // `watched` are host fds (a tap) the worker also polls for input while watched: fd i calls
+  // the handler with index queues + 1 + i. The worker does not own them.
+  static Result<std::unique_ptr<DeviceWorker>> start(std::string thread_name, uint16_t queues, Handler handler,
+                                                     std::vector<int> watched = {});
   ~DeviceWorker();
 
   DeviceWorker(const DeviceWorker&) = delete;
@@ -42,6 +45,11 @@ class DeviceWorker {
   uint16_t host_doorbell() const { return static_cast<uint16_t>(doorbells_.size() - 1); }
   // The eventfd of a queue's doorbell, for KVM_IOEVENTFD.
   int queue_eventfd(uint16_t queue) const { return doorbells_.at(queue).get(); }
+  // Handler index of watched fd `i`.
+  uint16_t watched_index(size_t i) const { return static_cast<uint16_t>(doorbells_.size() + i); }
+  // Starts or stops polling watched fd `i` (a device with no room for input stops, so a
+  // readable fd does not spin the worker). Worker thread only (from the handler).
+  void watch(size_t i, bool on) { watching_.at(i) = on; }
 
  private:
   explicit DeviceWorker(Handler handler) : handler_(std::move(handler)) {}
@@ -49,6 +57,8 @@ class DeviceWorker {
 
   Handler handler_;
   std::vector<UniqueFd> doorbells_;  // queues, then host
+  std::vector<int> watched_;         // not owned
+  std::vector<bool> watching_;       // worker thread only
   UniqueFd stop_;
   std::thread thread_;
 };
