@@ -10,18 +10,16 @@ import type { Duplex } from 'node:stream';
 import { AgentClient } from '../../src/agent/client.js';
 import type { ExitEvent, ProcessRef, StdioEvent } from '../../src/agent/messages.js';
 import { agentBinaryPath } from '../../src/guest/agent-binary.js';
-import { needs } from './needs.js';
+import { allOf, need, needs, type Need } from './needs.js';
 
 export const agentPath = agentBinaryPath({ mustExist: false });
 
 /** Root, unshare and a built agent: what running the agent on the host needs. */
-export function agentOnHostNeed(what: string): boolean {
-  return (
-    needs.root.report(what) &&
-    needs.command('unshare').report(what) &&
-    (existsSync(agentPath) || (console.warn(`[skip] ${what}: ${agentPath} is not built (npx node-gyp build)`), false))
-  );
-}
+export const agentOnHost: Need = allOf(
+  needs.root,
+  needs.command('unshare'),
+  need(existsSync(agentPath), `${agentPath} is not built (npx node-gyp build)`),
+);
 
 export class AgentProcess {
   readonly child: ChildProcess;

@@ -13,7 +13,7 @@ import { AgentClient } from '../../src/agent/client.js';
 import { PHASE_READY, PROBE_COUNTER_GPA, ProbeCommand, probeGuestPath } from '../../src/guest/probe.js';
 import { debugReadGuest, postWaitWord } from '../../src/testing.js';
 import { Vm, type VmConfig } from '../../src/vm/vm.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -61,7 +61,7 @@ async function until(probe: () => boolean, what: string, ms = 5000): Promise<voi
   }
 }
 
-describe.skipIf(!needs.kvm.report('snapshot and restore probe VMs'))('Vm snapshots', () => {
+describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm), () => {
   const vms: Vm[] = [];
   afterEach(async () => {
     for (const vm of vms.splice(0)) await vm.stop();

@@ -14,16 +14,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { AgentProcess as ProcessSpec, ExitStatus } from '../../src/agent/messages.js';
 import type { NodevisorError } from '../../src/errors.js';
-import { AgentProcess, agentOnHostNeed } from '../helpers/agent-process.js';
+import { AgentProcess, agentOnHost } from '../helpers/agent-process.js';
 import { busyboxRootfsNeed, makeBusyboxImage } from '../helpers/busybox-rootfs.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const canRun =
-  agentOnHostNeed('agent security tests') &&
-  needs.command('losetup').report('agent security tests') &&
-  busyboxRootfsNeed().report('agent security tests');
-const canCompile = needs.command('gcc').report('the exec race test (builds its attacker)');
+const hostileContainers = skipUnless(
+  'agent security tests',
+  agentOnHost,
+  needs.command('losetup'),
+  busyboxRootfsNeed(),
+);
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), '../fixtures/agent-security');
 
@@ -74,7 +75,7 @@ function blockdevReadOnly(device: string): boolean {
   return execFileSync('blockdev', ['--getro', device], { encoding: 'utf8' }).trim() === '1';
 }
 
-describe.skipIf(!canRun)('nodevisor-agent against hostile containers and input', () => {
+describe('nodevisor-agent against hostile containers and input', hostileContainers, () => {
   let work: string;
   let tree: string; // the busybox directory tree: containers' rootfs
   let agent: AgentProcess;
@@ -108,8 +109,9 @@ describe.skipIf(!canRun)('nodevisor-agent against hostile containers and input',
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  it.skipIf(!canCompile)(
+  it(
     'exec race (defect 1): a root process in the container grabbing fds of each new pid finds no agent fd in 10,000 attempts',
+    { ...skipUnless('the exec race test (builds its attacker)', needs.command('gcc')), timeout: 120_000 },
     async () => {
       const grab = buildIntoRootfs(tree, 'pidfd_grab');
       const c = { containerId: 'race' };
@@ -146,7 +148,6 @@ describe.skipIf(!canRun)('nodevisor-agent against hostile containers and input',
       expect(Number(summary![3])).toBe(0);
       await agent.client.destroyContainer(c.containerId);
     },
-    120_000,
   );
 
   it('every fd the agent holds beyond stdio is close-on-exec (channel, signalfd, pidfds, pipes)', async () => {
@@ -366,7 +367,7 @@ describe.skipIf(!canRun)('nodevisor-agent against hostile containers and input',
 });
 
 
-describe.skipIf(!needs.command('g++').report('the AgentError check (builds a program with g++)'))('AgentError (defect 4)', () => {
+describe('AgentError (defect 4)', skipUnless('the AgentError check (builds a program with g++)', needs.command('g++')), () => {
   it("is a std::exception, so the main loop's catch-all keeps PID 1 alive when the channel reopen fails", () => {
     const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
     const bin = join(tempDir('nodevisor-agent-error-'), 'agent_error_check');
