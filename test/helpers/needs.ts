@@ -84,9 +84,16 @@ function hasCommand(cmd: string): boolean {
 /** The Debian package that has each command the tests use (also listed in .ci/run). */
 const DEBIAN_PACKAGE: Record<string, string> = {
   ip: 'iproute2',
+  tc: 'iproute2',
   ping: 'iputils-ping',
   losetup: 'util-linux',
   unshare: 'util-linux',
+  nsenter: 'util-linux',
+  script: 'bsdutils',
+  tar: 'tar',
+  python3: 'python3',
+  containerd: 'containerd',
+  ctr: 'containerd',
   'mkfs.ext4': 'e2fsprogs',
   dmsetup: 'dmsetup',
   'qemu-system-x86_64': 'qemu-system-x86',

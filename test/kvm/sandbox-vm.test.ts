@@ -25,20 +25,15 @@ import { handleFactory } from '../../src/factory/index.js';
 import { clearCurrentFactory, currentFactory } from '../../src/factory/handle-factory.js';
 import { validateSpec } from '../../src/oci/validate.js';
 import { busyboxRootfsNeed, makeBusyboxImage } from '../helpers/busybox-rootfs.js';
-import { needs } from '../helpers/needs.js';
+import { need, needs, skipUnless } from '../helpers/needs.js';
 import { busyboxSpec, backToBefore, hostState, netnsInodeHook, netnsMountsOf, recordedInode, runtimeConfig, settled } from '../helpers/sandbox.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const what = "sandboxes with isolation 'vm' and the probe guest";
 const cli = resolve(import.meta.dirname, '../../dist/src/cli/main.js');
-const cliBuilt = existsSync(cli) || (console.warn(`[skip] nodevisor run --isolation vm: ${cli} is not built (npx tsc -p tsconfig.build.json)`), false);
-const canRun =
-  needs.kvm.report(what) &&
-  needs.root.report(what) &&
-  needs.command('losetup').report(what) &&
-  busyboxRootfsNeed().report(what);
+const cliBuilt = need(existsSync(cli), `${cli} is not built (npx tsc -p tsconfig.build.json)`);
 
-describe.skipIf(!canRun)(what, () => {
+describe(what, skipUnless(what, needs.kvm, needs.root, needs.command('losetup'), busyboxRootfsNeed()), () => {
   let work: string;
   let image: string;
   let stateRoot: string;
@@ -184,8 +179,9 @@ describe.skipIf(!canRun)(what, () => {
     }
   });
 
-  it.skipIf(!cliBuilt)(
+  it(
     'nodevisor run --isolation vm with the probe guest exits 1 naming the refused mount, and leaves nothing',
+    skipUnless('nodevisor run --isolation vm', cliBuilt),
     async () => {
       const bundle = join(work, 'cli-bundle');
       mkdirSync(bundle, { recursive: true });
@@ -223,9 +219,8 @@ describe.skipIf(!canRun)(what, () => {
 });
 
 const linuxWhat = "a sandbox with isolation 'vm' and the Linux guest (tier 5)";
-const linuxCanRun = needs.hardwareKvm.report(linuxWhat) && needs.root.report(linuxWhat) && busyboxRootfsNeed().report(linuxWhat);
 
-describe.skipIf(!linuxCanRun)(linuxWhat, () => {
+describe(linuxWhat, skipUnless(linuxWhat, needs.hardwareKvm, needs.root, busyboxRootfsNeed()), () => {
   it("runs sh -c 'echo hi; exit 3' from a hot-plugged ext4 image in the guest", async () => {
     const guest = await buildGuestImage({ progress: (line) => console.log(`guest build: ${line}`) });
     if (!guest.vmlinux) throw new Error(`guest build unpacked no vmlinux from ${guest.kernel} (is lz4 installed?)`);

@@ -20,7 +20,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../src/agent/client.js';
 import { PHASE_READY, probeGuestPath } from '../../src/guest/probe.js';
 import { Vm, type VmConfig, type VmExit } from '../../src/vm/vm.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /** hostile.c writes this phase once a disk or console flood is armed. */
@@ -75,7 +75,7 @@ function vmThreads(): string[] {
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
-describe.skipIf(!needs.kvm.report('hostile probe guests against the VMM'))('a hostile guest does not stall the host', () => {
+describe('a hostile guest does not stall the host', skipUnless('hostile probe guests against the VMM', needs.kvm), () => {
   const vms: Vm[] = [];
   afterEach(async () => {
     for (const vm of vms.splice(0)) await vm.stop();

@@ -14,11 +14,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, type TestOptions } from 'vitest';
 
-import { agentBinaryPath } from '../../src/guest/agent-binary.js';
 import { makeBusyboxOciImage } from '../fixtures/runtime/oci-image.js';
-import { needs } from '../helpers/needs.js';
+import { agentOnHost } from '../helpers/agent-process.js';
+import { allOf, need, needs, skipUnless } from '../helpers/needs.js';
 import { settled } from '../helpers/sandbox.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -112,8 +112,8 @@ function list(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir).sort() : [];
 }
 
-function flow(isolation: 'namespaces' | 'vm', canRun: boolean, configExtra = '') {
-  describe.skipIf(!canRun)(`nodevisor-runtime under containerd's runc shim (isolation '${isolation}')`, () => {
+function flow(isolation: 'namespaces' | 'vm', canRun: TestOptions, configExtra = '') {
+  describe(`nodevisor-runtime under containerd's runc shim (isolation '${isolation}')`, canRun, () => {
     let work: string;
     let containerd: ChildProcess | undefined;
     let address: string;
@@ -284,8 +284,8 @@ function flow(isolation: 'namespaces' | 'vm', canRun: boolean, configExtra = '')
  * A pod as the CRI plugin makes one, through the runtime's own command line (no containerd):
  * the sandbox container, then a container joining it by the CRI annotations.
  */
-function podFlow(canRun: boolean) {
-  describe.skipIf(!canRun)("nodevisor-runtime through its own command line (a pod, a failing create)", () => {
+function podFlow(canRun: TestOptions) {
+  describe("nodevisor-runtime through its own command line (a pod, a failing create)", canRun, () => {
     it('creates the sandbox once under concurrent creates, a container in it, maps it, runs it, and deletes both without leftovers', async () => {
       const work = tempDir('nodevisor-runtime-pod-');
       const root = join(work, 'root');
@@ -403,25 +403,26 @@ function podFlow(canRun: boolean) {
 }
 
 const what = "nodevisor-runtime under containerd (isolation 'namespaces')";
-const built = existsSync(runtimeMain) || (console.warn(`[skip] ${what}: ${runtimeMain} is not built (npx tsc -p tsconfig.build.json)`), false);
-const canRunNamespaces =
-  needs.root.report(what) &&
-  needs.command('containerd').report(`${what} (apt-get install containerd)`) &&
-  needs.command('ctr').report(what) &&
-  needs.command('unshare').report(what) &&
-  needs.command('tar').report(what) &&
-  needs.command('python3').report(`${what} (it passes terminals to the console socket)`) &&
-  needs.command('script').report(what) &&
-  (existsSync('/bin/busybox') || (console.warn(`[skip] ${what}: /bin/busybox is missing (apt-get install busybox-static)`), false)) &&
-  (existsSync(agentBinaryPath({ mustExist: false })) || (console.warn(`[skip] ${what}: the agent binary is not built (npx node-gyp build)`), false)) &&
-  built;
+const namespacesNeed = allOf(
+  agentOnHost,
+  needs.command('containerd'),
+  needs.command('ctr'),
+  needs.command('tar'),
+  needs.command('python3'), // it passes terminals to the console socket
+  needs.command('script'),
+  need(existsSync('/bin/busybox'), '/bin/busybox is missing (apt-get install busybox-static)'),
+  need(existsSync(runtimeMain), `${runtimeMain} is not built (npx tsc -p tsconfig.build.json)`),
+);
+const canRunNamespaces = skipUnless(what, namespacesNeed);
 flow('namespaces', canRunNamespaces);
 podFlow(canRunNamespaces);
 
 const vmWhat = "nodevisor-runtime under containerd (isolation 'vm', tier 5)";
 const kernel = process.env.NODEVISOR_TEST_KERNEL ?? '';
-const canRunVm =
-  needs.hardwareKvm.report(vmWhat) &&
-  (kernel !== '' || (console.warn(`[skip] ${vmWhat}: set NODEVISOR_TEST_KERNEL (and NODEVISOR_TEST_INITRD) to a guest from \`nodevisor guest build\``), false)) &&
-  canRunNamespaces;
+const canRunVm = skipUnless(
+  vmWhat,
+  needs.hardwareKvm,
+  need(kernel !== '', 'NODEVISOR_TEST_KERNEL is not set (set it, and NODEVISOR_TEST_INITRD, to a guest from `nodevisor guest build`)'),
+  namespacesNeed,
+);
 flow('vm', canRunVm, `[hypervisor.nodevisor]\nkernel = "${kernel}"\ninitrd = "${process.env.NODEVISOR_TEST_INITRD ?? ''}"\n`);

@@ -4,32 +4,24 @@
  * no network namespace, loop device, mount, thread, child process (agent), state directory or
  * mapping. What the host has is listed before and after each case.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { NodevisorError } from '../../src/errors.js';
-import { agentBinaryPath } from '../../src/guest/agent-binary.js';
 import { ContainerIdMapping } from '../../src/mapping/container-id-mapping.js';
 import type { Spec } from '../../src/oci/spec.js';
 import type { RootFs } from '../../src/rootfs/rootfs.js';
 import { createContainer, createSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import { agentOnHost } from '../helpers/agent-process.js';
 import { busyboxRootfsNeed, makeBusyboxImage } from '../helpers/busybox-rootfs.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { busyboxSpec, backToBefore, hostState, netnsInodeHook, netnsMountsOf, recordedInode, runtimeConfig, settled } from '../helpers/sandbox.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const what = "sandbox fault injection (isolation 'namespaces')";
-const agentBuilt = existsSync(agentBinaryPath({ mustExist: false }));
-const canRun =
-  needs.root.report(what) &&
-  needs.command('unshare').report(what) &&
-  needs.command('nsenter').report(what) &&
-  needs.command('losetup').report(what) &&
-  busyboxRootfsNeed().report(what) &&
-  (agentBuilt || (console.warn(`[skip] ${what}: the agent binary is not built (npx node-gyp build)`), false));
+const canRun = skipUnless(what, agentOnHost, needs.command('nsenter'), needs.command('losetup'), busyboxRootfsNeed());
 
-describe.skipIf(!canRun)(what, () => {
+describe(what, canRun, () => {
   let work: string;
   let image: string;
   let stateRoot: string;

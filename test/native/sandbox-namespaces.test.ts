@@ -10,23 +10,16 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { agentBinaryPath } from '../../src/guest/agent-binary.js';
 import { ContainerIdMapping } from '../../src/mapping/container-id-mapping.js';
 import { createContainer, createSandbox } from '../../src/sandbox/index.js';
+import { agentOnHost } from '../helpers/agent-process.js';
 import { busyboxRootfsNeed, makeBusyboxImage } from '../helpers/busybox-rootfs.js';
-import { needs } from '../helpers/needs.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { busyboxSpec, childPids, loopDevicesOf, netnsInodeHook, recordedInode, runtimeConfig, settled } from '../helpers/sandbox.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const what = "sandboxes with isolation 'namespaces'";
-const agentBuilt = existsSync(agentBinaryPath({ mustExist: false }));
-const canRun =
-  needs.root.report(what) &&
-  needs.command('unshare').report(what) &&
-  needs.command('nsenter').report(what) &&
-  needs.command('losetup').report(what) &&
-  busyboxRootfsNeed().report(what) &&
-  (agentBuilt || (console.warn(`[skip] ${what}: the agent binary is not built (npx node-gyp build)`), false));
+const canRun = skipUnless(what, agentOnHost, needs.command('nsenter'), needs.command('losetup'), busyboxRootfsNeed());
 
 function collect(stream: Readable): Promise<string> {
   const chunks: Buffer[] = [];
@@ -34,7 +27,7 @@ function collect(stream: Readable): Promise<string> {
   return new Promise((resolve) => stream.once('end', () => resolve(Buffer.concat(chunks).toString())));
 }
 
-describe.skipIf(!canRun)(what, () => {
+describe(what, canRun, () => {
   let work: string;
   let image: string;
   let stateRoot: string;

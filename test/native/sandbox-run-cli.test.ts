@@ -9,24 +9,24 @@ import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { agentBinaryPath } from '../../src/guest/agent-binary.js';
 import { DEFAULT_MAPPING_ROOT } from '../../src/mapping/container-id-mapping.js';
 import { DEFAULT_SANDBOX_STATE_ROOT } from '../../src/sandbox/types.js';
+import { agentOnHost } from '../helpers/agent-process.js';
 import { busyboxRootfsNeed, makeBusyboxImage } from '../helpers/busybox-rootfs.js';
-import { needs } from '../helpers/needs.js';
+import { need, needs, skipUnless } from '../helpers/needs.js';
 import { busyboxSpec, loopDevicesOf, netnsInodeHook, netnsMountsOf, recordedInode, settled } from '../helpers/sandbox.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const cli = resolve(import.meta.dirname, '../../dist/src/cli/main.js');
 const what = "nodevisor run (isolation 'namespaces')";
-const canRun =
-  needs.root.report(what) &&
-  needs.command('unshare').report(what) &&
-  needs.command('nsenter').report(what) &&
-  needs.command('losetup').report(what) &&
-  busyboxRootfsNeed().report(what) &&
-  (existsSync(agentBinaryPath({ mustExist: false })) || (console.warn(`[skip] ${what}: the agent binary is not built (npx node-gyp build)`), false)) &&
-  (existsSync(cli) || (console.warn(`[skip] ${what}: ${cli} is not built (npx tsc -p tsconfig.build.json)`), false));
+const canRun = skipUnless(
+  what,
+  agentOnHost,
+  needs.command('nsenter'),
+  needs.command('losetup'),
+  busyboxRootfsNeed(),
+  need(existsSync(cli), `${cli} is not built (npx tsc -p tsconfig.build.json)`),
+);
 
 interface Run {
   code: number | null;
@@ -47,7 +47,7 @@ function nodevisorRun(args: string[], options: { input?: string; onStdout?: (tex
   return new Promise((resolvePromise) => child.once('close', (code) => resolvePromise({ code, stdout, stderr })));
 }
 
-describe.skipIf(!canRun)(what, () => {
+describe(what, canRun, () => {
   let work: string;
   let image: string;
   let n = 0;
