@@ -80,6 +80,9 @@ const vmStart: Bench<import('./vm-start.js').VmStartBenchResult> = {
     const lines = [
       `   nodevisor (CPL-3 user entry): ${f(r.nodevisor)}`,
       `   nodevisor (PVH entry):        ${f(r.nodevisorPvh)}`,
+      'p50Us' in r.nodevisorNoSpare
+        ? `   nodevisor (CPL-3, no spare VM made ahead, NODEVISOR_WARM_VM=0): ${f(r.nodevisorNoSpare)}`
+        : `   nodevisor (CPL-3, no spare VM): FAILED (${r.nodevisorNoSpare.error})`,
     ];
     if ('skipped' in r.qemu) {
       lines.push(`   QEMU microvm: skipped (${r.qemu.skipped})`);

@@ -5,7 +5,10 @@
  * probe's banner line, on the same probe ELF, in one run; each nodevisor entry is compared with
  * QEMU (p50 and p99 ratios). Figures are microseconds. src/bench/registry.ts prints it.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { dirname, resolve, sep } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 
 import { PHASE_READY, PROBE_BANNER, probeGuestPath } from '../guest/probe.js';
 import { Vm } from '../vm/vm.js';
@@ -25,6 +28,12 @@ export interface VmStartBenchResult {
   nodevisor: { p50Us: number; p99Us: number; summaryUs: Summary };
   /** The same probe started at its PVH entry, as QEMU starts it. */
   nodevisorPvh: { p50Us: number; p99Us: number; summaryUs: Summary };
+  /**
+   * The CPL-3 start again, in a fresh process with NODEVISOR_WARM_VM=0: no spare KVM VM made
+   * ahead by the prewarm thread (native/vmm/kvm/warm_vm.h), so every start pays for creating
+   * the VM, its memory slot, irqchip and vCPUs. `error` when that process failed.
+   */
+  nodevisorNoSpare: { p50Us: number; p99Us: number; summaryUs: Summary } | { error: string };
   /**
    * QEMU's figures; `skipped` only when the QEMU binary is not installed. Where it is installed
    * and never printed the banner, `error` says why and there are no figures.
@@ -61,6 +70,38 @@ async function nodevisorStartUs(kernel: string, memoryMiB: number, bootEntry: 'a
   await ready;
   await vm.stop();
   return Number(readyAt - t0) / 1000;
+}
+
+/**
+ * `iterations` CPL-3 starts measured like nodevisorStartUs, in a child Node process with
+ * NODEVISOR_WARM_VM=0 (the switch is read once per process, so it cannot be flipped here).
+ */
+async function nodevisorNoSpareUs(memoryMiB: number, iterations: number): Promise<number[]> {
+  // The built modules: this file runs from dist/src/bench, or from src/bench under a test
+  // runner (which builds dist first), and the child imports plain JS.
+  const here = dirname(fileURLToPath(import.meta.url));
+  const distSrc = here.includes(`${sep}dist${sep}src${sep}`) ? resolve(here, '..') : resolve(here, '..', '..', 'dist', 'src');
+  const module = (path: string) => JSON.stringify(pathToFileURL(resolve(distSrc, path)).href);
+  const program = `
+    const { Vm } = await import(${module('vm/vm.js')});
+    const { PHASE_READY, probeGuestPath } = await import(${module('guest/probe.js')});
+    const samples = [];
+    for (let i = 0; i < ${iterations + 10}; i++) {
+      const t0 = process.hrtime.bigint();
+      const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: ${memoryMiB} });
+      const ready = new Promise((resolve) => vm.on('phase', (p) => p.code === PHASE_READY && resolve(process.hrtime.bigint())));
+      await vm.start();
+      const at = await ready;
+      await vm.stop();
+      if (i >= 10) samples.push(Number(at - t0) / 1000); // the first ten warm up code paths
+    }
+    process.stdout.write(JSON.stringify(samples));`;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', program], {
+    env: { ...process.env, NODEVISOR_WARM_VM: '0' },
+    maxBuffer: 16 << 20,
+    timeout: 300_000,
+  });
+  return JSON.parse(stdout) as number[];
 }
 
 /** Spawn -> the banner on QEMU's stdout; rejects on timeout or exit without the banner. */
@@ -104,9 +145,17 @@ export async function benchVmStart(options: VmStartBenchOptions = {}): Promise<V
   const pvh: number[] = [];
   for (let i = 0; i < iterations; i++) pvh.push(await nodevisorStartUs(kernel, memoryMiB, 'pvh'));
   const pvhSummary = summarize(pvh);
+  let nodevisorNoSpare: VmStartBenchResult['nodevisorNoSpare'];
+  try {
+    const noSpare = summarize(await nodevisorNoSpareUs(memoryMiB, iterations));
+    nodevisorNoSpare = { p50Us: noSpare.median, p99Us: noSpare.p99, summaryUs: noSpare };
+  } catch (err) {
+    nodevisorNoSpare = { error: (err as Error).message };
+  }
   const result: VmStartBenchResult = {
     nodevisor: { p50Us: oursSummary.median, p99Us: oursSummary.p99, summaryUs: oursSummary },
     nodevisorPvh: { p50Us: pvhSummary.median, p99Us: pvhSummary.p99, summaryUs: pvhSummary },
+    nodevisorNoSpare,
     qemu: { skipped: '' },
   };
 

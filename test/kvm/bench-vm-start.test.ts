@@ -9,12 +9,14 @@ import { benchVmStart } from '../../src/bench/vm-start.js';
 import { needs, skipUnless } from '../helpers/needs.js';
 
 describe('benchVmStart', skipUnless('run the VM start benchmark', needs.kvm), () => {
-  it('measures create+start -> ready at both nodevisor entries, and says why QEMU was left out when it is missing', async () => {
+  it('measures create+start -> ready at both nodevisor entries and without the spare VM, and says why QEMU was left out when it is missing', async () => {
     const result = await benchVmStart({ iterations: 20, qemuIterations: 1, qemuBinary: '/nonexistent/qemu-system-x86_64' });
     expect(result.nodevisor.p50Us).toBeGreaterThan(0);
     expect(result.nodevisor.summaryUs.n).toBe(20);
     expect(result.nodevisorPvh.p50Us).toBeGreaterThan(0);
     expect(result.nodevisorPvh.summaryUs.n).toBe(20);
+    expect(result.nodevisorNoSpare, JSON.stringify(result.nodevisorNoSpare)).toHaveProperty('p50Us');
+    expect((result.nodevisorNoSpare as { summaryUs: { n: number } }).summaryUs.n).toBe(20);
     expect(result.qemu).toEqual({ skipped: expect.stringContaining('is not installed') });
     expect(result.ratio).toBeUndefined();
   }, 60_000);
