@@ -10,8 +10,6 @@
  * sandbox is being created (from the backend's attachDisk, through the backend seam), and a
  * Sandbox over the real VM backend checks that delete disconnects.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
 import { closeSync, openSync, ftruncateSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -19,13 +17,13 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { NodevisorError } from '../../src/errors.js';
 import { probeGuestPath } from '../../src/guest/probe.js';
 import { ContainerIdMapping } from '../../src/mapping/container-id-mapping.js';
-import { createNetNs, deleteNetNs } from '../../src/netns/netns.js';
 import { validateSpec } from '../../src/oci/validate.js';
 import { setBackendStarter } from '../../src/sandbox/create.js';
 import { createSandbox, Sandbox } from '../../src/sandbox/index.js';
 import { startVmBackend } from '../../src/sandbox/vm-backend.js';
 import { busyboxSpec, runtimeConfig } from '../helpers/sandbox.js';
 import { needs, skipUnless } from '../helpers/needs.js';
+import { dropNetRig, makeNetRig, netLeftovers as leftovers, pingFromHost as ping, sh, type NetRig as Rig } from '../helpers/net-rig.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const canRun = skipUnless(
@@ -36,65 +34,7 @@ const canRun = skipUnless(
   needs.command('ping'),
 );
 
-interface Rig {
-  netns: string;
-  hostVeth: string;
-  vmIp: string;
-  vmMac: string;
-}
-
-function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-/** A netns with `eth0` (the VM's address, as CNI leaves it) paired with a veth in the host netns. */
-async function makeRig(options: { vmAddress?: boolean } = {}): Promise<Rig> {
-  const netns = await createNetNs({ name: `nvsbn-${randomBytes(6).toString('hex')}` });
-  const name = basename(netns);
-  const hostVeth = `nvs${randomBytes(4).toString('hex')}`;
-  const net = `10.${randomInt(100, 250)}.${randomInt(0, 255)}`;
-  const vmMac = `02:${[...randomBytes(5)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
-  sh('ip', ['link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', name]);
-  sh('ip', ['addr', 'add', `${net}.1/24`, 'dev', hostVeth]);
-  sh('ip', ['link', 'set', hostVeth, 'up']);
-  sh('ip', ['-n', name, 'link', 'set', 'eth0', 'address', vmMac]);
-  if (options.vmAddress ?? true) sh('ip', ['-n', name, 'addr', 'add', `${net}.2/24`, 'dev', 'eth0']);
-  sh('ip', ['-n', name, 'link', 'set', 'eth0', 'up']);
-  sh('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
-  return { netns, hostVeth, vmIp: `${net}.2`, vmMac };
-}
-
-async function dropRig(rig: Rig): Promise<void> {
-  try {
-    sh('ip', ['link', 'del', rig.hostVeth]);
-  } catch {
-    // Gone with the netns already.
-  }
-  await deleteNetNs(rig.netns);
-}
-
-/** Taps, ingress qdiscs and filters in the rig's netns (what the network step makes). */
-function leftovers(netns: string): { taps: string[]; qdiscs: string[]; filters: string } {
-  const name = basename(netns);
-  return {
-    taps: sh('ip', ['-n', name, '-o', 'link', 'show']).split('\n').filter((l) => l.includes('nvtap')),
-    qdiscs: sh('tc', ['-n', name, 'qdisc', 'show']).split('\n').filter((l) => l.includes('ingress')),
-    filters: sh('tc', ['-n', name, 'filter', 'show', 'dev', 'eth0', 'ingress']).trim(),
-  };
-}
 const NOTHING = { taps: [], qdiscs: [], filters: '' };
-
-/** `ping -c 3` from the host, without blocking the event loop. */
-function ping(ip: string): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('ping', ['-c', '3', '-W', '5', ip], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out }));
-  });
-}
 
 /** The sandbox's spec, its network namespace the rig's (as a CNI-made netns is handed in). */
 function specIn(netns: string) {
@@ -122,8 +62,8 @@ describe("sandbox networking (isolation 'vm', probe guest)", canRun, () => {
   });
 
   async function rig(options?: { vmAddress?: boolean }): Promise<Rig> {
-    const r = await makeRig(options);
-    cleanups.push(() => dropRig(r));
+    const r = await makeNetRig('nvsbn', options);
+    cleanups.push(() => dropNetRig(r));
     return r;
   }
 
