@@ -19,6 +19,7 @@ VmSnapshot sample() {
   s.config.memory_mib = 64;
   s.config.vcpus = 2;
   s.config.hotplug_slots = 2;
+  s.config.hotplug_net_slots = 3;
   s.config.disks.push_back({"/images/boot.img", true, "boot"});
   s.xsave_size = 4096;
   kvm_cpuid_entry2 vendor{};
@@ -55,6 +56,7 @@ TEST(snapshot_state_round_trips) {
   CHECK(b.config.cmdline == s.config.cmdline);
   CHECK_EQ(b.config.memory_mib, s.config.memory_mib);
   CHECK_EQ(b.config.vcpus, s.config.vcpus);
+  CHECK_EQ(b.config.hotplug_net_slots, 3u);
   REQUIRE(b.config.disks.size() == 1);
   CHECK(b.config.disks[0].read_only);
   CHECK(b.config.disks[0].serial == "boot");
@@ -102,6 +104,14 @@ TEST(snapshot_state_values_out_of_range_are_refused) {
   s = sample();
   s.disks[0].path = std::string("a\0b", 3);
   CHECK(!vmm::snapshot::decode_vm_snapshot(vmm::snapshot::encode_vm_snapshot(s), "/d/state").ok());
+  s = sample();
+  s.config.hotplug_net_slots = 17;  // with the console, a boot disk and 2 disk slots: 21 > 19
+  CHECK(!vmm::snapshot::decode_vm_snapshot(vmm::snapshot::encode_vm_snapshot(s), "/d/state").ok());
+  s = sample();
+  auto v1 = vmm::snapshot::encode_vm_snapshot(s);
+  v1[4] = 1;  // the payload version, after its tag: before net slots were recorded
+  auto old = vmm::snapshot::decode_vm_snapshot(v1, "/d/state");
+  CHECK(!old.ok() && old.error().message.find("from an older nodevisor") != std::string::npos);
   s = sample();
   s.ioapic.chip_id = KVM_IRQCHIP_PIC_MASTER;
   CHECK(!vmm::snapshot::decode_vm_snapshot(vmm::snapshot::encode_vm_snapshot(s), "/d/state").ok());

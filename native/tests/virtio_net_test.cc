@@ -272,4 +272,40 @@ TEST(net_hotplug_attach_sets_mac_link_and_raises_config_change) {
   CHECK(!r.dev->detach(*r.h.transport).ok());  // ENOENT
 }
 
+TEST(net_empty_slot_state_round_trips_mac_and_config_generation) {
+  // A template's slot that had an endpoint and was emptied: its clone's slot shows the same
+  // config generation and MAC, link down, and takes a new tap.
+  NetRig r(false);
+  REQUIRE(r.up());
+  int sv[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+  UniqueFd host(sv[0]);
+  const MacAddress mac{0x02, 9, 8, 7, 6, 5};
+  REQUIRE(r.dev->attach(UniqueFd(sv[1]), mac, *r.h.transport).ok());
+  REQUIRE(r.dev->detach(*r.h.transport).ok());
+  const uint32_t gen = r.h.reg(mmio::kConfigGeneration);
+  const std::vector<uint8_t> saved = r.h.transport->save();
+
+  NetRig clone(false);
+  REQUIRE(clone.h.transport->restore(saved).ok());
+  CHECK_EQ(clone.h.reg(mmio::kConfigGeneration), gen);
+  uint8_t b[8];
+  clone.h.transport->read(mmio::kConfig, b);
+  CHECK(std::memcmp(b, mac.data(), 6) == 0);
+  CHECK_EQ(b[6], 0u);  // no tap: link down
+  CHECK(!clone.dev->has_tap());
+  // The net part (the blob's last 22 bytes: zero tag and version, net version, generation,
+  // MAC) of version 1, which had no MAC, is refused.
+  std::vector<uint8_t> v1 = saved;
+  const uint32_t one = 1;
+  std::memcpy(v1.data() + v1.size() - 14, &one, 4);
+  NetRig other(false);
+  CHECK(!other.h.transport->restore(v1).ok());
+  CHECK(other.h.transport->restore(saved).ok());
+  REQUIRE(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+  UniqueFd host2(sv[0]);
+  REQUIRE(clone.dev->attach(UniqueFd(sv[1]), kMac, *clone.h.transport).ok());
+  CHECK(clone.h.reg(mmio::kConfigGeneration) != gen);
+}
+
 }  // namespace nodevisor::tests

@@ -80,6 +80,12 @@ Status Vm::snapshot(const std::string& dir) {
                                       (state_ == VmState::kRunning ? ": pause it first" : ""));
     }
   }
+  // Net slots are recorded empty: a tap is host state (an fd, a device in some netns) that a
+  // clone could not share. Endpoints given at boot cannot be emptied, so such a VM is refused.
+  if (!config_.netdevs.empty()) {
+    return plain_error("ENOTSUP", "cannot snapshot a VM with network endpoints given at boot (netdevs): "
+                                  "give it empty net slots (hotplugNetSlots) and attach endpoints after restore");
+  }
   auto system = KvmSystem::get();
   if (!system.ok()) return system.error();
 
@@ -109,9 +115,18 @@ Status Vm::snapshot(const std::string& dir) {
   const auto slots = [&] {
     return set ? set->hotplugged_disks() : std::vector<std::pair<uint32_t, virtio::DiskConfig>>{};
   };
+  const auto taps = [&] { return set ? set->nets_with_tap() : std::vector<uint32_t>{}; };
+  const auto taps_before = taps();
+  if (!taps_before.empty()) {
+    return plain_error("ENOTSUP", "cannot snapshot a VM whose net slot " + std::to_string(taps_before.front()) +
+                                      " holds a tap (host state a clone cannot share): detach its network (vm.detachNet) first");
+  }
   const auto before = slots();
   for (auto& device : devices_) snap.devices.push_back(device->save());
   const auto after = slots();
+  if (!taps().empty()) {
+    return plain_error("EBUSY", "a network endpoint was attached while the snapshot was taken; detach it and take it again");
+  }
   const auto same = [](const auto& a, const auto& b) {
     if (a.size() != b.size()) return false;
     for (size_t i = 0; i < a.size(); ++i) {
@@ -186,7 +201,8 @@ Status Vm::restore_from(const snapshot::VmSnapshot& snap, UniqueFd memory_file, 
   NV_TRY(kvm_vm_.set_up(*memory_));
 
   // The same devices in the same order as the VM that was saved (its config is ours), boot
-  // disks reopened by path.
+  // disks reopened by path, net slots empty (their transports and config generation restored
+  // below; endpoints are attached again after the restore).
   auto virtio_entries = add_virtio_devices();
   if (!virtio_entries.ok()) return virtio_entries.error();
   NV_TRY(add_legacy_devices());

@@ -18,7 +18,7 @@
  */
 import { NodevisorError, wrapError } from '../errors.js';
 import type { Vm } from '../vm/vm.js';
-import { listInterfaces, listRoutes, TAP_PREFIX, type IpAddress, type Route } from './interfaces.js';
+import { listInterfaces, listNeighbors, listRoutes, TAP_PREFIX, type IpAddress, type Neighbor, type Route } from './interfaces.js';
 import { iproute } from './iproute.js';
 import { addTcRedirect, removeTcRedirect } from './tcfilter.js';
 
@@ -40,6 +40,8 @@ export interface SandboxNetwork {
   interfaces: ConnectedInterface[];
   /** Routes of the netns through the connected interfaces, for the agent's network.update. */
   routes: Route[];
+  /** Permanent neighbour entries of the netns on the connected interfaces. */
+  neighbors: Neighbor[];
   /** Removes filters and qdiscs and empties the VM's slots. Idempotent. */
   disconnect(): Promise<void>;
 }
@@ -90,12 +92,22 @@ export async function connectSandboxNetwork(vm: NetAttachable, netns: string): P
     for (const c of connected.reverse()) await undoOne(vm, netns, c);
     throw wrapError(`cannot connect the VM to the network of ${netns}`, err);
   }
-  const routes = await listRoutes(netns, connected.map((c) => c.name));
+  let routes: Route[];
+  let neighbors: Neighbor[];
+  try {
+    const names = connected.map((c) => c.name);
+    routes = await listRoutes(netns, names);
+    neighbors = await listNeighbors(netns, names);
+  } catch (err) {
+    for (const c of [...connected].reverse()) await undoOne(vm, netns, c);
+    throw wrapError(`cannot read the routes and neighbours of ${netns}`, err);
+  }
   let done: Promise<void> | undefined;
   return {
     netns,
     interfaces: connected,
     routes,
+    neighbors,
     disconnect() {
       done ??= (async () => {
         const errors: unknown[] = [];

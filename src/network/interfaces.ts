@@ -85,3 +85,28 @@ export async function listRoutes(netns: string, devices: string[]): Promise<Rout
   }
   return out;
 }
+
+/** A neighbour entry the netns holds for one of the connected interfaces. */
+export interface Neighbor {
+  address: string;
+  mac: string;
+  device: string;
+}
+
+interface IpNeigh {
+  dst: string;
+  dev?: string;
+  lladdr?: string;
+  state?: string[];
+}
+
+/**
+ * The permanent neighbours of `netns` on the given interfaces (what a CNI plugin or a hook put
+ * there with `ip neigh add ... nud permanent`); learned entries are the guest's to learn again.
+ */
+export async function listNeighbors(netns: string, devices: string[]): Promise<Neighbor[]> {
+  const entries = await ipJson<IpNeigh[]>(netns, ['neigh', 'show', 'nud', 'permanent']);
+  return entries
+    .filter((e) => e.dev !== undefined && devices.includes(e.dev) && e.lladdr !== undefined)
+    .map((e) => ({ address: e.dst, mac: e.lladdr!, device: e.dev! }));
+}

@@ -54,6 +54,12 @@ export interface SandboxBackend {
    * not supported by this backend and are skipped with a warning.
    */
   addMounts?(containerId: string, rootfs: string, mounts: readonly Mount[]): Promise<() => Promise<void>>;
+  /**
+   * Gives the sandbox the network of `netNsPath` (isolation 'vm': taps, tc redirects, the
+   * guest configured); resolves to its undo, which `stop` also runs. Absent: the agent already
+   * runs in the netns ('namespaces').
+   */
+  connectNetwork?(netNsPath: string): Promise<() => Promise<void>>;
   /** Stops the agent (and the VM); every container in it dies. Idempotent. */
   stop(): Promise<void>;
 }

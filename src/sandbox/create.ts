@@ -124,6 +124,14 @@ export function createSandbox(options: CreateSandboxOptions): Promise<{ sandbox:
       undo.push(`stop the ${isolation} backend`, () => backend.stop());
       span.setAttribute('sandbox', sandboxId);
 
+      // A VM gets the netns's interfaces hot-plugged (Kata's tcfilter model, B39); an agent in
+      // namespaces already runs in the netns.
+      if (backend.connectNetwork && network.netNsPath) {
+        step = 'connect the network';
+        const disconnect = await backend.connectNetwork(network.netNsPath);
+        undo.push('disconnect the network', disconnect);
+      }
+
       const mapping = options.mapping ?? new ContainerIdMapping();
       const sandbox = new Sandbox({
         id: sandboxId,

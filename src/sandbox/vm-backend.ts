@@ -6,7 +6,13 @@
  * Where the VM comes from (Kata B6, B8 step 7): the provider set with `setSandboxVmProvider`;
  * by default the VM factory `handleFactory` set (`currentFactory()`), else a VM booted directly
  * from the hypervisor config. A factory's VMs need hot-plug slots for the rootfs
- * (`hypervisorConfig.hotplugSlots` ≥ 1); a direct boot gets 4 when the config names none.
+ * (`hypervisorConfig.hotplugSlots` ≥ 1); a direct boot gets 4 when the config names none, and
+ * 2 hot-plug net slots.
+ *
+ * The sandbox's network (docs/network.md): after the VM runs, `connectNetwork` hot-plugs a
+ * virtio-net endpoint per netns interface (tap + tc redirect, `connectSandboxNetwork`; always
+ * hot-plugged, as Kata does for factory VMs, B39) and configures the guest
+ * (`configureGuestNetwork`); `stop` disconnects it before it stops the VM.
  *
  * JS thread only; VM operations are Promises from the addon.
  */
@@ -20,6 +26,8 @@ import { NodevisorError, invalid, wrapError } from '../errors.js';
 import { logger } from '../log/logger.js';
 import { currentFactory } from '../factory/handle-factory.js';
 import { MAX_SERIAL_BYTES } from '../vm/config.js';
+import { connectSandboxNetwork } from '../network/connect.js';
+import { configureGuestNetwork } from '../network/guest.js';
 import { Vm, type VmConfig } from '../vm/vm.js';
 import type { AgentDisk, BackendStartOptions, SandboxBackend } from './backend.js';
 
@@ -34,6 +42,8 @@ export type SandboxVmProvider = (hypervisorConfig: HypervisorConfig) => Promise<
 
 /** Hot-plug slots a directly booted sandbox VM gets when the config names none. */
 export const DEFAULT_SANDBOX_HOTPLUG_SLOTS = 4;
+/** Hot-plug net slots a directly booted sandbox VM gets (a CNI netns usually holds one veth). */
+export const DEFAULT_SANDBOX_HOTPLUG_NET_SLOTS = 2;
 /** How long a directly booted VM's agent may take to answer its first ping. */
 const BOOT_TIMEOUT_MS = 30_000;
 /** Where the guest agent mounts a container's rootfs (Kata: /run/kata-containers/shared/containers/<cid>). */
@@ -54,6 +64,7 @@ export async function bootSandboxVm(hypervisorConfig: HypervisorConfig): Promise
     kernel: hc.kernelPath,
     cmdline: kernelParamsToCmdline(hc.kernelParams ?? []),
     hotplugSlots: hc.hotplugSlots || DEFAULT_SANDBOX_HOTPLUG_SLOTS,
+    hotplugNetSlots: DEFAULT_SANDBOX_HOTPLUG_NET_SLOTS,
   };
   if (hc.memorySize) config.memoryMiB = hc.memorySize;
   if (hc.numVCPUs) config.vcpus = hc.numVCPUs;
@@ -113,17 +124,36 @@ const fromCurrentFactory: SandboxVmProvider = factoryVmProvider(currentFactory);
 export async function startVmBackend(options: BackendStartOptions): Promise<SandboxBackend> {
   const { vm, agent } = await (provider ?? fromCurrentFactory)(options.hypervisorConfig);
   logger('sandbox', { sandbox: options.sandboxId }).debug('sandbox VM ready');
-  return new VmBackend(vm, agent);
+  return new VmBackend(vm, agent, options.sandboxId);
 }
 
 class VmBackend implements SandboxBackend {
   readonly isolation = 'vm' as const;
   #stopped: Promise<void> | undefined;
+  #disconnect: (() => Promise<void>) | undefined;
 
   constructor(
     readonly vm: Vm,
     readonly agent: AgentClient,
+    private readonly sandboxId: string,
   ) {}
+
+  async connectNetwork(netNsPath: string): Promise<() => Promise<void>> {
+    if (this.#disconnect) throw new NodevisorError(`sandbox ${this.sandboxId}: the network is connected already`, { code: 'EEXIST' });
+    const network = await connectSandboxNetwork(this.vm, netNsPath);
+    const disconnect = () => network.disconnect();
+    this.#disconnect = disconnect;
+    try {
+      const how = await configureGuestNetwork(this.agent, network);
+      const log = logger('sandbox', { sandbox: this.sandboxId });
+      if (how === 'refused') log.warn({ netns: netNsPath }, 'the guest refused network.update: its interfaces stay unconfigured');
+      else log.debug({ netns: netNsPath, interfaces: network.interfaces.map((i) => i.name), how }, 'sandbox network connected');
+    } catch (err) {
+      await disconnect().catch(() => undefined);
+      throw wrapError('cannot configure the network in the guest', err);
+    }
+    return disconnect;
+  }
 
   rootfsMountPoint(containerId: string): string {
     return `${GUEST_CONTAINERS_DIR}/${containerId}`;
@@ -151,8 +181,12 @@ class VmBackend implements SandboxBackend {
 
   stop(): Promise<void> {
     this.#stopped ??= (async () => {
+      // The qdiscs and filters live in the netns, which may outlive the VM: remove them first.
+      const disconnected = this.#disconnect?.().catch((err: unknown) => err);
+      const failed = await disconnected;
       this.agent.close();
       await this.vm.stop();
+      if (failed !== undefined) throw failed;
     })();
     return this.#stopped;
   }

@@ -82,8 +82,8 @@ export class Vm extends EventEmitter<VmEvents> {
     };
   }
 
-  /** virtio-net devices and slots: the snapshot format does not record them yet. */
-  #netDevices = 0;
+  /** virtio-net endpoints given at boot: the snapshot format records empty net slots only. */
+  #bootNetDevices = 0;
 
   private constructor() {
     super();
@@ -93,7 +93,7 @@ export class Vm extends EventEmitter<VmEvents> {
   static async create(config: VmConfig): Promise<Vm> {
     const checked = await checkVmConfig(config);
     const vm = await Vm.#build('cannot create the VM', (onEvent) => addon().vmCreate(checked, onEvent));
-    vm.#netDevices = checked.netdevs.length + checked.hotplugNetSlots;
+    vm.#bootNetDevices = checked.netdevs.length;
     return vm;
   }
 
@@ -220,10 +220,13 @@ export class Vm extends EventEmitter<VmEvents> {
     if (typeof dir !== 'string' || dir.length === 0 || dir.includes('\0')) {
       return Promise.reject(invalid('snapshot: dir must be a non-empty path without NUL characters'));
     }
-    if (this.#netDevices > 0) {
-      // Its clones would come back without the net devices the guest knows (docs/network.md).
+    if (this.#bootNetDevices > 0) {
+      // A tap is host state a clone cannot share; the VMM refuses a slot holding one too.
       return Promise.reject(
-        new NodevisorError('snapshot: a VM with virtio-net devices or net slots cannot be snapshotted yet', { code: 'ENOTSUP' }),
+        new NodevisorError(
+          'snapshot: a VM with network endpoints given at boot (netdevs) cannot be snapshotted: give it empty net slots (hotplugNetSlots) and attach endpoints after restore',
+          { code: 'ENOTSUP' },
+        ),
       );
     }
     return this.#native().snapshot(dir);

@@ -274,14 +274,6 @@ describe('sandbox networking with the probe guest (tap + tc mirred)', canRun, ()
     expect(leftovers(rig.netns)).toEqual({ taps: '', qdiscs: '', filters: '' });
   }, 120_000);
 
-  it('refuses to snapshot a VM with net slots (the snapshot format does not record them yet)', async () => {
-    const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 16, hotplugNetSlots: 1 });
-    cleanups.push(() => vm.stop());
-    await vm.start();
-    await vm.pause();
-    await expect(vm.snapshot('/tmp/nodevisor-net-snapshot-never')).rejects.toMatchObject({ code: 'ENOTSUP' });
-  });
-
   it('refuses to connect a VM without a free net slot and leaves the netns as it was', async () => {
     const rig = await makeRig();
     cleanups.push(() => dropRig(rig));

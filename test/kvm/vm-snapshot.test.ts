@@ -345,12 +345,22 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
       await refused(future, 'state', 'format version 99 is not supported');
     });
 
+    it('a VM state of payload version 1 (before net slots were recorded): take it again', async () => {
+      const old = damaged((d) => {
+        const state = readFileSync(join(d, 'state'));
+        state.writeUInt32LE(1, 32 + 4); // after the payload's tag
+        state.writeUInt32LE(crc32(state.subarray(32)), 24);
+        writeFileSync(join(d, 'state'), state);
+      });
+      await refused(old, 'state', 'VM state version 1 is from an older nodevisor (before net slots were recorded): take the snapshot again');
+    });
+
     it('a snapshot from a host CPU with another XSAVE size (checksum made to match)', async () => {
       const dir = damaged((d) => {
         const state = readFileSync(join(d, 'state'));
-        // Payload (docs/snapshot-format.md): tag, version, memory, vcpus, slots, 4 flags, timeout,
-        // kernel path, initrd, cmdline (empty), boot disk count (0), then the XSAVE size.
-        const at = 32 + 4 + 4 + 8 + 4 + 4 + 4 + 8 + (4 + kernelPathBytes) + 4 + 4 + 4;
+        // Payload (docs/snapshot-format.md): tag, version, memory, vcpus, slots, net slots, 4 flags,
+        // timeout, kernel path, initrd, cmdline (empty), boot disk count (0), then the XSAVE size.
+        const at = 32 + 4 + 4 + 8 + 4 + 4 + 4 + 4 + 8 + (4 + kernelPathBytes) + 4 + 4 + 4;
         state.writeUInt32LE(state.readUInt32LE(at) + 64, at);
         state.writeUInt32LE(crc32(state.subarray(32)), 24);
         writeFileSync(join(d, 'state'), state);

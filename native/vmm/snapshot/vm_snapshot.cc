@@ -12,7 +12,8 @@ namespace nodevisor::vmm::snapshot {
 namespace {
 
 constexpr uint32_t kPayloadTag = state_tag("NVVM");
-constexpr uint32_t kPayloadVersion = 1;
+// 2: the empty net hot-plug slots are recorded (after hotplugSlots).
+constexpr uint32_t kPayloadVersion = 2;
 constexpr size_t kMaxCmdlineBytes = 0x10000;
 constexpr size_t kMaxVcpuBlobBytes = 64 * 1024;
 constexpr size_t kMaxDeviceBlobBytes = 16 * 1024 * 1024 + 4096;  // a console's two buffers
@@ -40,6 +41,7 @@ std::vector<uint8_t> encode_vm_snapshot(const VmSnapshot& snap) {
   w.put(c.memory_mib);
   w.put(c.vcpus);
   w.put(c.hotplug_slots);
+  w.put(c.hotplug_net_slots);
   w.put(static_cast<uint8_t>(c.agent_console));
   w.put(static_cast<uint8_t>(c.virtio_cmdline));
   w.put(static_cast<uint8_t>(c.pvh_entry_only));
@@ -85,7 +87,12 @@ Result<VmSnapshot> decode_vm_snapshot(std::span<const uint8_t> payload, const st
   {
     uint32_t tag = 0, version = 0;
     if (!r.get(tag) || tag != kPayloadTag) return bad_snapshot(path, "state payload is not a nodevisor VM");
-    if (!r.get(version) || version != kPayloadVersion) {
+    if (!r.get(version)) return bad_snapshot(path, "state payload has no version");
+    if (version == 1) {
+      return bad_snapshot(path, "VM state version 1 is from an older nodevisor (before net slots were recorded): "
+                                "take the snapshot again");
+    }
+    if (version != kPayloadVersion) {
       return bad_snapshot(path, "VM state version " + std::to_string(version) + " is not supported");
     }
   }
@@ -97,7 +104,8 @@ Result<VmSnapshot> decode_vm_snapshot(std::span<const uint8_t> payload, const st
   uint8_t agent_console = 0, virtio_cmdline = 0, pvh_only = 0, coalesce = 0;
   uint64_t timeout_ms = 0;
   uint32_t boot_disks = 0;
-  if (!r.get(c.memory_mib) || !r.get(c.vcpus) || !r.get(c.hotplug_slots) || !r.get(agent_console) ||
+  if (!r.get(c.memory_mib) || !r.get(c.vcpus) || !r.get(c.hotplug_slots) || !r.get(c.hotplug_net_slots) ||
+      !r.get(agent_console) ||
       !r.get(virtio_cmdline) || !r.get(pvh_only) || !r.get(coalesce) || !r.get(timeout_ms) ||
       !get_string(r, c.kernel_path, kMaxPathBytes) || !get_string(r, c.initrd_path, kMaxPathBytes) ||
       !get_string(r, c.cmdline, kMaxCmdlineBytes) || !r.get(boot_disks)) {
@@ -106,7 +114,8 @@ Result<VmSnapshot> decode_vm_snapshot(std::span<const uint8_t> payload, const st
   if (c.memory_mib == 0 || c.memory_mib > kMaxMemoryMib || c.vcpus == 0 || c.vcpus > kMaxVcpus ||
       agent_console > 1 || virtio_cmdline > 1 || pvh_only > 1 || coalesce > 1 || timeout_ms > 3'600'000 ||
       boot_disks > virtio::kMaxDevices || c.hotplug_slots > virtio::kMaxDevices ||
-      boot_disks + c.hotplug_slots + agent_console > virtio::kMaxDevices) {
+      c.hotplug_net_slots > virtio::kMaxDevices ||
+      uint64_t{boot_disks} + c.hotplug_slots + c.hotplug_net_slots + agent_console > virtio::kMaxDevices) {
     return malformed("VM config (a value out of range)");
   }
   c.agent_console = agent_console != 0;

@@ -270,6 +270,15 @@ std::vector<std::pair<uint32_t, DiskConfig>> DeviceSet::hotplugged_disks() {
   return out;
 }
 
+std::vector<uint32_t> DeviceSet::nets_with_tap() {
+  std::lock_guard guard(hotplug_mutex_);
+  std::vector<uint32_t> out;
+  for (uint32_t i = 0; i < nets_.size(); i++) {
+    if (nets_[i].device->has_tap()) out.push_back(i);
+  }
+  return out;
+}
+
 namespace {
 // A restored disk is announced by the restored transport state, not by a new interrupt.
 class SilentInterrupts final : public InterruptSink {

@@ -88,6 +88,8 @@ class DeviceSet {
   // by slot; and putting a disk back into a given hot-plug slot of a restored VM without an
   // interrupt (its driver already knows the disk; the transport state comes next).
   std::vector<std::pair<uint32_t, DiskConfig>> hotplugged_disks();
+  // The net slots that hold a tap (host state a snapshot cannot record).
+  std::vector<uint32_t> nets_with_tap();
   Status restore_disk(uint32_t slot, const DiskConfig& disk);
 
   // Network hot-plug: opens the endpoint's tap and puts it in the first empty net slot,

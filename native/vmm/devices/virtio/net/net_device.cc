@@ -13,7 +13,8 @@ namespace {
 
 constexpr uint16_t kReceiveQueue = 0;
 constexpr uint16_t kTransmitQueue = 1;
-constexpr uint32_t kNetStateVersion = 1;
+// 2: the MAC config space shows is recorded too (a slot emptied keeps its last one).
+constexpr uint32_t kNetStateVersion = 2;
 
 // virtio_net_config fields offered (F_MAC, F_STATUS).
 struct NetConfig {
@@ -234,12 +235,19 @@ void NetDevice::save(StateWriter& out) const {
   // The tap is host state; a restored VM has no network until its endpoints are attached again.
   out.put(kNetStateVersion);
   out.put(config_generation());
+  for (uint8_t b : mac_) out.put(b);
 }
 
 bool NetDevice::restore(StateReader& in) {
   uint32_t version = 0, generation = 0;
+  MacAddress mac{};
   if (!in.get(version) || version != kNetStateVersion || !in.get(generation)) return false;
+  for (uint8_t& b : mac) {
+    if (!in.get(b)) return false;
+  }
+  // Restore fills empty slots only (the VM being built has no taps).
   set_config_generation(generation);
+  mac_ = mac;
   return true;
 }
 
