@@ -22,6 +22,11 @@ export interface HypervisorConfig {
   numVCPUs?: number;
   /** Empty virtio-blk slots the VM boots with, for rootfs hot-plug. */
   hotplugSlots?: number;
+  /**
+   * Empty virtio-net slots the VM boots with, for the sandbox's network endpoints (always
+   * hot-plugged, as Kata B39 does for factory VMs). A direct sandbox boot defaults to 2.
+   */
+  hotplugNetSlots?: number;
   debug?: boolean;
 }
 

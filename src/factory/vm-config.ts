@@ -30,6 +30,7 @@ export interface CheckedHypervisorConfig {
   memorySize: number;
   numVCPUs: number;
   hotplugSlots: number;
+  hotplugNetSlots: number;
   debug: boolean;
 }
 
@@ -84,6 +85,7 @@ export function checkFactoryVmConfig(config: FactoryVmConfig, what = 'vmConfig')
       memorySize: optionalInteger(hc.memorySize, `${what}.hypervisorConfig.memorySize`, DEFAULT_MEMORY_MIB, MIN_MEMORY_MIB, MAX_MEMORY_MIB),
       numVCPUs: optionalInteger(hc.numVCPUs, `${what}.hypervisorConfig.numVCPUs`, DEFAULT_VCPUS, 1, MAX_VCPUS),
       hotplugSlots: optionalInteger(hc.hotplugSlots, `${what}.hypervisorConfig.hotplugSlots`, 0, 0, MAX_DISKS),
+      hotplugNetSlots: optionalInteger(hc.hotplugNetSlots, `${what}.hypervisorConfig.hotplugNetSlots`, 0, 0, MAX_DISKS),
       debug: hc.debug ?? false,
     },
   };
@@ -107,6 +109,7 @@ export function vmConfigMismatch(requested: CheckedFactoryVmConfig, base: Checke
     r.initrdPath === b.initrdPath &&
     sameParams(r.kernelParams, b.kernelParams) &&
     r.hotplugSlots === b.hotplugSlots &&
+    r.hotplugNetSlots === b.hotplugNetSlots &&
     r.debug === b.debug;
   if (!same) {
     const strip = ({ memorySize: _m, numVCPUs: _n, ...rest }: CheckedHypervisorConfig) => rest;

@@ -84,6 +84,7 @@ function vmConfigOf(config: CheckedFactoryVmConfig): VmConfig {
     memoryMiB: hc.memorySize,
     vcpus: hc.numVCPUs,
     hotplugSlots: hc.hotplugSlots,
+    hotplugNetSlots: hc.hotplugNetSlots,
   };
   if (hc.initrdPath !== '') vmConfig.initrd = hc.initrdPath;
   if (hc.imagePath !== '') vmConfig.disks = [{ path: hc.imagePath }];

@@ -130,6 +130,7 @@ export function configFromToml(doc: Table, path: string): RuntimeFileConfig {
   const memorySize = h.uint('default_memory', undefined, 1 << 20);
   const numVCPUs = h.uint('default_vcpus', undefined, 256);
   const hotplugSlots = h.uint('hotplug_slots', undefined, 64);
+  const hotplugNetSlots = h.uint('hotplug_net_slots', undefined, 64);
   const params = kernelParams(h.string('kernel_params', ''));
   const debug = h.bool('enable_debug', false);
   const disableBlockDeviceUse = h.bool('disable_block_device_use', false);
@@ -160,6 +161,7 @@ export function configFromToml(doc: Table, path: string): RuntimeFileConfig {
     ...(memorySize !== undefined ? { memorySize } : {}),
     ...(numVCPUs !== undefined ? { numVCPUs } : {}),
     ...(hotplugSlots !== undefined ? { hotplugSlots } : {}),
+    ...(hotplugNetSlots !== undefined ? { hotplugNetSlots } : {}),
     ...(debug ? { debug } : {}),
   };
   if (isolation === 'vm' && kernelPath === '') {

@@ -64,7 +64,7 @@ export async function bootSandboxVm(hypervisorConfig: HypervisorConfig): Promise
     kernel: hc.kernelPath,
     cmdline: kernelParamsToCmdline(hc.kernelParams ?? []),
     hotplugSlots: hc.hotplugSlots || DEFAULT_SANDBOX_HOTPLUG_SLOTS,
-    hotplugNetSlots: DEFAULT_SANDBOX_HOTPLUG_NET_SLOTS,
+    hotplugNetSlots: hc.hotplugNetSlots ?? DEFAULT_SANDBOX_HOTPLUG_NET_SLOTS,
   };
   if (hc.memorySize) config.memoryMiB = hc.memorySize;
   if (hc.numVCPUs) config.vcpus = hc.numVCPUs;

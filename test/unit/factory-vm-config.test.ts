@@ -27,6 +27,7 @@ describe('checkFactoryVmConfig (B30)', () => {
       memorySize: 128,
       numVCPUs: 1,
       hotplugSlots: 0,
+      hotplugNetSlots: 0,
       debug: false,
     });
     expect(config.hypervisorConfig).toEqual({ kernelPath: '/k.elf', kernelParams: [] });
@@ -42,6 +43,7 @@ describe('checkFactoryVmConfig (B30)', () => {
     [{ memorySize: 1.5 }, /memorySize must be an integer/],
     [{ numVCPUs: 65 }, /numVCPUs must be an integer from 1 to 64/],
     [{ hotplugSlots: -1 }, /hotplugSlots must be an integer from 0/],
+    [{ hotplugNetSlots: 19 }, /hotplugNetSlots must be an integer from 0 to 18/],
     [{ initrdPath: 7 as unknown as string }, /initrdPath must be a string path/],
     [{ kernelParams: 'quiet' as unknown as [] }, /kernelParams must be an array/],
     [{ kernelParams: [{ key: 1 }] as unknown as [] }, /kernelParams\[0\] must be/],
@@ -79,6 +81,7 @@ describe('vmConfigMismatch (B39 checkVMConfig)', () => {
     [{ kernelParams: [{ key: 'quiet', value: '1' }] }],
     [{ kernelParams: [] }],
     [{ hotplugSlots: 1 }],
+    [{ hotplugNetSlots: 2 }],
     [{ debug: true }],
   ])('reports Kata\'s "hypervisor config does not match" for %j', (over) => {
     const requested = checkFactoryVmConfig(hc({ memorySize: 512, numVCPUs: 2, kernelParams: [{ key: 'quiet', value: '' }], ...over }));
