@@ -1,6 +1,6 @@
 // Error values for native/sys: every fallible helper returns SysResult<T> (a value or a
 // SysError) instead of throwing, so results cross thread and C ABI boundaries as plain data
-// and the addon decides how to show them to JS (native/addon/sys_error.h).
+// and the addon decides how to show them to JS (native/addon/errors.h).
 //
 // Runs on: any thread; no global state.
 #pragma once

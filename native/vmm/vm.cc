@@ -406,7 +406,7 @@ void Vm::drain_buffered_writes() {
   }
 }
 
-void Vm::vcpu_failed(uint32_t vcpu_index, const std::string& reason, const std::string& detail) {
+void Vm::vcpu_ended(uint32_t vcpu_index, const std::string& reason, const std::string& detail) {
   end({reason, 0, "vCPU " + std::to_string(vcpu_index) + ": " + detail});
 }
 

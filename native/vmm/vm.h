@@ -1,5 +1,5 @@
 // One virtual machine: KVM VM and vCPUs, guest memory, the legacy devices on the port-I/O
-// bus, an (empty for now) MMIO bus, the vCPU threads, and how the VM ends.
+// bus, the virtio-mmio devices on the MMIO bus, the vCPU threads, and how the VM ends.
 //
 // Threads:
 // - `create` runs on a worker thread (it reads files and makes many ioctls).
@@ -159,7 +159,7 @@ class Vm final : private VcpuExitHandler {
   void pio_write(uint16_t port, std::span<const uint8_t> data) override;
   void mmio_read(uint64_t address, std::span<uint8_t> data) override;
   void mmio_write(uint64_t address, std::span<const uint8_t> data) override;
-  void vcpu_failed(uint32_t vcpu_index, const std::string& reason, const std::string& detail) override;
+  void vcpu_ended(uint32_t vcpu_index, const std::string& reason, const std::string& detail) override;
   void drain_buffered_writes() override;
 
   const VmConfig config_;
