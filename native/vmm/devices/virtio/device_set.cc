@@ -230,9 +230,7 @@ std::vector<std::shared_ptr<BusDevice>> DeviceSet::bus_devices() const {
 }
 
 Result<uint32_t> DeviceSet::attach_disk(const DiskConfig& disk) {
-  if (disk.serial.size() > kMaxSerialBytes) {
-    return plain_error("EINVAL", "disk serial \"" + disk.serial + "\" is longer than 20 bytes");
-  }
+  NV_TRY(check_serial(disk.serial));
   std::lock_guard guard(hotplug_mutex_);
   std::optional<uint32_t> free;
   for (uint32_t i = 0; i < disks_.size(); i++) {

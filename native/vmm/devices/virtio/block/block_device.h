@@ -34,6 +34,15 @@ inline constexpr uint64_t kBlockFeatureFlush = 1ull << 9;
 // The longest serial virtio-blk can report (GET_ID).
 inline constexpr size_t kMaxSerialBytes = 20;
 
+// EINVAL naming the serial when it is longer than kMaxSerialBytes. Any thread; pure.
+inline Status check_serial(const std::string& serial) {
+  if (serial.size() > kMaxSerialBytes) {
+    return plain_error("EINVAL", "disk serial \"" + serial + "\" is longer than " + std::to_string(kMaxSerialBytes) +
+                                     " bytes");
+  }
+  return {};
+}
+
 // What a slot holds, as a snapshot records it (the disk is reopened by path on restore).
 struct BlockDiskInfo {
   std::string path;
