@@ -7,15 +7,6 @@
 
 namespace nodevisor::addon {
 
-std::string errno_code(int errnum) {
-  // strerrorname_np is glibc >= 2.32; Debian 12 has 2.36.
-  const char* name = strerrorname_np(errnum);
-  if (name != nullptr) return name;
-  std::string code = "E";  // built in two steps: GCC 12 warns falsely on "E" + ...
-  code += std::to_string(errnum);
-  return code;
-}
-
 Napi::Error make_error(Napi::Env env, const NativeFailure& failure) {
   std::string text = failure.message;
   if (failure.errnum != 0) {

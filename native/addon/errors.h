@@ -8,7 +8,11 @@
 
 #include <string>
 
+#include "sys/errno_name.h"
+
 namespace nodevisor::addon {
+
+using sys::errno_name;
 
 struct NativeFailure {
   std::string code;     // "ENOENT", "EKVM_CREATE_VM", ...
@@ -20,8 +24,5 @@ struct NativeFailure {
 
 // Builds a NodevisorError (or a plain Error before `init` was called).
 Napi::Error make_error(Napi::Env env, const NativeFailure& failure);
-
-// Name of an errno value as a code ("ENOENT"), or "E<number>" when unknown.
-std::string errno_code(int errnum);
 
 }  // namespace nodevisor::addon

@@ -19,7 +19,7 @@ namespace nodevisor::addon {
 
 inline NativeFailure to_failure(const sys::SysError& error) {
   NativeFailure failure;
-  failure.code = errno_code(error.errnum);
+  failure.code = errno_name(error.errnum);
   // A failed check ("not a network namespace") is not a system call's failure: it gets a
   // code but no errno, so the message is not suffixed with strerror text.
   failure.errnum = error.is_check() ? 0 : error.errnum;

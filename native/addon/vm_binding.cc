@@ -34,7 +34,7 @@ namespace {
 
 NativeFailure to_failure(const vmm::Error& error) {
   NativeFailure failure;
-  failure.code = !error.code.empty() ? error.code : errno_code(error.errnum);
+  failure.code = !error.code.empty() ? error.code : errno_name(error.errnum);
   failure.errnum = error.errnum;
   failure.syscall = error.syscall;
   failure.path = error.path;

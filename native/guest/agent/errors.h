@@ -10,6 +10,8 @@
 #include <exception>
 #include <string>
 
+#include "sys/errno_name.h"
+
 namespace nv::agent {
 
 struct AgentError : std::exception {
@@ -24,14 +26,8 @@ struct AgentError : std::exception {
   throw AgentError(std::move(code), std::move(message));
 }
 
-// The errno's symbolic name ("ENOENT"), which is what the host matches on.
-inline std::string errno_name(int err) {
-  const char* name = strerrorname_np(err);
-  if (name != nullptr) return name;
-  std::string unknown = "E";
-  unknown += std::to_string(err);
-  return unknown;
-}
+// The errno's symbolic name ("ENOENT") is what the host matches on.
+using nodevisor::sys::errno_name;
 
 // "<what>: <strerror>" with the errno's name as code.
 [[noreturn]] inline void fail_errno(int err, const std::string& what) {
