@@ -25,7 +25,6 @@
         "native/sys/tap.cc",
         "native/addon/vm_binding.cc",
         "native/addon/vm_events.cc",
-        "native/vmm/util/result.cc",
         "native/vmm/util/read_file.cc",
         "native/vmm/util/reaper.cc",
         "native/vmm/util/open_checked.cc",

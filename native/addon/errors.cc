@@ -7,6 +7,18 @@
 
 namespace nodevisor::addon {
 
+NativeFailure to_failure(const Error& error) {
+  NativeFailure failure;
+  failure.code = !error.code.empty() ? error.code : errno_name(error.errnum);
+  // A failed check ("not a network namespace") is not a system call's failure: it gets a
+  // code but no errno, so the message is not suffixed with strerror text.
+  failure.errnum = error.is_check() ? 0 : error.errnum;
+  failure.syscall = error.syscall;
+  failure.path = error.path;
+  failure.message = error.message;
+  return failure;
+}
+
 Napi::Error make_error(Napi::Env env, const NativeFailure& failure) {
   std::string text = failure.message;
   if (failure.errnum != 0) {

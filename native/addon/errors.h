@@ -9,6 +9,7 @@
 #include <string>
 
 #include "sys/errno_name.h"
+#include "sys/result.h"
 
 namespace nodevisor::addon {
 
@@ -21,6 +22,9 @@ struct NativeFailure {
   std::string path;     // path involved, empty when none
   std::string message;  // human text, without the code prefix
 };
+
+// The failure an Error (native/sys/result.h) reports. Any thread (plain values).
+NativeFailure to_failure(const Error& error);
 
 // Builds a NodevisorError (or a plain Error before `init` was called).
 Napi::Error make_error(Napi::Env env, const NativeFailure& failure);

@@ -69,7 +69,7 @@ Napi::Value thread_netns_identity(const Napi::CallbackInfo& info) {
 }
 
 void restore_or_die(sys::NetnsSwitch& entered) {
-  sys::SysStatus back = entered.restore();
+  Status back = entered.restore();
   if (!back) {
     std::string text = back.error().message + " (" + errno_name(back.error().errnum) + ")";
     Napi::Error::Fatal("nodevisor enterNetNs", text.c_str());

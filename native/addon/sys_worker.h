@@ -1,4 +1,4 @@
-// Bridge from native/sys to JS: SysError -> NativeFailure (-> NodevisorError), and a
+// Bridge from native/sys to JS: Error -> NativeFailure (-> NodevisorError), and a
 // promise-returning AsyncWorker that runs one native/sys call off the JS thread.
 //
 // Threads: `work` runs on a libuv worker thread and must not touch N-API (it gets plain
@@ -17,22 +17,10 @@
 
 namespace nodevisor::addon {
 
-inline NativeFailure to_failure(const sys::SysError& error) {
-  NativeFailure failure;
-  failure.code = errno_name(error.errnum);
-  // A failed check ("not a network namespace") is not a system call's failure: it gets a
-  // code but no errno, so the message is not suffixed with strerror text.
-  failure.errnum = error.is_check() ? 0 : error.errnum;
-  failure.syscall = error.syscall;
-  failure.path = error.path;
-  failure.message = error.message;
-  return failure;
-}
-
 template <typename T>
 class SysPromiseWorker final : public Napi::AsyncWorker {
  public:
-  using Work = std::function<sys::SysResult<T>()>;
+  using Work = std::function<Result<T>()>;
   using ToJs = std::function<Napi::Value(Napi::Env, const T&)>;
 
   // JS thread. Queues `work` and returns the promise it settles. AsyncWorker deletes
@@ -72,7 +60,7 @@ class SysPromiseWorker final : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   Work work_;
   ToJs to_js_;
-  std::optional<sys::SysResult<T>> result_;
+  std::optional<Result<T>> result_;
 };
 
 }  // namespace nodevisor::addon

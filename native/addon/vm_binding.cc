@@ -32,16 +32,6 @@ namespace nodevisor::addon {
 
 namespace {
 
-NativeFailure to_failure(const vmm::Error& error) {
-  NativeFailure failure;
-  failure.code = !error.code.empty() ? error.code : errno_name(error.errnum);
-  failure.errnum = error.errnum;
-  failure.syscall = error.syscall;
-  failure.path = error.path;
-  failure.message = error.message;
-  return failure;
-}
-
 // What a VM handle owns; shared with in-flight workers so a handle collected while a stop
 // runs cannot free the VM under it.
 struct VmSession : std::enable_shared_from_this<VmSession> {
@@ -70,7 +60,7 @@ struct VmSession : std::enable_shared_from_this<VmSession> {
 // Runs `work` on a libuv worker and settles a promise with its Status on the JS thread.
 class VmTask final : public Napi::AsyncWorker {
  public:
-  using Work = std::function<vmm::Status()>;
+  using Work = std::function<Status()>;
   static Napi::Promise start(Napi::Env env, const char* name, Work work) {
     auto* task = new VmTask(env, name, std::move(work));
     Napi::Promise promise = task->deferred_.Promise();
@@ -92,10 +82,10 @@ class VmTask final : public Napi::AsyncWorker {
   }
   Napi::Promise::Deferred deferred_;
   Work work_;
-  std::optional<vmm::Status> result_;
+  std::optional<Status> result_;
 };
 
-Napi::Promise resolved(Napi::Env env, const vmm::Status& status) {
+Napi::Promise resolved(Napi::Env env, const Status& status) {
   auto deferred = Napi::Promise::Deferred::New(env);
   if (status.ok()) {
     deferred.Resolve(env.Undefined());
@@ -131,7 +121,7 @@ vmm::virtio::NetdevConfig netdev_config(const Napi::Object& js) {
 // Like VmTask, for work that yields a slot number.
 class SlotTask final : public Napi::AsyncWorker {
  public:
-  using Work = std::function<vmm::Result<uint32_t>()>;
+  using Work = std::function<Result<uint32_t>()>;
   static Napi::Promise start(Napi::Env env, Work work) {
     auto* task = new SlotTask(env, std::move(work));
     Napi::Promise promise = task->deferred_.Promise();
@@ -153,7 +143,7 @@ class SlotTask final : public Napi::AsyncWorker {
   }
   Napi::Promise::Deferred deferred_;
   Work work_;
-  std::optional<vmm::Result<uint32_t>> result_;
+  std::optional<Result<uint32_t>> result_;
 };
 
 class VmHandle final : public Napi::ObjectWrap<VmHandle> {
@@ -203,7 +193,7 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
     // Spawning the vCPU threads is quick and never waits on the guest: done right here.
     // start(true): the vCPUs start parked (a restored VM asked to stay paused).
     const bool paused = info.Length() > 0 && info[0].ToBoolean().Value();
-    vmm::Status status = session_->vm->start(paused);
+    Status status = session_->vm->start(paused);
     if (status.ok() && !session_->tsfn_released) session_->events->tsfn().Ref(info.Env());
     return resolved(info.Env(), status);
   }
@@ -219,7 +209,7 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
     auto session = session_;
     return VmTask::start(info.Env(), "nodevisor.vm.stop", [session] {
       session->vm->stop();
-      return vmm::Status{};
+      return Status{};
     });
   }
 
@@ -316,7 +306,7 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
 // Builds a VM (create, or restore from a snapshot) on a libuv worker and resolves its handle.
 class CreateVmWorker final : public Napi::AsyncWorker {
  public:
-  using Build = std::function<vmm::Result<std::unique_ptr<vmm::Vm>>(vmm::VmEventSink&)>;
+  using Build = std::function<Result<std::unique_ptr<vmm::Vm>>(vmm::VmEventSink&)>;
   CreateVmWorker(Napi::Env env, const char* name, Build build, std::shared_ptr<VmSession> session)
       : Napi::AsyncWorker(env, name),
         deferred_(Napi::Promise::Deferred::New(env)),
@@ -354,7 +344,7 @@ class CreateVmWorker final : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   Build build_;
   std::shared_ptr<VmSession> session_;
-  std::optional<vmm::Error> error_;
+  std::optional<Error> error_;
 };
 
 // One session per VM, with its TSFN unreferenced until start(). The TSFN's finalizer (JS
@@ -422,7 +412,7 @@ Napi::Value vm_drain_teardown(const Napi::CallbackInfo& info) {
   return VmTask::start(info.Env(), "nodevisor.vm.drainTeardown", [] {
     vmm::WarmVmCache::instance().settle();  // the spare VM being made holds fds too
     vmm::Reaper::instance().drain();
-    return vmm::Status{};
+    return Status{};
   });
 }
 

@@ -26,7 +26,7 @@
 #include "vmm/kvm/kvm_vcpu.h"
 #include "vmm/kvm/kvm_vm.h"
 #include "vmm/memory/guest_memory.h"
-#include "vmm/util/result.h"
+#include "sys/result.h"
 #include "vmm/vstate/vcpu_exit_handler.h"
 #include "vmm/vstate/vcpu_thread.h"
 

@@ -17,7 +17,7 @@
 #include <string>
 
 #include "vmm/kvm/kvm_vcpu.h"
-#include "vmm/util/result.h"
+#include "sys/result.h"
 #include "vmm/vstate/vcpu_exit_handler.h"
 
 namespace nodevisor::vmm {

@@ -10,7 +10,7 @@
 #include <span>
 
 #include "vmm/memory/guest_memory.h"
-#include "vmm/util/result.h"
+#include "sys/result.h"
 
 namespace nodevisor::vmm::x86_64 {
 

@@ -24,7 +24,7 @@
 #include "vmm/devices/virtio/mmio_transport.h"
 #include "vmm/devices/virtio/net/net_device.h"
 #include "vmm/memory/guest_memory.h"
-#include "vmm/util/result.h"
+#include "sys/result.h"
 #include "sys/unique_fd.h"
 
 namespace nodevisor::vmm::virtio {

@@ -223,13 +223,15 @@ void BlockDevice::save(StateWriter& out) const {
   out.put(config_generation());
 }
 
-bool BlockDevice::restore(StateReader& in) {
+Status BlockDevice::restore(StateReader& in) {
   uint32_t version = 0, generation = 0;
   uint8_t ro = 0;
-  if (!in.get(version) || version != kBlockStateVersion || !in.get(ro) || !in.get(generation)) return false;
-  if ((ro != 0) != ro_slot_) return false;
+  if (!in.get(version) || version != kBlockStateVersion || !in.get(ro) || !in.get(generation) ||
+      (ro != 0) != ro_slot_) {
+    return truncated_state(name());
+  }
   set_config_generation(generation);
-  return true;
+  return {};
 }
 
 }  // namespace nodevisor::vmm::virtio

@@ -236,11 +236,11 @@ void NetDevice::save(StateWriter& out) const {
   out.put(config_generation());
 }
 
-bool NetDevice::restore(StateReader& in) {
+Status NetDevice::restore(StateReader& in) {
   uint32_t version = 0, generation = 0;
-  if (!in.get(version) || version != kNetStateVersion || !in.get(generation)) return false;
+  if (!in.get(version) || version != kNetStateVersion || !in.get(generation)) return truncated_state(name());
   set_config_generation(generation);
-  return true;
+  return {};
 }
 
 }  // namespace nodevisor::vmm::virtio
