@@ -40,4 +40,20 @@ Napi::Error make_error(Napi::Env env, const NativeFailure& failure) {
   return Napi::Error(env, err);
 }
 
+void attach_caller_stack(Napi::Env env, Napi::Value error, Napi::Value caller) {
+  if (!error.IsObject() || !caller.IsObject()) return;
+  Napi::Value own = error.As<Napi::Object>().Get("stack");
+  Napi::Value theirs = caller.As<Napi::Object>().Get("stack");
+  if (!own.IsString() || !theirs.IsString()) return;
+  // V8's format: a header ("NodevisorError: message", maybe several lines), then one
+  // "\n    at ..." line per frame.
+  static constexpr const char* kFrame = "\n    at ";
+  std::string own_text = own.As<Napi::String>().Utf8Value();
+  std::string caller_text = theirs.As<Napi::String>().Utf8Value();
+  const size_t caller_frames = caller_text.find(kFrame);
+  if (caller_frames == std::string::npos) return;
+  std::string header = own_text.substr(0, own_text.find(kFrame));
+  error.As<Napi::Object>().Set("stack", Napi::String::New(env, header + caller_text.substr(caller_frames)));
+}
+
 }  // namespace nodevisor::addon
