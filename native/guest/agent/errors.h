@@ -2,8 +2,7 @@
 // thread) turns it into an error frame {id, type:'error', code, message} and keeps serving.
 // AgentError is a std::exception, so the main loop's catch-all also catches one thrown outside a
 // request (a failed channel reopen as PID 1) instead of letting it end PID 1 and the guest.
-#ifndef NODEVISOR_AGENT_ERRORS_H
-#define NODEVISOR_AGENT_ERRORS_H
+#pragma once
 
 #include <cerrno>
 #include <cstring>
@@ -12,7 +11,7 @@
 
 #include "sys/errno_name.h"
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 struct AgentError : std::exception {
   AgentError(std::string c, std::string m) : code(std::move(c)), message(std::move(m)) {}
@@ -27,13 +26,11 @@ struct AgentError : std::exception {
 }
 
 // The errno's symbolic name ("ENOENT") is what the host matches on.
-using nodevisor::sys::errno_name;
+using sys::errno_name;
 
 // "<what>: <strerror>" with the errno's name as code.
 [[noreturn]] inline void fail_errno(int err, const std::string& what) {
   throw AgentError(errno_name(err), what + ": " + std::strerror(err));
 }
 
-}  // namespace nv::agent
-
-#endif
+}  // namespace nodevisor::agent

@@ -18,7 +18,7 @@
 #include "guest/protocol/frame.h"
 #include "validate.h"
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 namespace {
 
@@ -143,4 +143,4 @@ void Agent::handle_disk_checksum(uint64_t id, const Fields& f) {
   send_ok(id, [&](json::Writer& w) { w.key("crc32").number(crc); });
 }
 
-}  // namespace nv::agent
+}  // namespace nodevisor::agent

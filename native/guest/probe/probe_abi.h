@@ -1,8 +1,7 @@
 // The contract between the probe guest and a VMM, shared by native/guest/probe (guest side,
 // freestanding C/asm) and native/vmm (host side). Plain constants only, so both a freestanding
 // assembler file and C++20 can include it. See README.md in this directory.
-#ifndef NODEVISOR_PROBE_ABI_H
-#define NODEVISOR_PROBE_ABI_H
+#pragma once
 
 // COM1 (8250 UART). The probe writes bytes to THR without waiting on LSR: our 8250 and QEMU's
 // are always ready, and every extra `in` is a VM exit.
@@ -49,5 +48,3 @@
 // skips every (emulated) CPL-0 instruction. Other loaders (QEMU) ignore the note.
 #define NODEVISOR_NOTE_NAME "nodevisor"
 #define NODEVISOR_NOTE_USER_ENTRY64 1
-
-#endif
