@@ -125,6 +125,7 @@
                 "native/guest/probe/json_scan.h",
                 "native/guest/probe/probe_abi.h",
                 "native/guest/protocol/frame.h",
+                "native/guest/protocol/elf_note.h",
                 "native/guest/probe/probe.ld"
               ],
               "outputs": ["<(PRODUCT_DIR)/probe.elf"],

@@ -25,6 +25,9 @@
 #include "addon/exports.h"
 #include "addon/promise_worker.h"
 #include "addon/vm_events.h"
+#include "guest/probe/probe_abi.h"
+#include "vmm/devices/legacy/vm_generation.h"
+#include "vmm/devices/legacy/wait_port.h"
 #include "vmm/kvm/warm_vm.h"
 #include "vmm/util/reaper.h"
 #include "vmm/vm.h"
@@ -69,6 +72,12 @@ Napi::Promise resolved(Napi::Env env, const Status& status) {
   }
   return deferred.Promise();
 }
+
+// The probe guest parks on the wait port (guest/probe/probe_abi.h); a Linux guest never reads
+// it, so every VM gets the probe's words. The VMM itself does not know the probe.
+static_assert(vmm::WaitPort::kPort == PROBE_WAIT_PORT, "probe_abi.h and the VMM disagree on the wait port");
+static_assert(vmm::VmGeneration::kPort == PROBE_VM_GENERATION_PORT, "probe_abi.h and the VMM disagree on the port");
+constexpr vmm::WaitPortWords kProbeWaitWords{PROBE_CMD_CONSOLE_INPUT, PROBE_CMD_VIRTIO};
 
 // A disk as JS describes it ({path, readOnly?, serial?}); validated in src/vm first.
 vmm::virtio::DiskConfig disk_config(const Napi::Object& js) {
@@ -323,6 +332,8 @@ Napi::Value vm_create(const Napi::CallbackInfo& info) {
     config.wait_port_timeout = std::chrono::milliseconds(js.Get("waitTimeoutMs").As<Napi::Number>().Int64Value());
   }
 
+  config.wait_words = kProbeWaitWords;
+
   auto session = new_session(env, info[1].As<Napi::Function>());
   return build_vm(
       env, "nodevisor.vm.create",
@@ -351,7 +362,7 @@ Napi::Value vm_restore(const Napi::CallbackInfo& info) {
   std::string dir = info[0].As<Napi::String>().Utf8Value();
   auto session = new_session(env, info[1].As<Napi::Function>());
   return build_vm(env, "nodevisor.vm.restore",
-                  [dir](vmm::VmEventSink& sink) { return vmm::Vm::restore(dir, sink); }, session,
+                  [dir](vmm::VmEventSink& sink) { return vmm::Vm::restore(dir, sink, kProbeWaitWords); }, session,
                   static_cast<Napi::FunctionReference*>(info.Data()));
 }
 

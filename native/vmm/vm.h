@@ -40,6 +40,14 @@ namespace snapshot {
 struct VmSnapshot;
 }
 
+// The words the wait port (devices/legacy/wait_port.h) posts to a guest parked on it when
+// console input arrives or virtio work waits; 0: post nothing. The VMM does not know what a
+// guest makes of them: whoever runs the guest says (the addon, for the probe guest).
+struct WaitPortWords {
+  uint32_t console_input = 0;
+  uint32_t virtio_work = 0;
+};
+
 struct VmConfig {
   std::string kernel_path;
   std::string initrd_path;  // empty: none
@@ -47,6 +55,7 @@ struct VmConfig {
   uint64_t memory_mib = 128;
   uint32_t vcpus = 1;
   std::chrono::milliseconds wait_port_timeout{1000};
+  WaitPortWords wait_words;
   // Start a guest that carries the nodevisor user-entry note (the probe) at its PVH entry
   // anyway, as QEMU would (tests and benchmarks compare both ways).
   bool pvh_entry_only = false;
@@ -95,7 +104,9 @@ class Vm final : private VcpuExitHandler {
   // disks reopened by path, a fresh agent channel and a new generation id. Not running yet:
   // `start` (or `start(true)` to stay paused). A bad snapshot is an EBADSNAPSHOT error naming
   // the file; nothing of the half-built VM is left behind. Runs on a worker thread.
-  static Result<std::unique_ptr<Vm>> restore(const std::string& dir, VmEventSink& sink);
+  // `wait_words` are not part of a snapshot: the caller says them again, as for `create`.
+  static Result<std::unique_ptr<Vm>> restore(const std::string& dir, VmEventSink& sink,
+                                             const WaitPortWords& wait_words = {});
   ~Vm() override;
 
   // Runs the vCPUs; with `paused`, the VM starts in the paused state (resume runs it).

@@ -136,7 +136,7 @@ Status Vm::snapshot(const std::string& dir) {
   return write_file_atomically(join_path(dir, "state"), [&](int fd) { return write_all(fd, file); });
 }
 
-Result<std::unique_ptr<Vm>> Vm::restore(const std::string& dir, VmEventSink& sink) {
+Result<std::unique_ptr<Vm>> Vm::restore(const std::string& dir, VmEventSink& sink, const WaitPortWords& wait_words) {
   const std::string state_path = join_path(dir, "state");
   const std::string memory_path = join_path(dir, "memory");
   auto file = read_whole_file(state_path, snapshot::kMaxStateFileBytes, "snapshot state file", "the 64 MiB cap");
@@ -165,7 +165,9 @@ Result<std::unique_ptr<Vm>> Vm::restore(const std::string& dir, VmEventSink& sin
 
   // If anything below fails, the unique_ptr takes the half-built VM down: device workers
   // joined, vCPU and VM fds closed, memory unmapped (nothing was started).
-  std::unique_ptr<Vm> vm(new Vm(snap.value().config, sink));
+  VmConfig config = snap.value().config;
+  config.wait_words = wait_words;
+  std::unique_ptr<Vm> vm(new Vm(config, sink));
   NV_TRY(vm->restore_from(snap.value(), std::move(memory), state_path));
   return vm;
 }

@@ -4,7 +4,6 @@
 // Threads: add_virtio_devices on the VM-building thread; attach/detach on a libuv worker;
 // write_agent/read_agent on the JS thread; shut_down_virtio on the stopping thread, after
 // the vCPUs are joined and before guest memory is freed.
-#include "guest/probe/probe_abi.h"
 #include "vmm/acpi/acpi_tables.h"
 #include "vmm/devices/legacy/wait_port.h"
 #include "vmm/vm.h"
@@ -28,7 +27,7 @@ Result<std::string> Vm::add_virtio_devices() {
   config.console_notifications.input_space = [this] { sink_.on_agent_writable(); };
   // wait_port_ is created by add_legacy_devices, which may run later: look it up per call.
   config.on_interrupt = [this] {
-    if (wait_port_) wait_port_->post_coalesced(PROBE_CMD_VIRTIO);
+    if (wait_port_ && config_.wait_words.virtio_work != 0) wait_port_->post_coalesced(config_.wait_words.virtio_work);
   };
   auto set = virtio::DeviceSet::create(kvm_vm_.fd(), *memory_, mmio_bus_, config);
   if (!set.ok()) return set.error();
@@ -123,7 +122,9 @@ size_t Vm::write_agent(std::span<const uint8_t> bytes) {
   const size_t taken = set->console()->write_input(bytes);
   // A probe guest brings its virtio drivers up on the first such word (a Linux guest never
   // reads the port; the word is coalesced, so it costs nothing there).
-  if (taken > 0 && wait_port_) wait_port_->post_coalesced(PROBE_CMD_VIRTIO);
+  if (taken > 0 && wait_port_ && config_.wait_words.virtio_work != 0) {
+    wait_port_->post_coalesced(config_.wait_words.virtio_work);
+  }
   return taken;
 }
 

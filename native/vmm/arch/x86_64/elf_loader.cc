@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "guest/probe/probe_abi.h"
+#include "guest/protocol/elf_note.h"
 #include "vmm/arch/x86_64/layout.h"
 #include "vmm/util/hex.h"
 
