@@ -147,6 +147,7 @@ class Vm final : private VcpuExitHandler {
   Status add_legacy_devices();
   // Creates the virtio devices and their ACPI tables; returns the command-line entries.
   Result<std::string> add_virtio_devices();
+  std::shared_ptr<virtio::DeviceSet> virtio_devices() const;
   void shut_down_virtio();
   void pause_virtio(bool paused);
   Status setup_vcpus(const x86_64::BootEntry& boot);
@@ -189,7 +190,8 @@ class Vm final : private VcpuExitHandler {
   bool restoring_ = false;  // built from a snapshot: guest memory already holds the boot data
   std::vector<std::shared_ptr<BusDevice>> devices_;  // every device, for save/restore
   // Shared so that attach/agent I/O (any thread) can hold the set while stop() drops it;
-  // virtio_mutex_ guards only the pointer, never a blocking call.
+  // virtio_mutex_ guards only the pointer, never a blocking call: `virtio_devices` copies it
+  // (null once stopped).
   std::shared_ptr<virtio::DeviceSet> virtio_;
   std::vector<uint8_t> agent_leftover_;  // guest output still unread when the VM stopped
   mutable std::mutex virtio_mutex_;

@@ -72,52 +72,37 @@ void Vm::shut_down_virtio() {
   mmio_bus_ = Bus("MMIO");
 }
 
+std::shared_ptr<virtio::DeviceSet> Vm::virtio_devices() const {
+  std::lock_guard lock(virtio_mutex_);
+  return virtio_;
+}
+
 Result<uint32_t> Vm::attach_disk(const virtio::DiskConfig& disk) {
-  std::shared_ptr<virtio::DeviceSet> set;
-  {
-    std::lock_guard lock(virtio_mutex_);
-    set = virtio_;
-  }
+  std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
   if (!set) return plain_error("EBUSY", "the VM is stopped");
   return set->attach_disk(disk);
 }
 
 Status Vm::detach_disk(uint32_t slot) {
-  std::shared_ptr<virtio::DeviceSet> set;
-  {
-    std::lock_guard lock(virtio_mutex_);
-    set = virtio_;
-  }
+  std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
   if (!set) return plain_error("EBUSY", "the VM is stopped");
   return set->detach_disk(slot);
 }
 
 Result<uint32_t> Vm::attach_net(const virtio::NetdevConfig& net) {
-  std::shared_ptr<virtio::DeviceSet> set;
-  {
-    std::lock_guard lock(virtio_mutex_);
-    set = virtio_;
-  }
+  std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
   if (!set) return plain_error("EBUSY", "the VM is stopped");
   return set->attach_net(net);
 }
 
 Status Vm::detach_net(uint32_t slot) {
-  std::shared_ptr<virtio::DeviceSet> set;
-  {
-    std::lock_guard lock(virtio_mutex_);
-    set = virtio_;
-  }
+  std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
   if (!set) return plain_error("EBUSY", "the VM is stopped");
   return set->detach_net(slot);
 }
 
 size_t Vm::write_agent(std::span<const uint8_t> bytes) {
-  std::shared_ptr<virtio::DeviceSet> set;
-  {
-    std::lock_guard lock(virtio_mutex_);
-    set = virtio_;
-  }
+  std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
   if (!set || set->console() == nullptr) return 0;
   const size_t taken = set->console()->write_input(bytes);
   // A probe guest brings its virtio drivers up on the first such word (a Linux guest never
@@ -129,11 +114,7 @@ size_t Vm::write_agent(std::span<const uint8_t> bytes) {
 }
 
 std::vector<uint8_t> Vm::read_agent(size_t max) {
-  std::shared_ptr<virtio::DeviceSet> set;
-  {
-    std::lock_guard lock(virtio_mutex_);
-    set = virtio_;
-  }
+  std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
   if (!set) {
     // Stopped: serve what was left when the devices went away.
     std::lock_guard lock(virtio_mutex_);
@@ -147,11 +128,7 @@ std::vector<uint8_t> Vm::read_agent(size_t max) {
 }
 
 void Vm::pause_virtio(bool paused) {
-  std::shared_ptr<virtio::DeviceSet> set;
-  {
-    std::lock_guard lock(virtio_mutex_);
-    set = virtio_;
-  }
+  std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
   if (set) set->set_paused(paused);
 }
 
