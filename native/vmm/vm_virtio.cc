@@ -29,7 +29,7 @@ Result<std::string> Vm::add_virtio_devices() {
   config.on_interrupt = [this] {
     if (wait_port_ && config_.wait_words.virtio_work != 0) wait_port_->post_coalesced(config_.wait_words.virtio_work);
   };
-  auto set = virtio::DeviceSet::create(kvm_vm_.fd(), *memory_, mmio_bus_, config);
+  auto set = virtio::DeviceSet::create(kvm_vm_, *memory_, mmio_bus_, config);
   if (!set.ok()) return set.error();
 
   acpi::AcpiConfig acpi_config;

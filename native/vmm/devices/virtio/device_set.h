@@ -23,6 +23,7 @@
 #include "vmm/devices/virtio/console/console_device.h"
 #include "vmm/devices/virtio/mmio_transport.h"
 #include "vmm/devices/virtio/net/net_device.h"
+#include "vmm/kvm/vm_wiring.h"
 #include "vmm/memory/guest_memory.h"
 #include "sys/result.h"
 #include "sys/unique_fd.h"
@@ -66,8 +67,8 @@ inline constexpr uint32_t kMaxDevices = kLastIrq - kFirstIrq + 1;
 
 class DeviceSet {
  public:
-  // `vm_fd` is the KVM VM (for irqfd/ioeventfd). Devices are registered on `mmio_bus`.
-  static Result<std::unique_ptr<DeviceSet>> create(int vm_fd, GuestMemory& mem, Bus& mmio_bus,
+  // `wiring` (the KVM VM) connects interrupts and doorbells. Devices are registered on `mmio_bus`.
+  static Result<std::unique_ptr<DeviceSet>> create(VmWiring& wiring, GuestMemory& mem, Bus& mmio_bus,
                                                    const DeviceSetConfig& config);
   ~DeviceSet();
 
@@ -115,12 +116,12 @@ class DeviceSet {
     uint32_t irq;
     UniqueFd irqfd;
   };
-  DeviceSet(int vm_fd, GuestMemory& mem, Bus& bus, std::function<void()> on_interrupt)
-      : vm_fd_(vm_fd), mem_(mem), bus_(bus), on_interrupt_(std::move(on_interrupt)) {}
+  DeviceSet(VmWiring& wiring, GuestMemory& mem, Bus& bus, std::function<void()> on_interrupt)
+      : wiring_(wiring), mem_(mem), bus_(bus), on_interrupt_(std::move(on_interrupt)) {}
   Status place(std::shared_ptr<VirtioDevice> device, const std::vector<int>& queue_eventfds);
   Status add_nets(const DeviceSetConfig& config);
 
-  int vm_fd_;
+  VmWiring& wiring_;
   GuestMemory& mem_;
   Bus& bus_;
   std::function<void()> on_interrupt_;
