@@ -22,7 +22,7 @@
 
 #include "vmm/arch/x86_64/kernel_image.h"
 #include "vmm/bus/bus.h"
-#include "vmm/devices/virtio/device_set.h"
+#include "vmm/device_manager/device_set.h"
 #include "vmm/kvm/kvm_vcpu.h"
 #include "vmm/kvm/kvm_vm.h"
 #include "vmm/memory/guest_memory.h"

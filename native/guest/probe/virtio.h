@@ -6,7 +6,7 @@
 
 #include "probe.h"
 
-// Where nodevisor's VMM places virtio-mmio devices (native/vmm/devices/virtio/device_set.h).
+// Where nodevisor's VMM places virtio-mmio devices (native/vmm/device_manager/device_set.h).
 #define VIRTIO_MMIO_BASE 0xd0000000ull
 #define VIRTIO_MMIO_STRIDE 0x1000ull
 #define VIRTIO_MMIO_MAX_DEVICES 19

@@ -1,10 +1,10 @@
-// What placing a device on the buses needs from the VM (device_manager, today
-// devices/virtio/device_set.cc): an interrupt line it can raise by writing an eventfd, and
-// doorbells KVM serves itself, without a VM exit. KvmVm implements it with KVM_IRQFD and
-// KVM_IOEVENTFD, so the device side never issues KVM ioctls on a raw fd.
+// What placing a device on the buses needs from the VM (device_manager/device_set.cc): an
+// interrupt line it can raise by writing an eventfd, and doorbells KVM serves itself, without a
+// VM exit. KvmVm implements it with KVM_IRQFD and KVM_IOEVENTFD, so the device side never issues
+// KVM ioctls on a raw fd.
 //
-// Threads: called while devices are placed (VM creation or hot-plug); the calls are
-// thread-safe in KVM.
+// Threads: called while devices are placed (VM creation or hot-plug); the calls are thread-safe
+// in KVM.
 #pragma once
 
 #include <cstdint>

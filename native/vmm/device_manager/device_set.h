@@ -1,14 +1,15 @@
-// The virtio-mmio devices of one VM: the agent console, disks given at boot, and empty
-// hot-plug slots. It places each device in the MMIO window (kMmioBase + n * 4 KiB) with its
-// own interrupt line (GSI kFirstIrq + n), wires interrupts through irqfds and queue
-// notifications through ioeventfds (so neither costs a userspace exit when KVM supports them),
-// and describes the devices to the guest both ways DESIGN §3 names: `virtio_mmio.device=`
-// command-line entries and ACPI (see vmm/acpi).
+// The device manager (native/vmm/device_manager): the virtio-mmio devices of one VM — the agent
+// console, disks given at boot, and empty hot-plug slots. It places each device in the MMIO
+// window (kMmioBase + n * 4 KiB) with its own interrupt line (GSI kFirstIrq + n), wires
+// interrupts through irqfds and queue notifications through ioeventfds, both asked of the VM
+// through VmWiring (so neither costs a userspace exit when KVM supports them), and describes the
+// devices to the guest both ways DESIGN §3 names: `virtio_mmio.device=` command-line entries and
+// ACPI (see vmm/acpi).
 //
-// Threads: built on the VM-building thread (a libuv worker). attach/detach run on a libuv
-// worker (opening a disk may wait on the device); console I/O on the JS thread; the devices'
-// own work on their worker threads. `shut_down` (the VM's stopping thread) joins every worker
-// before guest memory goes away.
+// Threads: built on the VM-building thread (a libuv worker). attach/detach run on a libuv worker
+// (opening a disk may wait on the device); console I/O on the JS thread; the devices' own work
+// on their worker threads. `shut_down` (the VM's stopping thread) joins every worker before
+// guest memory goes away.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-#include "vmm/devices/virtio/device_set.h"
+#include "vmm/device_manager/device_set.h"
 
 #include <fcntl.h>
 #include <linux/kvm.h>
