@@ -7,7 +7,7 @@
 #include <string>
 
 #include "addon/exports.h"
-#include "addon/sys_worker.h"
+#include "addon/promise_worker.h"
 #include "sys/blockdev.h"
 
 namespace nodevisor::addon {
@@ -32,7 +32,7 @@ Napi::Value inspect_block_device(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(info.Env(), "inspectBlockDevice(path): path must be a string");
   }
   std::string path = info[0].As<Napi::String>().Utf8Value();
-  return SysPromiseWorker<sys::BlockDeviceInfo>::start(
+  return PromiseWorker<sys::BlockDeviceInfo>::start(
       info.Env(), "nodevisor.inspectBlockDevice", [path] { return sys::inspect_block_device(path); },
       info_to_js);
 }

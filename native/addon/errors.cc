@@ -7,13 +7,16 @@
 
 namespace nodevisor::addon {
 
-std::string errno_code(int errnum) {
-  // strerrorname_np is glibc >= 2.32; Debian 12 has 2.36.
-  const char* name = strerrorname_np(errnum);
-  if (name != nullptr) return name;
-  std::string code = "E";  // built in two steps: GCC 12 warns falsely on "E" + ...
-  code += std::to_string(errnum);
-  return code;
+NativeFailure to_failure(const Error& error) {
+  NativeFailure failure;
+  failure.code = !error.code.empty() ? error.code : errno_name(error.errnum);
+  // A failed check ("not a network namespace") is not a system call's failure: it gets a
+  // code but no errno, so the message is not suffixed with strerror text.
+  failure.errnum = error.is_check() ? 0 : error.errnum;
+  failure.syscall = error.syscall;
+  failure.path = error.path;
+  failure.message = error.message;
+  return failure;
 }
 
 Napi::Error make_error(Napi::Env env, const NativeFailure& failure) {
@@ -35,6 +38,22 @@ Napi::Error make_error(Napi::Env env, const NativeFailure& failure) {
   if (!failure.path.empty()) details.Set("path", failure.path);
   Napi::Value err = state.error_class.New({Napi::String::New(env, text), details});
   return Napi::Error(env, err);
+}
+
+void attach_caller_stack(Napi::Env env, Napi::Value error, Napi::Value caller) {
+  if (!error.IsObject() || !caller.IsObject()) return;
+  Napi::Value own = error.As<Napi::Object>().Get("stack");
+  Napi::Value theirs = caller.As<Napi::Object>().Get("stack");
+  if (!own.IsString() || !theirs.IsString()) return;
+  // V8's format: a header ("NodevisorError: message", maybe several lines), then one
+  // "\n    at ..." line per frame.
+  static constexpr const char* kFrame = "\n    at ";
+  std::string own_text = own.As<Napi::String>().Utf8Value();
+  std::string caller_text = theirs.As<Napi::String>().Utf8Value();
+  const size_t caller_frames = caller_text.find(kFrame);
+  if (caller_frames == std::string::npos) return;
+  std::string header = own_text.substr(0, own_text.find(kFrame));
+  error.As<Napi::Object>().Set("stack", Napi::String::New(env, header + caller_text.substr(caller_frames)));
 }
 
 }  // namespace nodevisor::addon

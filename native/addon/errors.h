@@ -8,7 +8,12 @@
 
 #include <string>
 
+#include "sys/errno_name.h"
+#include "sys/result.h"
+
 namespace nodevisor::addon {
+
+using sys::errno_name;
 
 struct NativeFailure {
   std::string code;     // "ENOENT", "EKVM_CREATE_VM", ...
@@ -18,10 +23,10 @@ struct NativeFailure {
   std::string message;  // human text, without the code prefix
 };
 
+// The failure an Error (native/sys/result.h) reports. Any thread (plain values).
+NativeFailure to_failure(const Error& error);
+
 // Builds a NodevisorError (or a plain Error before `init` was called).
 Napi::Error make_error(Napi::Env env, const NativeFailure& failure);
-
-// Name of an errno value as a code ("ENOENT"), or "E<number>" when unknown.
-std::string errno_code(int errnum);
 
 }  // namespace nodevisor::addon

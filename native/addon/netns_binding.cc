@@ -12,7 +12,7 @@
 
 #include "addon/errors.h"
 #include "addon/exports.h"
-#include "addon/sys_worker.h"
+#include "addon/promise_worker.h"
 #include "sys/netns.h"
 
 namespace nodevisor::addon {
@@ -38,7 +38,7 @@ Napi::Value identity_to_js(Napi::Env env, const sys::NsIdentity& id) {
 Napi::Value create_netns(const Napi::CallbackInfo& info) {
   std::string dir = string_arg(info, 0, "createNetNs(dir, name): dir");
   std::string name = string_arg(info, 1, "createNetNs(dir, name): name");
-  return SysPromiseWorker<std::string>::start(
+  return PromiseWorker<std::string>::start(
       info.Env(), "nodevisor.createNetNs", [dir, name] { return sys::create_netns(dir, name); },
       [](Napi::Env env, const std::string& path) -> Napi::Value { return Napi::String::New(env, path); });
 }
@@ -46,7 +46,7 @@ Napi::Value create_netns(const Napi::CallbackInfo& info) {
 // deleteNetNs(path) -> Promise<boolean>: true when something was removed. Worker thread.
 Napi::Value delete_netns(const Napi::CallbackInfo& info) {
   std::string path = string_arg(info, 0, "deleteNetNs(path): path");
-  return SysPromiseWorker<bool>::start(
+  return PromiseWorker<bool>::start(
       info.Env(), "nodevisor.deleteNetNs", [path] { return sys::delete_netns(path); },
       [](Napi::Env env, const bool& removed) -> Napi::Value { return Napi::Boolean::New(env, removed); });
 }
@@ -55,7 +55,7 @@ Napi::Value delete_netns(const Napi::CallbackInfo& info) {
 // Worker thread (the path may be on a slow filesystem).
 Napi::Value check_netns(const Napi::CallbackInfo& info) {
   std::string path = string_arg(info, 0, "checkNetNs(path): path");
-  return SysPromiseWorker<sys::NsIdentity>::start(
+  return PromiseWorker<sys::NsIdentity>::start(
       info.Env(), "nodevisor.checkNetNs", [path] { return sys::check_netns(path); }, identity_to_js);
 }
 
@@ -69,9 +69,9 @@ Napi::Value thread_netns_identity(const Napi::CallbackInfo& info) {
 }
 
 void restore_or_die(sys::NetnsSwitch& entered) {
-  sys::SysStatus back = entered.restore();
+  Status back = entered.restore();
   if (!back) {
-    std::string text = back.error().message + " (" + errno_code(back.error().errnum) + ")";
+    std::string text = back.error().message + " (" + errno_name(back.error().errnum) + ")";
     Napi::Error::Fatal("nodevisor enterNetNs", text.c_str());
   }
 }

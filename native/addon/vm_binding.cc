@@ -6,7 +6,7 @@
 // Threads:
 // - Every function here is entered on the JS thread.
 // - Building the VM (file reads, KVM ioctls), pause and stop (they wait for vCPU threads)
-//   run on libuv workers through VmTask; they touch only the plain-C++ VmSession.
+//   run on libuv workers through PromiseWorker; they touch only the plain-C++ VmSession.
 // - vCPU threads report through VmEventQueue (one ThreadSafeFunction per VM) and never see
 //   N-API. The TSFN is referenced only while the VM runs, so a created or stopped VM does
 //   not keep the process alive.
@@ -23,7 +23,11 @@
 
 #include "addon/errors.h"
 #include "addon/exports.h"
+#include "addon/promise_worker.h"
 #include "addon/vm_events.h"
+#include "guest/probe/probe_abi.h"
+#include "vmm/devices/legacy/vm_generation.h"
+#include "vmm/devices/legacy/wait_port.h"
 #include "vmm/kvm/warm_vm.h"
 #include "vmm/util/reaper.h"
 #include "vmm/vm.h"
@@ -31,16 +35,6 @@
 namespace nodevisor::addon {
 
 namespace {
-
-NativeFailure to_failure(const vmm::Error& error) {
-  NativeFailure failure;
-  failure.code = !error.code.empty() ? error.code : errno_code(error.errnum);
-  failure.errnum = error.errnum;
-  failure.syscall = error.syscall;
-  failure.path = error.path;
-  failure.message = error.message;
-  return failure;
-}
 
 // What a VM handle owns; shared with in-flight workers so a handle collected while a stop
 // runs cannot free the VM under it.
@@ -67,35 +61,9 @@ struct VmSession : std::enable_shared_from_this<VmSession> {
   }
 };
 
-// Runs `work` on a libuv worker and settles a promise with its Status on the JS thread.
-class VmTask final : public Napi::AsyncWorker {
- public:
-  using Work = std::function<vmm::Status()>;
-  static Napi::Promise start(Napi::Env env, const char* name, Work work) {
-    auto* task = new VmTask(env, name, std::move(work));
-    Napi::Promise promise = task->deferred_.Promise();
-    task->Queue();
-    return promise;
-  }
+Napi::Value slot_to_js(Napi::Env env, const uint32_t& slot) { return Napi::Number::New(env, slot); }
 
- private:
-  VmTask(Napi::Env env, const char* name, Work work)
-      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)) {}
-  void Execute() override { result_.emplace(work_()); }  // libuv worker
-  void OnOK() override {                                  // JS thread
-    Napi::HandleScope scope(Env());
-    if (result_->ok()) {
-      deferred_.Resolve(Env().Undefined());
-    } else {
-      deferred_.Reject(make_error(Env(), to_failure(result_->error())).Value());
-    }
-  }
-  Napi::Promise::Deferred deferred_;
-  Work work_;
-  std::optional<vmm::Status> result_;
-};
-
-Napi::Promise resolved(Napi::Env env, const vmm::Status& status) {
+Napi::Promise resolved(Napi::Env env, const Status& status) {
   auto deferred = Napi::Promise::Deferred::New(env);
   if (status.ok()) {
     deferred.Resolve(env.Undefined());
@@ -104,6 +72,12 @@ Napi::Promise resolved(Napi::Env env, const vmm::Status& status) {
   }
   return deferred.Promise();
 }
+
+// The probe guest parks on the wait port (guest/probe/probe_abi.h); a Linux guest never reads
+// it, so every VM gets the probe's words. The VMM itself does not know the probe.
+static_assert(vmm::WaitPort::kPort == PROBE_WAIT_PORT, "probe_abi.h and the VMM disagree on the wait port");
+static_assert(vmm::VmGeneration::kPort == PROBE_VM_GENERATION_PORT, "probe_abi.h and the VMM disagree on the port");
+constexpr vmm::WaitPortWords kProbeWaitWords{PROBE_CMD_CONSOLE_INPUT, PROBE_CMD_VIRTIO};
 
 // A disk as JS describes it ({path, readOnly?, serial?}); validated in src/vm first.
 vmm::virtio::DiskConfig disk_config(const Napi::Object& js) {
@@ -128,34 +102,6 @@ vmm::virtio::NetdevConfig netdev_config(const Napi::Object& js) {
   return net;
 }
 
-// Like VmTask, for work that yields a slot number.
-class SlotTask final : public Napi::AsyncWorker {
- public:
-  using Work = std::function<vmm::Result<uint32_t>()>;
-  static Napi::Promise start(Napi::Env env, Work work) {
-    auto* task = new SlotTask(env, std::move(work));
-    Napi::Promise promise = task->deferred_.Promise();
-    task->Queue();
-    return promise;
-  }
-
- private:
-  SlotTask(Napi::Env env, Work work)
-      : Napi::AsyncWorker(env, "nodevisor.vm.attachDisk"), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)) {}
-  void Execute() override { result_.emplace(work_()); }  // libuv worker
-  void OnOK() override {                                  // JS thread
-    Napi::HandleScope scope(Env());
-    if (result_->ok()) {
-      deferred_.Resolve(Napi::Number::New(Env(), result_->value()));
-    } else {
-      deferred_.Reject(make_error(Env(), to_failure(result_->error())).Value());
-    }
-  }
-  Napi::Promise::Deferred deferred_;
-  Work work_;
-  std::optional<vmm::Result<uint32_t>> result_;
-};
-
 class VmHandle final : public Napi::ObjectWrap<VmHandle> {
  public:
   static Napi::Function define(Napi::Env env) {
@@ -176,7 +122,7 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
                         InstanceMethod<&VmHandle::debug_read_guest>("debugReadGuest")});
   }
 
-  // Called through the constructor from CreateVmWorker::OnOK with an External<shared_ptr>.
+  // Called through the constructor from build_vm (its to_js) with an External<shared_ptr>.
   explicit VmHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VmHandle>(info) {
     auto* session = info[0].As<Napi::External<std::shared_ptr<VmSession>>>().Data();
     session_ = *session;
@@ -203,23 +149,23 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
     // Spawning the vCPU threads is quick and never waits on the guest: done right here.
     // start(true): the vCPUs start parked (a restored VM asked to stay paused).
     const bool paused = info.Length() > 0 && info[0].ToBoolean().Value();
-    vmm::Status status = session_->vm->start(paused);
+    Status status = session_->vm->start(paused);
     if (status.ok() && !session_->tsfn_released) session_->events->tsfn().Ref(info.Env());
     return resolved(info.Env(), status);
   }
 
   Napi::Value pause(const Napi::CallbackInfo& info) {
     auto session = session_;
-    return VmTask::start(info.Env(), "nodevisor.vm.pause", [session] { return session->vm->pause(); });
+    return PromiseWorker<void>::start(info.Env(), "nodevisor.vm.pause", [session] { return session->vm->pause(); });
   }
 
   Napi::Value resume(const Napi::CallbackInfo& info) { return resolved(info.Env(), session_->vm->resume()); }
 
   Napi::Value stop(const Napi::CallbackInfo& info) {
     auto session = session_;
-    return VmTask::start(info.Env(), "nodevisor.vm.stop", [session] {
+    return PromiseWorker<void>::start(info.Env(), "nodevisor.vm.stop", [session] {
       session->vm->stop();
-      return vmm::Status{};
+      return Status{};
     });
   }
 
@@ -243,13 +189,14 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
   Napi::Value attach_disk(const Napi::CallbackInfo& info) {
     vmm::virtio::DiskConfig disk = disk_config(info[0].As<Napi::Object>());
     auto session = session_;
-    return SlotTask::start(info.Env(), [session, disk] { return session->vm->attach_disk(disk); });
+    return PromiseWorker<uint32_t>::start(
+        info.Env(), "nodevisor.vm.attachDisk", [session, disk] { return session->vm->attach_disk(disk); }, slot_to_js);
   }
 
   Napi::Value detach_disk(const Napi::CallbackInfo& info) {
     const uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
     auto session = session_;
-    return VmTask::start(info.Env(), "nodevisor.vm.detachDisk", [session, slot] { return session->vm->detach_disk(slot); });
+    return PromiseWorker<void>::start(info.Env(), "nodevisor.vm.detachDisk", [session, slot] { return session->vm->detach_disk(slot); });
   }
 
   // attachNet({tapFd | tapName, netns, mac}) -> Promise<slot>. Opening the tap enters the
@@ -257,13 +204,14 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
   Napi::Value attach_net(const Napi::CallbackInfo& info) {
     vmm::virtio::NetdevConfig net = netdev_config(info[0].As<Napi::Object>());
     auto session = session_;
-    return SlotTask::start(info.Env(), [session, net] { return session->vm->attach_net(net); });
+    return PromiseWorker<uint32_t>::start(
+        info.Env(), "nodevisor.vm.attachNet", [session, net] { return session->vm->attach_net(net); }, slot_to_js);
   }
 
   Napi::Value detach_net(const Napi::CallbackInfo& info) {
     const uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
     auto session = session_;
-    return VmTask::start(info.Env(), "nodevisor.vm.detachNet", [session, slot] { return session->vm->detach_net(slot); });
+    return PromiseWorker<void>::start(info.Env(), "nodevisor.vm.detachNet", [session, slot] { return session->vm->detach_net(slot); });
   }
 
   // JS thread: copies into the console's bounded input buffer (a short memcpy under the
@@ -298,7 +246,7 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
     if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(info.Env(), "snapshot(dir): dir must be a string");
     std::string dir = info[0].As<Napi::String>().Utf8Value();
     auto session = session_;
-    return VmTask::start(info.Env(), "nodevisor.vm.snapshot", [session, dir] { return session->vm->snapshot(dir); });
+    return PromiseWorker<void>::start(info.Env(), "nodevisor.vm.snapshot", [session, dir] { return session->vm->snapshot(dir); });
   }
 
   // JS thread: the VM generation id as 16 hex digits (64 bits do not fit a JS number).
@@ -313,49 +261,27 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
   bool cleanup_ran_ = false;
 };
 
-// Builds a VM (create, or restore from a snapshot) on a libuv worker and resolves its handle.
-class CreateVmWorker final : public Napi::AsyncWorker {
- public:
-  using Build = std::function<vmm::Result<std::unique_ptr<vmm::Vm>>(vmm::VmEventSink&)>;
-  CreateVmWorker(Napi::Env env, const char* name, Build build, std::shared_ptr<VmSession> session)
-      : Napi::AsyncWorker(env, name),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        build_(std::move(build)),
-        session_(std::move(session)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-
- private:
-  void Execute() override {  // libuv worker
-    auto vm = build_(*session_->events);
-    if (vm.ok()) {
-      session_->vm = std::move(vm.value());
-    } else {
-      error_ = vm.error();
-    }
-  }
-  void OnOK() override {  // JS thread
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    if (error_) {
-      session_->abandon(env);
-      deferred_.Reject(make_error(env, to_failure(*error_)).Value());
-      return;
-    }
-    auto* external_data = new std::shared_ptr<VmSession>(session_);
-    auto external = Napi::External<std::shared_ptr<VmSession>>::New(
-        env, external_data, [](Napi::Env, std::shared_ptr<VmSession>* data) { delete data; });
-    deferred_.Resolve(handle_class_->Value().New({external}));
-  }
-
- public:
-  Napi::FunctionReference* handle_class_ = nullptr;
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Build build_;
-  std::shared_ptr<VmSession> session_;
-  std::optional<vmm::Error> error_;
-};
+// Builds a VM (create, or restore from a snapshot) on a libuv worker and resolves its handle;
+// a failed build lets the session go. JS thread.
+using BuildVm = std::function<Result<std::unique_ptr<vmm::Vm>>(vmm::VmEventSink&)>;
+Napi::Promise build_vm(Napi::Env env, const char* name, BuildVm build, std::shared_ptr<VmSession> session,
+                       Napi::FunctionReference* handle_class) {
+  return PromiseWorker<std::shared_ptr<VmSession>>::start(
+      env, name,
+      [build = std::move(build), session]() -> Result<std::shared_ptr<VmSession>> {  // libuv worker
+        auto vm = build(*session->events);
+        if (!vm.ok()) return vm.error();
+        session->vm = std::move(vm.value());
+        return session;
+      },
+      [handle_class](Napi::Env env, const std::shared_ptr<VmSession>& built) -> Napi::Value {
+        auto* external_data = new std::shared_ptr<VmSession>(built);
+        auto external = Napi::External<std::shared_ptr<VmSession>>::New(
+            env, external_data, [](Napi::Env, std::shared_ptr<VmSession>* data) { delete data; });
+        return handle_class->Value().New({external});
+      },
+      [session](Napi::Env env) { session->abandon(env); });
+}
 
 // One session per VM, with its TSFN unreferenced until start(). The TSFN's finalizer (JS
 // thread, after the last Release, when the VM threads are joined) drops the queue it kept
@@ -406,23 +332,22 @@ Napi::Value vm_create(const Napi::CallbackInfo& info) {
     config.wait_port_timeout = std::chrono::milliseconds(js.Get("waitTimeoutMs").As<Napi::Number>().Int64Value());
   }
 
+  config.wait_words = kProbeWaitWords;
+
   auto session = new_session(env, info[1].As<Napi::Function>());
-  auto* worker = new CreateVmWorker(
+  return build_vm(
       env, "nodevisor.vm.create",
-      [config = std::move(config)](vmm::VmEventSink& sink) { return vmm::Vm::create(config, sink); }, session);
-  worker->handle_class_ = static_cast<Napi::FunctionReference*>(info.Data());
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+      [config = std::move(config)](vmm::VmEventSink& sink) { return vmm::Vm::create(config, sink); }, session,
+      static_cast<Napi::FunctionReference*>(info.Data()));
 }
 
 // vmDrainTeardown() -> Promise<void>: resolves once the reaper has released every stopped
 // VM's fds and memory (waits on a libuv worker).
 Napi::Value vm_drain_teardown(const Napi::CallbackInfo& info) {
-  return VmTask::start(info.Env(), "nodevisor.vm.drainTeardown", [] {
+  return PromiseWorker<void>::start(info.Env(), "nodevisor.vm.drainTeardown", [] {
     vmm::WarmVmCache::instance().settle();  // the spare VM being made holds fds too
     vmm::Reaper::instance().drain();
-    return vmm::Status{};
+    return Status{};
   });
 }
 
@@ -436,12 +361,9 @@ Napi::Value vm_restore(const Napi::CallbackInfo& info) {
   }
   std::string dir = info[0].As<Napi::String>().Utf8Value();
   auto session = new_session(env, info[1].As<Napi::Function>());
-  auto* worker = new CreateVmWorker(
-      env, "nodevisor.vm.restore", [dir](vmm::VmEventSink& sink) { return vmm::Vm::restore(dir, sink); }, session);
-  worker->handle_class_ = static_cast<Napi::FunctionReference*>(info.Data());
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+  return build_vm(env, "nodevisor.vm.restore",
+                  [dir](vmm::VmEventSink& sink) { return vmm::Vm::restore(dir, sink, kProbeWaitWords); }, session,
+                  static_cast<Napi::FunctionReference*>(info.Data()));
 }
 
 }  // namespace

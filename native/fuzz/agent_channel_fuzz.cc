@@ -20,8 +20,8 @@
 #include "guest/protocol/base64.h"
 #include "guest/protocol/json.h"
 
-using namespace nv;
-using namespace nv::agent;
+using namespace nodevisor;
+using namespace nodevisor::agent;
 
 namespace {
 

@@ -16,8 +16,8 @@
 #include "guest/agent/request.h"
 #include "guest/protocol/json.h"
 
-using namespace nv;
-using namespace nv::agent;
+using namespace nodevisor;
+using namespace nodevisor::agent;
 
 namespace {
 

@@ -32,20 +32,7 @@ const BlockBackend& disk() {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::Input in(data, size);
   auto& mem = fuzz::fuzz_memory();
-  // Up to 8 buffers, each an (address, length, writable) triple from the input.
-  DescriptorChain chain;
-  const uint8_t count = in.take<uint8_t>() % 9;
-  bool seen_writable = false;
-  for (uint8_t i = 0; i < count; i++) {
-    const uint64_t addr = in.take<uint32_t>() % (fuzz::kFuzzRamBytes + 0x100);
-    const uint32_t len = in.take<uint16_t>() * (in.take<uint8_t>() % 4 + 1);
-    const bool writable = seen_writable || (in.take<uint8_t>() & 1);
-    // Queue::pop only hands out chains whose buffers lie in RAM: keep that contract.
-    if (len != 0 && !mem.contains(addr, len)) continue;
-    (writable ? chain.writable : chain.readable).push_back({addr, len});
-    (writable ? chain.writable_bytes : chain.readable_bytes) += len;
-    seen_writable = writable;
-  }
+  DescriptorChain chain = fuzz::take_chain(in, mem);
   const bool with_backend = in.take<uint8_t>() & 1;
   fuzz::fill_memory(mem, in.rest(), 0);
   static std::vector<uint8_t> bounce(kBounceBufferBytes);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <span>
 
+#include "vmm/devices/virtio/queue.h"
 #include "vmm/memory/guest_memory.h"
 
 namespace nodevisor::fuzz {
@@ -46,6 +47,25 @@ inline void fill_memory(vmm::GuestMemory& mem, std::span<const uint8_t> bytes, u
   if (at >= kFuzzRamBytes) return;
   const size_t n = bytes.size() < kFuzzRamBytes - at ? bytes.size() : kFuzzRamBytes - at;
   (void)mem.write(at, bytes.subspan(0, n));
+}
+
+// A descriptor chain of up to 8 buffers, each an (address, length, writable) triple from the
+// input; readable buffers come first, as virtio requires.
+inline vmm::virtio::DescriptorChain take_chain(Input& in, const vmm::GuestMemory& mem) {
+  vmm::virtio::DescriptorChain chain;
+  const uint8_t count = in.take<uint8_t>() % 9;
+  bool seen_writable = false;
+  for (uint8_t i = 0; i < count; i++) {
+    const uint64_t addr = in.take<uint32_t>() % (kFuzzRamBytes + 0x100);
+    const uint32_t len = in.take<uint16_t>() * (in.take<uint8_t>() % 4 + 1);
+    const bool writable = seen_writable || (in.take<uint8_t>() & 1);
+    // Queue::pop only hands out chains whose buffers lie in RAM: keep that contract.
+    if (len != 0 && !mem.contains(addr, len)) continue;
+    (writable ? chain.writable : chain.readable).push_back({addr, len});
+    (writable ? chain.writable_bytes : chain.readable_bytes) += len;
+    seen_writable = writable;
+  }
+  return chain;
 }
 
 }  // namespace nodevisor::fuzz

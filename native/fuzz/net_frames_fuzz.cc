@@ -13,18 +13,7 @@ using namespace nodevisor::vmm::virtio;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::Input in(data, size);
   auto& mem = fuzz::fuzz_memory();
-  DescriptorChain chain;
-  const uint8_t count = in.take<uint8_t>() % 9;
-  bool seen_writable = false;
-  for (uint8_t i = 0; i < count; i++) {
-    const uint64_t addr = in.take<uint32_t>() % (fuzz::kFuzzRamBytes + 0x100);
-    const uint32_t len = in.take<uint16_t>() * (in.take<uint8_t>() % 4 + 1);
-    const bool writable = seen_writable || (in.take<uint8_t>() & 1);
-    if (len != 0 && !mem.contains(addr, len)) continue;
-    (writable ? chain.writable : chain.readable).push_back({addr, len});
-    (writable ? chain.writable_bytes : chain.readable_bytes) += len;
-    seen_writable = writable;
-  }
+  DescriptorChain chain = fuzz::take_chain(in, mem);
   const uint32_t frame_len = in.take<uint16_t>() + (in.take<uint8_t>() & 1 ? 0x10000u : 0u);
   std::vector<uint8_t> frame(frame_len, 0x5a);
   fuzz::fill_memory(mem, in.rest(), 0);

@@ -20,7 +20,7 @@ out=build-fuzz
 mkdir -p "$out/crashes"
 FLAGS=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -D_GNU_SOURCE -Inative)
-CORE=(native/vmm/memory/guest_memory.cc native/vmm/util/result.cc native/vmm/util/open_checked.cc
+CORE=(native/vmm/memory/guest_memory.cc native/vmm/util/open_checked.cc
       native/vmm/devices/virtio/queue.cc native/vmm/devices/virtio/mmio_transport.cc
       native/vmm/devices/virtio/device_worker.cc native/vmm/devices/virtio/block/block_backend.cc
       native/vmm/devices/virtio/block/block_request.cc native/vmm/devices/virtio/block/block_device.cc

@@ -24,25 +24,25 @@ bool file_read_only(int path_fd) {
   return false;
 }
 
-SysStatus fill_block(int path_fd, const std::string& path, BlockDeviceInfo& info) {
+Status fill_block(int path_fd, const std::string& path, BlockDeviceInfo& info) {
   // Reopen the very inode for the ioctls; O_RDONLY works on read-only devices too, and
   // O_NONBLOCK keeps removable media without a disc from making open wait.
   std::string self = "/proc/self/fd/" + std::to_string(path_fd);
   UniqueFd dev(::open(self.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-  if (!dev) return SysError::from_errno("open", path, "cannot open block device " + path);
+  if (!dev) return Error::from_errno("open", path, "cannot open block device " + path);
 
   std::uint64_t size = 0;
   if (::ioctl(dev.get(), BLKGETSIZE64, &size) != 0) {
-    return SysError::from_errno("ioctl", path, "cannot read the size of " + path + " (BLKGETSIZE64)");
+    return Error::from_errno("ioctl", path, "cannot read the size of " + path + " (BLKGETSIZE64)");
   }
   int sector = 0;
   if (::ioctl(dev.get(), BLKSSZGET, &sector) != 0) {
-    return SysError::from_errno("ioctl", path,
+    return Error::from_errno("ioctl", path,
                                 "cannot read the logical block size of " + path + " (BLKSSZGET)");
   }
   int ro = 0;
   if (::ioctl(dev.get(), BLKROGET, &ro) != 0) {
-    return SysError::from_errno("ioctl", path, "cannot read the read-only flag of " + path + " (BLKROGET)");
+    return Error::from_errno("ioctl", path, "cannot read the read-only flag of " + path + " (BLKROGET)");
   }
   info.size_bytes = size;
   info.logical_block_size = static_cast<unsigned>(sector);
@@ -64,20 +64,20 @@ const char* to_string(BlockKind kind) {
   return "other";
 }
 
-SysResult<BlockDeviceInfo> inspect_block_device(const std::string& path) {
+Result<BlockDeviceInfo> inspect_block_device(const std::string& path) {
   // O_PATH: never opens the object itself, so a FIFO cannot block us and a character
   // device (a watchdog, a tty) sees no open(). Block devices are reopened in fill_block.
   UniqueFd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
-  if (!fd) return SysError::from_errno("open", path, "cannot inspect " + path);
+  if (!fd) return Error::from_errno("open", path, "cannot inspect " + path);
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return SysError::from_errno("fstat", path, "cannot stat " + path);
+  if (::fstat(fd.get(), &st) != 0) return Error::from_errno("fstat", path, "cannot stat " + path);
 
   BlockDeviceInfo info;
   if (S_ISBLK(st.st_mode)) {
     info.kind = BlockKind::block;
     info.major = ::major(st.st_rdev);
     info.minor = ::minor(st.st_rdev);
-    SysStatus filled = fill_block(fd.get(), path, info);
+    Status filled = fill_block(fd.get(), path, info);
     if (!filled) return filled.error();
     return info;
   }

@@ -40,6 +40,6 @@ const char* to_string(BlockKind kind);
 
 // Follows symlinks (/dev/mapper/x -> /dev/dm-0). Errors carry errno, syscall and path
 // (ENOENT for a missing path).
-SysResult<BlockDeviceInfo> inspect_block_device(const std::string& path);
+Result<BlockDeviceInfo> inspect_block_device(const std::string& path);
 
 }  // namespace nodevisor::sys

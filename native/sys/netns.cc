@@ -31,8 +31,8 @@ namespace {
 #define PROC_SUPER_MAGIC 0x9fa0
 #endif
 
-SysError not_a_netns(const std::string& path) {
-  return SysError::check(EINVAL, path, "not a network namespace: " + path);
+Error not_a_netns(const std::string& path) {
+  return Error::check(EINVAL, path, "not a network namespace: " + path);
 }
 
 // A name becomes one path component under `dir`: no separators, no dot entries.
@@ -41,14 +41,14 @@ bool valid_name(const std::string& name) {
          name.find('/') == std::string::npos && name.find('\0') == std::string::npos;
 }
 
-SysResult<std::string> random_name() {
+Result<std::string> random_name() {
   std::array<unsigned char, 16> bytes{};
   std::size_t got = 0;
   while (got < bytes.size()) {
     ssize_t n = ::getrandom(bytes.data() + got, bytes.size() - got, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return SysError::from_errno("getrandom", "", "cannot draw a network namespace name");
+      return Error::from_errno("getrandom", "", "cannot draw a network namespace name");
     }
     got += static_cast<std::size_t>(n);
   }
@@ -65,7 +65,7 @@ SysResult<std::string> random_name() {
 // this thread (only) into a fresh network namespace; the bind mount then pins that
 // namespace to `target`, so it lives on after the thread exits. The thread is never
 // reused, so it need not switch back.
-SysStatus unshare_and_bind(const std::string& target) {
+Status unshare_and_bind(const std::string& target) {
   // Signals for the process go to threads that can take them; this one is busy in syscalls
   // for a moment and has nothing to do with them.
   sigset_t all;
@@ -73,14 +73,14 @@ SysStatus unshare_and_bind(const std::string& target) {
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
 
   if (::unshare(CLONE_NEWNET) != 0) {
-    return SysError::from_errno("unshare", target, "cannot create a network namespace");
+    return Error::from_errno("unshare", target, "cannot create a network namespace");
   }
   // This thread's own ns file. /proc/thread-self rather than /proc/self/task/<gettid()>:
   // the same file, but resolved by procfs itself, so it stays right when /proc belongs to
   // another pid namespace than ours (a container given the host's /proc).
   const char* source = "/proc/thread-self/ns/net";
   if (::mount(source, target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
-    return SysError::from_errno("mount", target,
+    return Error::from_errno("mount", target,
                                 "cannot bind-mount the new network namespace on " + target);
   }
   return Ok{};
@@ -88,13 +88,13 @@ SysStatus unshare_and_bind(const std::string& target) {
 
 // Runs unshare_and_bind on a new thread and waits for it. The caller's thread (a libuv
 // worker, which later runs other JS work such as fs calls) must not change namespace.
-SysStatus unshare_and_bind_on_own_thread(const std::string& target) {
-  SysStatus status = Ok{};
+Status unshare_and_bind_on_own_thread(const std::string& target) {
+  Status status = Ok{};
   try {
     std::thread worker([&] { status = unshare_and_bind(target); });
     worker.join();
   } catch (const std::system_error& e) {
-    return SysError::with_errno(e.code().value(), "pthread_create", target,
+    return Error::with_errno(e.code().value(), "pthread_create", target,
                                 "cannot start the thread that creates the network namespace");
   }
   return status;
@@ -105,9 +105,9 @@ pid_t this_tid() { return ::gettid(); }
 
 }  // namespace
 
-SysResult<std::string> create_netns(const std::string& dir, const std::string& name) {
+Result<std::string> create_netns(const std::string& dir, const std::string& name) {
   if (dir.empty() || dir.front() != '/') {
-    return SysError::check(EINVAL, dir, "network namespace directory must be an absolute path: " + dir);
+    return Error::check(EINVAL, dir, "network namespace directory must be an absolute path: " + dir);
   }
   std::string chosen = name;
   if (chosen.empty()) {
@@ -115,11 +115,11 @@ SysResult<std::string> create_netns(const std::string& dir, const std::string& n
     if (!drawn) return drawn.error();
     chosen = std::move(drawn).value();
   } else if (!valid_name(name)) {
-    return SysError::check(EINVAL, name, "invalid network namespace name: " + name);
+    return Error::check(EINVAL, name, "invalid network namespace name: " + name);
   }
 
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return SysError::from_errno("mkdir", dir, "cannot create directory " + dir);
+    return Error::from_errno("mkdir", dir, "cannot create directory " + dir);
   }
   std::string path = dir;
   if (path.back() != '/') path += '/';
@@ -128,10 +128,10 @@ SysResult<std::string> create_netns(const std::string& dir, const std::string& n
   // The mount point: an empty file. O_EXCL so two creators never share one path.
   {
     UniqueFd file(::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0444));
-    if (!file) return SysError::from_errno("open", path, "cannot create " + path);
+    if (!file) return Error::from_errno("open", path, "cannot create " + path);
   }
 
-  SysStatus bound = unshare_and_bind_on_own_thread(path);
+  Status bound = unshare_and_bind_on_own_thread(path);
   if (!bound) {
     // Leave nothing behind. The mount may or may not exist; detach is lazy so a process
     // that already entered keeps working.
@@ -144,47 +144,47 @@ SysResult<std::string> create_netns(const std::string& dir, const std::string& n
   return path;
 }
 
-SysResult<bool> delete_netns(const std::string& path) {
+Result<bool> delete_netns(const std::string& path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) return false;
-    return SysError::from_errno("lstat", path, "cannot delete network namespace " + path);
+    return Error::from_errno("lstat", path, "cannot delete network namespace " + path);
   }
   auto ns = open_netns(path);
   if (!ns) return ns.error();
   ns.value().reset();  // our own fd must not keep the namespace alive past the unmount
   if (::umount2(path.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0) {
     // EINVAL here means the path is a namespace but not a mount point (/proc/<pid>/ns/net).
-    return SysError::from_errno("umount2", path, "cannot unmount network namespace " + path);
+    return Error::from_errno("umount2", path, "cannot unmount network namespace " + path);
   }
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    return SysError::from_errno("unlink", path, "cannot remove " + path);
+    return Error::from_errno("unlink", path, "cannot remove " + path);
   }
   return true;
 }
 
-SysResult<NsIdentity> path_identity(const std::string& path) {
+Result<NsIdentity> path_identity(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    return SysError::from_errno("stat", path, "cannot stat " + path);
+    return Error::from_errno("stat", path, "cannot stat " + path);
   }
   return NsIdentity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
 }
 
-SysResult<NsIdentity> current_thread_netns_identity() {
+Result<NsIdentity> current_thread_netns_identity() {
   // thread-self, not self: /proc/self/ns/net is the thread group leader's namespace, which
   // differs from the caller's while the caller is inside a NetnsSwitch.
   return path_identity("/proc/thread-self/ns/net");
 }
 
-SysResult<UniqueFd> open_netns(const std::string& path) {
+Result<UniqueFd> open_netns(const std::string& path) {
   // O_PATH first: opening an arbitrary path for reading can block (a FIFO) or act (some
   // character devices). Only a file already known to be on nsfs/procfs is opened for real.
   UniqueFd probe(::open(path.c_str(), O_PATH | O_CLOEXEC));
-  if (!probe) return SysError::from_errno("open", path, "cannot open " + path);
+  if (!probe) return Error::from_errno("open", path, "cannot open " + path);
   struct statfs fs {};
   if (::fstatfs(probe.get(), &fs) != 0) {
-    return SysError::from_errno("fstatfs", path, "cannot inspect " + path);
+    return Error::from_errno("fstatfs", path, "cannot inspect " + path);
   }
   const bool nsfs = static_cast<unsigned long>(fs.f_type) == NSFS_MAGIC;
   const bool procfs = static_cast<unsigned long>(fs.f_type) == PROC_SUPER_MAGIC;
@@ -192,7 +192,7 @@ SysResult<UniqueFd> open_netns(const std::string& path) {
 
   std::string reopen = "/proc/self/fd/" + std::to_string(probe.get());
   UniqueFd ns(::open(reopen.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!ns) return SysError::from_errno("open", path, "cannot open " + path);
+  if (!ns) return Error::from_errno("open", path, "cannot open " + path);
   int type = ::ioctl(ns.get(), NS_GET_NSTYPE);
   if (type < 0) {
     if (errno == ENOTTY && nsfs) return ns;  // kernel 3.19-4.10: nsfs without the ioctl
@@ -202,37 +202,37 @@ SysResult<UniqueFd> open_netns(const std::string& path) {
   return ns;
 }
 
-SysResult<NsIdentity> check_netns(const std::string& path) {
+Result<NsIdentity> check_netns(const std::string& path) {
   auto ns = open_netns(path);
   if (!ns) return ns.error();
   struct stat st {};
   if (::fstat(ns.value().get(), &st) != 0) {
-    return SysError::from_errno("fstat", path, "cannot stat " + path);
+    return Error::from_errno("fstat", path, "cannot stat " + path);
   }
   return NsIdentity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
 }
 
-SysResult<NetnsSwitch> NetnsSwitch::enter(const std::string& path) {
+Result<NetnsSwitch> NetnsSwitch::enter(const std::string& path) {
   auto target = open_netns(path);
   if (!target) return target.error();
   UniqueFd previous(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
   if (!previous) {
-    return SysError::from_errno("open", "/proc/thread-self/ns/net",
+    return Error::from_errno("open", "/proc/thread-self/ns/net",
                                 "cannot open the current network namespace");
   }
   if (::setns(target.value().get(), CLONE_NEWNET) != 0) {
-    return SysError::from_errno("setns", path, "cannot enter network namespace " + path);
+    return Error::from_errno("setns", path, "cannot enter network namespace " + path);
   }
   return NetnsSwitch(std::move(previous), this_tid());
 }
 
-SysStatus NetnsSwitch::restore() {
+Status NetnsSwitch::restore() {
   if (!previous_) return Ok{};
   if (this_tid() != tid_) {
-    return SysError::check(EPERM, "", "network namespace switch restored on another thread");
+    return Error::check(EPERM, "", "network namespace switch restored on another thread");
   }
   if (::setns(previous_.get(), CLONE_NEWNET) != 0) {
-    return SysError::from_errno("setns", "/proc/thread-self/ns/net",
+    return Error::from_errno("setns", "/proc/thread-self/ns/net",
                                 "cannot switch back to the previous network namespace");
   }
   previous_.reset();
@@ -240,7 +240,7 @@ SysStatus NetnsSwitch::restore() {
 }
 
 NetnsSwitch::~NetnsSwitch() {
-  SysStatus back = restore();
+  Status back = restore();
   if (!back) {
     std::fprintf(stderr, "nodevisor: fatal: %s (errno %d); aborting rather than running on in a "
                  "foreign network namespace\n", back.error().message.c_str(), back.error().errnum);

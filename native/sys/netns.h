@@ -34,7 +34,7 @@ struct NsIdentity {
 // thread in it. `dir` must be absolute; it is created (one level, mode 0755) if missing.
 // An empty `name` draws `nodevisor-<32 random hex digits>`. On failure nothing is left
 // behind: the mount is lazily detached and the file removed. Returns the path.
-SysResult<std::string> create_netns(const std::string& dir, const std::string& name);
+Result<std::string> create_netns(const std::string& dir, const std::string& name);
 
 // Deletes a namespace made by create_netns (or `ip netns add`): lazy unmount
 // (MNT_DETACH, so processes still inside keep it alive), then unlink.
@@ -42,23 +42,23 @@ SysResult<std::string> create_netns(const std::string& dir, const std::string& n
 // asking; the result says whether anything was removed. A path that exists but is not a
 // network namespace is refused (EINVAL) rather than unlinked: a wrong argument must not
 // delete an unrelated file.
-SysResult<bool> delete_netns(const std::string& path);
+Result<bool> delete_netns(const std::string& path);
 
 // {dev, ino} of whatever `path` names (symlinks followed).
-SysResult<NsIdentity> path_identity(const std::string& path);
+Result<NsIdentity> path_identity(const std::string& path);
 
 // {dev, ino} of the calling thread's network namespace (/proc/thread-self/ns/net).
-SysResult<NsIdentity> current_thread_netns_identity();
+Result<NsIdentity> current_thread_netns_identity();
 
 // Opens `path` and checks that it is a network namespace: its filesystem is nsfs (or
 // procfs, as on kernels before 3.19), and NS_GET_NSTYPE says CLONE_NEWNET. A procfs file
 // must pass NS_GET_NSTYPE (otherwise /proc/self/status would pass the magic test); an nsfs
 // file on a kernel without that ioctl (3.19-4.10) is trusted on its magic.
 // Error: EINVAL "not a network namespace: <path>", or the errno of open/fstatfs.
-SysResult<UniqueFd> open_netns(const std::string& path);
+Result<UniqueFd> open_netns(const std::string& path);
 
 // open_netns + the identity of the namespace it names.
-SysResult<NsIdentity> check_netns(const std::string& path);
+Result<NsIdentity> check_netns(const std::string& path);
 
 // The calling thread's stay in another network namespace. `enter` moves the thread in and
 // keeps an fd of the namespace it came from; `restore` moves it back. Must be restored on
@@ -66,7 +66,7 @@ SysResult<NsIdentity> check_netns(const std::string& path);
 // process if that fails: a thread left silently in a foreign namespace is worse than a crash.
 class NetnsSwitch {
  public:
-  static SysResult<NetnsSwitch> enter(const std::string& path);
+  static Result<NetnsSwitch> enter(const std::string& path);
 
   NetnsSwitch(NetnsSwitch&& other) noexcept = default;
   NetnsSwitch& operator=(NetnsSwitch&&) = delete;
@@ -75,7 +75,7 @@ class NetnsSwitch {
   ~NetnsSwitch();
 
   // Back to the namespace the thread was in before `enter`. Idempotent.
-  SysStatus restore();
+  Status restore();
 
  private:
   NetnsSwitch(UniqueFd previous, pid_t tid) : previous_(std::move(previous)), tid_(tid) {}

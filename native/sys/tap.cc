@@ -18,37 +18,37 @@ namespace nodevisor::sys {
 
 namespace {
 
-SysStatus check_name(const std::string& name) {
+Status check_name(const std::string& name) {
   if (name.empty() || name.size() >= IFNAMSIZ) {
-    return SysError::check(EINVAL, "", "tap name \"" + name + "\" must be 1 to 15 bytes");
+    return Error::check(EINVAL, "", "tap name \"" + name + "\" must be 1 to 15 bytes");
   }
   for (char c : name) {
     if (c == '/' || c == ':' || c <= ' ' || c == 0x7f) {
-      return SysError::check(EINVAL, "", "tap name \"" + name + "\" has a character an interface name cannot have");
+      return Error::check(EINVAL, "", "tap name \"" + name + "\" has a character an interface name cannot have");
     }
   }
   return Ok{};
 }
 
 // The vnet header size and non-blocking mode the net device expects.
-SysStatus set_up(int fd, const std::string& what) {
+Status set_up(int fd, const std::string& what) {
   int hdr = kTapVnetHdrBytes;
   if (::ioctl(fd, TUNSETVNETHDRSZ, &hdr) != 0) {
-    return SysError::from_errno("ioctl(TUNSETVNETHDRSZ)", "", "cannot set the virtio header size of " + what);
+    return Error::from_errno("ioctl(TUNSETVNETHDRSZ)", "", "cannot set the virtio header size of " + what);
   }
   // No offloads: the kernel hands the tap complete, checksummed frames (offloads may come later).
   if (::ioctl(fd, TUNSETOFFLOAD, 0) != 0) {
-    return SysError::from_errno("ioctl(TUNSETOFFLOAD)", "", "cannot turn off the offloads of " + what);
+    return Error::from_errno("ioctl(TUNSETOFFLOAD)", "", "cannot turn off the offloads of " + what);
   }
   const int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
-    return SysError::from_errno("fcntl", "", "cannot make " + what + " non-blocking");
+    return Error::from_errno("fcntl", "", "cannot make " + what + " non-blocking");
   }
   return Ok{};
 }
 
 // Runs on the thread open_tap starts: enters the netns (if any), opens, comes back.
-SysResult<UniqueFd> open_here(const std::string& name, const std::string& netns_path) {
+Result<UniqueFd> open_here(const std::string& name, const std::string& netns_path) {
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
@@ -59,12 +59,12 @@ SysResult<UniqueFd> open_here(const std::string& name, const std::string& netns_
     in_ns.emplace(std::move(entered).value());
   }
   UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
-  if (!fd) return SysError::from_errno("open", "/dev/net/tun", "cannot open the tun/tap device");
+  if (!fd) return Error::from_errno("open", "/dev/net/tun", "cannot open the tun/tap device");
   ifreq ifr{};
   std::memcpy(ifr.ifr_name, name.data(), name.size());
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
   if (::ioctl(fd.get(), TUNSETIFF, &ifr) != 0) {
-    return SysError::from_errno("ioctl(TUNSETIFF)", netns_path, "cannot create or attach tap " + name);
+    return Error::from_errno("ioctl(TUNSETIFF)", netns_path, "cannot create or attach tap " + name);
   }
   auto ready = set_up(fd.get(), "tap " + name);
   if (!ready) return ready.error();
@@ -77,28 +77,28 @@ SysResult<UniqueFd> open_here(const std::string& name, const std::string& netns_
 
 }  // namespace
 
-SysResult<UniqueFd> open_tap(const std::string& name, const std::string& netns_path) {
+Result<UniqueFd> open_tap(const std::string& name, const std::string& netns_path) {
   auto ok = check_name(name);
   if (!ok) return ok.error();
-  std::optional<SysResult<UniqueFd>> result;
+  std::optional<Result<UniqueFd>> result;
   try {
     std::thread worker([&] { result.emplace(open_here(name, netns_path)); });
     worker.join();
   } catch (const std::system_error& e) {
-    return SysError::with_errno(e.code().value(), "pthread_create", netns_path,
+    return Error::with_errno(e.code().value(), "pthread_create", netns_path,
                                 "cannot start the thread that opens tap " + name);
   }
   return std::move(*result);
 }
 
-SysStatus adopt_tap_fd(int fd) {
+Status adopt_tap_fd(int fd) {
   ifreq ifr{};
   if (::ioctl(fd, TUNGETIFF, &ifr) != 0) {
-    return SysError::from_errno("ioctl(TUNGETIFF)", "", "the fd given as a tap is not a tun/tap fd");
+    return Error::from_errno("ioctl(TUNGETIFF)", "", "the fd given as a tap is not a tun/tap fd");
   }
   const int want = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
   if ((ifr.ifr_flags & want) != want) {
-    return SysError::check(EINVAL, "", "the tap fd must be opened with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR");
+    return Error::check(EINVAL, "", "the tap fd must be opened with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR");
   }
   return set_up(fd, "the tap fd");
 }

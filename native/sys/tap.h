@@ -26,10 +26,10 @@ inline constexpr int kTapVnetHdrBytes = 12;
 
 // `name`: 1..15 bytes, no '/', ':' or whitespace. `netns_path`: a network namespace file
 // (/run/netns/x, /proc/<pid>/ns/net) or empty for the caller's namespace.
-SysResult<UniqueFd> open_tap(const std::string& name, const std::string& netns_path);
+Result<UniqueFd> open_tap(const std::string& name, const std::string& netns_path);
 
 // Checks that `fd` is a tap opened with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR (a tap fd the
 // caller brings) and sets it up like open_tap does (vnet header size, non-blocking).
-SysStatus adopt_tap_fd(int fd);
+Status adopt_tap_fd(int fd);
 
 }  // namespace nodevisor::sys

@@ -25,7 +25,7 @@ class Recorder final : public vmm::BusDevice {
     last_size = data.size();
   }
   std::vector<uint8_t> save() const override { return {}; }
-  vmm::Status restore(std::span<const uint8_t>) override { return {}; }
+  Status restore(std::span<const uint8_t>) override { return {}; }
 };
 
 }  // namespace

@@ -40,7 +40,7 @@ VmSnapshot sample() {
   return s;
 }
 
-std::string error_of(const vmm::Result<std::span<const uint8_t>>& r) { return r.ok() ? "" : r.error().message; }
+std::string error_of(const Result<std::span<const uint8_t>>& r) { return r.ok() ? "" : r.error().message; }
 
 }  // namespace
 

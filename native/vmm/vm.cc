@@ -1,6 +1,5 @@
 #include "vmm/vm.h"
 
-#include "guest/probe/probe_abi.h"
 #include "vmm/arch/x86_64/kernel_image.h"
 #include "vmm/devices/legacy/debug_port.h"
 #include "vmm/devices/legacy/exit_port.h"
@@ -17,7 +16,6 @@
 
 namespace nodevisor::vmm {
 
-static_assert(VmGeneration::kPort == PROBE_VM_GENERATION_PORT, "probe_abi.h and the VMM disagree on the port");
 
 const char* vm_state_name(VmState state) {
   switch (state) {
@@ -282,11 +280,7 @@ void Vm::stop() {
   // Devices first: work in progress gives up at its next step, so a vCPU waiting on a
   // device's register (its mutex) gets through at once and the joins below are short.
   {
-    std::shared_ptr<virtio::DeviceSet> set;
-    {
-      std::lock_guard lock(virtio_mutex_);
-      set = virtio_;
-    }
+    std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
     if (set) set->request_stop();
   }
   for (auto& t : threads_) t->request_stop();
@@ -348,9 +342,9 @@ VmState Vm::state() const {
 size_t Vm::write_console(std::span<const uint8_t> bytes) {
   if (state() == VmState::kStopped) return 0;
   size_t accepted = serial_->enqueue_input(bytes);
-  // A probe parked on the wait port learns that input arrived; a Linux guest does not read
-  // the port and gets the UART interrupt instead.
-  if (accepted > 0) wait_port_->post(PROBE_CMD_CONSOLE_INPUT);
+  // A guest parked on the wait port (the probe) learns that input arrived; a Linux guest does
+  // not read the port and gets the UART interrupt instead.
+  if (accepted > 0 && config_.wait_words.console_input != 0) wait_port_->post(config_.wait_words.console_input);
   return accepted;
 }
 
@@ -406,7 +400,7 @@ void Vm::drain_buffered_writes() {
   }
 }
 
-void Vm::vcpu_failed(uint32_t vcpu_index, const std::string& reason, const std::string& detail) {
+void Vm::vcpu_ended(uint32_t vcpu_index, const std::string& reason, const std::string& detail) {
   end({reason, 0, "vCPU " + std::to_string(vcpu_index) + ": " + detail});
 }
 

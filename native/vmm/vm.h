@@ -1,5 +1,5 @@
 // One virtual machine: KVM VM and vCPUs, guest memory, the legacy devices on the port-I/O
-// bus, an (empty for now) MMIO bus, the vCPU threads, and how the VM ends.
+// bus, the virtio-mmio devices on the MMIO bus, the vCPU threads, and how the VM ends.
 //
 // Threads:
 // - `create` runs on a worker thread (it reads files and makes many ioctls).
@@ -22,11 +22,11 @@
 
 #include "vmm/arch/x86_64/kernel_image.h"
 #include "vmm/bus/bus.h"
-#include "vmm/devices/virtio/device_set.h"
+#include "vmm/device_manager/device_set.h"
 #include "vmm/kvm/kvm_vcpu.h"
 #include "vmm/kvm/kvm_vm.h"
 #include "vmm/memory/guest_memory.h"
-#include "vmm/util/result.h"
+#include "sys/result.h"
 #include "vmm/vstate/vcpu_exit_handler.h"
 #include "vmm/vstate/vcpu_thread.h"
 
@@ -40,6 +40,14 @@ namespace snapshot {
 struct VmSnapshot;
 }
 
+// The words the wait port (devices/legacy/wait_port.h) posts to a guest parked on it when
+// console input arrives or virtio work waits; 0: post nothing. The VMM does not know what a
+// guest makes of them: whoever runs the guest says (the addon, for the probe guest).
+struct WaitPortWords {
+  uint32_t console_input = 0;
+  uint32_t virtio_work = 0;
+};
+
 struct VmConfig {
   std::string kernel_path;
   std::string initrd_path;  // empty: none
@@ -47,6 +55,7 @@ struct VmConfig {
   uint64_t memory_mib = 128;
   uint32_t vcpus = 1;
   std::chrono::milliseconds wait_port_timeout{1000};
+  WaitPortWords wait_words;
   // Start a guest that carries the nodevisor user-entry note (the probe) at its PVH entry
   // anyway, as QEMU would (tests and benchmarks compare both ways).
   bool pvh_entry_only = false;
@@ -95,7 +104,9 @@ class Vm final : private VcpuExitHandler {
   // disks reopened by path, a fresh agent channel and a new generation id. Not running yet:
   // `start` (or `start(true)` to stay paused). A bad snapshot is an EBADSNAPSHOT error naming
   // the file; nothing of the half-built VM is left behind. Runs on a worker thread.
-  static Result<std::unique_ptr<Vm>> restore(const std::string& dir, VmEventSink& sink);
+  // `wait_words` are not part of a snapshot: the caller says them again, as for `create`.
+  static Result<std::unique_ptr<Vm>> restore(const std::string& dir, VmEventSink& sink,
+                                             const WaitPortWords& wait_words = {});
   ~Vm() override;
 
   // Runs the vCPUs; with `paused`, the VM starts in the paused state (resume runs it).
@@ -136,6 +147,7 @@ class Vm final : private VcpuExitHandler {
   Status add_legacy_devices();
   // Creates the virtio devices and their ACPI tables; returns the command-line entries.
   Result<std::string> add_virtio_devices();
+  std::shared_ptr<virtio::DeviceSet> virtio_devices() const;
   void shut_down_virtio();
   void pause_virtio(bool paused);
   Status setup_vcpus(const x86_64::BootEntry& boot);
@@ -159,7 +171,7 @@ class Vm final : private VcpuExitHandler {
   void pio_write(uint16_t port, std::span<const uint8_t> data) override;
   void mmio_read(uint64_t address, std::span<uint8_t> data) override;
   void mmio_write(uint64_t address, std::span<const uint8_t> data) override;
-  void vcpu_failed(uint32_t vcpu_index, const std::string& reason, const std::string& detail) override;
+  void vcpu_ended(uint32_t vcpu_index, const std::string& reason, const std::string& detail) override;
   void drain_buffered_writes() override;
 
   const VmConfig config_;
@@ -178,7 +190,8 @@ class Vm final : private VcpuExitHandler {
   bool restoring_ = false;  // built from a snapshot: guest memory already holds the boot data
   std::vector<std::shared_ptr<BusDevice>> devices_;  // every device, for save/restore
   // Shared so that attach/agent I/O (any thread) can hold the set while stop() drops it;
-  // virtio_mutex_ guards only the pointer, never a blocking call.
+  // virtio_mutex_ guards only the pointer, never a blocking call: `virtio_devices` copies it
+  // (null once stopped).
   std::shared_ptr<virtio::DeviceSet> virtio_;
   std::vector<uint8_t> agent_leftover_;  // guest output still unread when the VM stopped
   mutable std::mutex virtio_mutex_;

@@ -104,11 +104,7 @@ Status Vm::snapshot(const std::string& dir) {
   NV_TRY(kvm_vm_.get_irqchip(KVM_IRQCHIP_IOAPIC, snap.ioapic));
   NV_TRY(kvm_vm_.get_pit(snap.pit));
   NV_TRY(kvm_vm_.get_clock(snap.clock));
-  std::shared_ptr<virtio::DeviceSet> set;
-  {
-    std::lock_guard lock(virtio_mutex_);
-    set = virtio_;
-  }
+  std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
   // attach/detach may run while a VM is paused (they take neither the control mutex nor all
   // device locks at once): read the slots before and after the devices, and refuse a snapshot
   // that a hot-plug ran through, rather than pair a slot's disk with another slot state.
@@ -151,7 +147,7 @@ Status Vm::snapshot(const std::string& dir) {
   return write_file_atomically(join_path(dir, "state"), [&](int fd) { return write_all(fd, file); });
 }
 
-Result<std::unique_ptr<Vm>> Vm::restore(const std::string& dir, VmEventSink& sink) {
+Result<std::unique_ptr<Vm>> Vm::restore(const std::string& dir, VmEventSink& sink, const WaitPortWords& wait_words) {
   const std::string state_path = join_path(dir, "state");
   const std::string memory_path = join_path(dir, "memory");
   auto file = read_whole_file(state_path, snapshot::kMaxStateFileBytes, "snapshot state file", "the 64 MiB cap");
@@ -180,7 +176,9 @@ Result<std::unique_ptr<Vm>> Vm::restore(const std::string& dir, VmEventSink& sin
 
   // If anything below fails, the unique_ptr takes the half-built VM down: device workers
   // joined, vCPU and VM fds closed, memory unmapped (nothing was started).
-  std::unique_ptr<Vm> vm(new Vm(snap.value().config, sink));
+  VmConfig config = snap.value().config;
+  config.wait_words = wait_words;
+  std::unique_ptr<Vm> vm(new Vm(config, sink));
   NV_TRY(vm->restore_from(snap.value(), std::move(memory), state_path));
   return vm;
 }
@@ -208,11 +206,7 @@ Status Vm::restore_from(const snapshot::VmSnapshot& snap, UniqueFd memory_file, 
   NV_TRY(add_legacy_devices());
   pause_virtio(true);  // until start: device workers leave the restored queues alone
   {
-    std::shared_ptr<virtio::DeviceSet> set;
-    {
-      std::lock_guard lock(virtio_mutex_);
-      set = virtio_;
-    }
+    std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
     for (const auto& disk : snap.disks) {
       if (!set) return snapshot::bad_snapshot(state_path, "a disk in a hot-plug slot, but the VM has no virtio devices");
       NV_TRY(set->restore_disk(disk.slot, {disk.path, disk.read_only, disk.serial}));

@@ -4,7 +4,6 @@
 // Threads: add_virtio_devices on the VM-building thread; attach/detach on a libuv worker;
 // write_agent/read_agent on the JS thread; shut_down_virtio on the stopping thread, after
 // the vCPUs are joined and before guest memory is freed.
-#include "guest/probe/probe_abi.h"
 #include "vmm/acpi/acpi_tables.h"
 #include "vmm/devices/legacy/wait_port.h"
 #include "vmm/vm.h"
@@ -28,9 +27,9 @@ Result<std::string> Vm::add_virtio_devices() {
   config.console_notifications.input_space = [this] { sink_.on_agent_writable(); };
   // wait_port_ is created by add_legacy_devices, which may run later: look it up per call.
   config.on_interrupt = [this] {
-    if (wait_port_) wait_port_->post_coalesced(PROBE_CMD_VIRTIO);
+    if (wait_port_ && config_.wait_words.virtio_work != 0) wait_port_->post_coalesced(config_.wait_words.virtio_work);
   };
-  auto set = virtio::DeviceSet::create(kvm_vm_.fd(), *memory_, mmio_bus_, config);
+  auto set = virtio::DeviceSet::create(kvm_vm_, *memory_, mmio_bus_, config);
   if (!set.ok()) return set.error();
 
   acpi::AcpiConfig acpi_config;
@@ -73,66 +72,49 @@ void Vm::shut_down_virtio() {
   mmio_bus_ = Bus("MMIO");
 }
 
+std::shared_ptr<virtio::DeviceSet> Vm::virtio_devices() const {
+  std::lock_guard lock(virtio_mutex_);
+  return virtio_;
+}
+
 Result<uint32_t> Vm::attach_disk(const virtio::DiskConfig& disk) {
-  std::shared_ptr<virtio::DeviceSet> set;
-  {
-    std::lock_guard lock(virtio_mutex_);
-    set = virtio_;
-  }
+  std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
   if (!set) return plain_error("EBUSY", "the VM is stopped");
   return set->attach_disk(disk);
 }
 
 Status Vm::detach_disk(uint32_t slot) {
-  std::shared_ptr<virtio::DeviceSet> set;
-  {
-    std::lock_guard lock(virtio_mutex_);
-    set = virtio_;
-  }
+  std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
   if (!set) return plain_error("EBUSY", "the VM is stopped");
   return set->detach_disk(slot);
 }
 
 Result<uint32_t> Vm::attach_net(const virtio::NetdevConfig& net) {
-  std::shared_ptr<virtio::DeviceSet> set;
-  {
-    std::lock_guard lock(virtio_mutex_);
-    set = virtio_;
-  }
+  std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
   if (!set) return plain_error("EBUSY", "the VM is stopped");
   return set->attach_net(net);
 }
 
 Status Vm::detach_net(uint32_t slot) {
-  std::shared_ptr<virtio::DeviceSet> set;
-  {
-    std::lock_guard lock(virtio_mutex_);
-    set = virtio_;
-  }
+  std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
   if (!set) return plain_error("EBUSY", "the VM is stopped");
   return set->detach_net(slot);
 }
 
 size_t Vm::write_agent(std::span<const uint8_t> bytes) {
-  std::shared_ptr<virtio::DeviceSet> set;
-  {
-    std::lock_guard lock(virtio_mutex_);
-    set = virtio_;
-  }
+  std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
   if (!set || set->console() == nullptr) return 0;
   const size_t taken = set->console()->write_input(bytes);
   // A probe guest brings its virtio drivers up on the first such word (a Linux guest never
   // reads the port; the word is coalesced, so it costs nothing there).
-  if (taken > 0 && wait_port_) wait_port_->post_coalesced(PROBE_CMD_VIRTIO);
+  if (taken > 0 && wait_port_ && config_.wait_words.virtio_work != 0) {
+    wait_port_->post_coalesced(config_.wait_words.virtio_work);
+  }
   return taken;
 }
 
 std::vector<uint8_t> Vm::read_agent(size_t max) {
-  std::shared_ptr<virtio::DeviceSet> set;
-  {
-    std::lock_guard lock(virtio_mutex_);
-    set = virtio_;
-  }
+  std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
   if (!set) {
     // Stopped: serve what was left when the devices went away.
     std::lock_guard lock(virtio_mutex_);
@@ -146,11 +128,7 @@ std::vector<uint8_t> Vm::read_agent(size_t max) {
 }
 
 void Vm::pause_virtio(bool paused) {
-  std::shared_ptr<virtio::DeviceSet> set;
-  {
-    std::lock_guard lock(virtio_mutex_);
-    set = virtio_;
-  }
+  std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
   if (set) set->set_paused(paused);
 }
 

@@ -190,3 +190,16 @@ describe('inspectBlockDevice (root)', canRun, () => {
     expect((err as Error).message).toContain(missing);
   });
 });
+
+describe('errors raised off the JS thread', () => {
+  it("keep the caller's JS stack: a rejection from a libuv worker names the calling file", async () => {
+    const missing = join(tmpdir(), `nodevisor-no-such-disk-${process.pid}`);
+    const err = await inspectBlockDevice(missing).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NodevisorError);
+    const stack = (err as Error).stack ?? '';
+    // Its own header first (the message), then the frames of the call that asked for the work.
+    expect(stack.split('\n')[0]).toContain((err as Error).message.split('\n')[0]);
+    expect(stack).toMatch(/\n {4}at .*src\/rootfs\/blockdev\.ts/);
+    expect(stack).toMatch(/\n {4}at .*test\/native\/blockdev\.test\.ts/);
+  });
+});

@@ -16,7 +16,7 @@
 #include "guest/protocol/frame.h"
 #include "log.h"
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 namespace {
 
@@ -282,4 +282,4 @@ void Agent::dispatch(uint64_t id, const std::string& type, const Fields& f) {
   fail("EUNKNOWN", "unknown request type \"" + shown + "\"");
 }
 
-}  // namespace nv::agent
+}  // namespace nodevisor::agent

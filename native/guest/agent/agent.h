@@ -4,8 +4,7 @@
 // are not about containers) and containers.cc (containers and their processes). Keeping it
 // single-threaded is deliberate: forking without exec in spawn.cc and reaping by waitpid(-1) are
 // only safe when no other thread exists.
-#ifndef NODEVISOR_AGENT_AGENT_H
-#define NODEVISOR_AGENT_AGENT_H
+#pragma once
 
 #include <poll.h>
 
@@ -23,7 +22,7 @@
 #include "storage.h"
 #include "sys/unique_fd.h"
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 using nodevisor::UniqueFd;
 
@@ -142,6 +141,4 @@ class Agent {
   std::vector<PollTarget> poll_targets_;  // ... target
 };
 
-}  // namespace nv::agent
-
-#endif
+}  // namespace nodevisor::agent

@@ -7,7 +7,7 @@
 #include "guest/protocol/frame.h"
 #include "log.h"
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 Channel::ReadResult Channel::read_some(const std::function<void(std::string_view)>& on_frame,
                                        const std::function<void(uint32_t)>& on_bad_frame) {
@@ -91,4 +91,4 @@ bool Channel::flush() {
   return true;
 }
 
-}  // namespace nv::agent
+}  // namespace nodevisor::agent

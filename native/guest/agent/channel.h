@@ -5,8 +5,7 @@
 // chunk (an oversized frame is skipped as it streams by, never buffered), and the output queue is
 // reported through queued() so the main loop stops producing stdio events (and, beyond a hard
 // limit, stops reading requests) while the host does not read.
-#ifndef NODEVISOR_AGENT_CHANNEL_H
-#define NODEVISOR_AGENT_CHANNEL_H
+#pragma once
 
 #include <cstddef>
 #include <cstdint>
@@ -15,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 class Channel {
  public:
@@ -51,6 +50,4 @@ class Channel {
   size_t queued_ = 0;
 };
 
-}  // namespace nv::agent
-
-#endif
+}  // namespace nodevisor::agent

@@ -14,7 +14,7 @@
 #include "errors.h"
 #include "guest/protocol/base64.h"
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 namespace {
 
@@ -347,4 +347,4 @@ void Agent::kill_everything() {
   containers_.clear();
 }
 
-}  // namespace nv::agent
+}  // namespace nodevisor::agent

@@ -2,15 +2,16 @@
 // thread) turns it into an error frame {id, type:'error', code, message} and keeps serving.
 // AgentError is a std::exception, so the main loop's catch-all also catches one thrown outside a
 // request (a failed channel reopen as PID 1) instead of letting it end PID 1 and the guest.
-#ifndef NODEVISOR_AGENT_ERRORS_H
-#define NODEVISOR_AGENT_ERRORS_H
+#pragma once
 
 #include <cerrno>
 #include <cstring>
 #include <exception>
 #include <string>
 
-namespace nv::agent {
+#include "sys/errno_name.h"
+
+namespace nodevisor::agent {
 
 struct AgentError : std::exception {
   AgentError(std::string c, std::string m) : code(std::move(c)), message(std::move(m)) {}
@@ -24,20 +25,12 @@ struct AgentError : std::exception {
   throw AgentError(std::move(code), std::move(message));
 }
 
-// The errno's symbolic name ("ENOENT"), which is what the host matches on.
-inline std::string errno_name(int err) {
-  const char* name = strerrorname_np(err);
-  if (name != nullptr) return name;
-  std::string unknown = "E";
-  unknown += std::to_string(err);
-  return unknown;
-}
+// The errno's symbolic name ("ENOENT") is what the host matches on.
+using sys::errno_name;
 
 // "<what>: <strerror>" with the errno's name as code.
 [[noreturn]] inline void fail_errno(int err, const std::string& what) {
   throw AgentError(errno_name(err), what + ": " + std::strerror(err));
 }
 
-}  // namespace nv::agent
-
-#endif
+}  // namespace nodevisor::agent

@@ -13,7 +13,7 @@
 
 #include "log.h"
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 namespace {
 
@@ -92,4 +92,4 @@ void power_off() {
   for (;;) ::pause();
 }
 
-}  // namespace nv::agent
+}  // namespace nodevisor::agent

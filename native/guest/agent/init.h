@@ -1,9 +1,8 @@
 // What the agent does as PID 1 of a guest, before it serves: the kernel hands it an initramfs
 // with nothing mounted. Main thread, before the main loop starts.
-#ifndef NODEVISOR_AGENT_INIT_H
-#define NODEVISOR_AGENT_INIT_H
+#pragma once
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 // Mounts proc, sysfs, devtmpfs and /run; makes sure fds 0-2 are open; loads the modules listed
 // in /lib/modules/nodevisor.list. Problems are logged, not fatal: the host learns what is missing
@@ -20,6 +19,4 @@ void load_modules(const char* list_path);
 // Powers the VM off (PID 1 must never exit: the kernel would panic).
 [[noreturn]] void power_off();
 
-}  // namespace nv::agent
-
-#endif
+}  // namespace nodevisor::agent

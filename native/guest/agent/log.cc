@@ -5,7 +5,7 @@
 #include <cstdarg>
 #include <cstdio>
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 void log(const char* format, ...) {
   char line[512];
@@ -23,4 +23,4 @@ void log(const char* format, ...) {
   (void)ignored;
 }
 
-}  // namespace nv::agent
+}  // namespace nodevisor::agent

@@ -22,8 +22,8 @@
 #include "init.h"
 #include "log.h"
 
-using nv::agent::AgentError;
-using nv::agent::log;
+using nodevisor::agent::AgentError;
+using nodevisor::agent::log;
 
 namespace {
 
@@ -36,7 +36,7 @@ namespace {
 }  // namespace
 
 int main(int argc, char** argv) {
-  nv::agent::Options options;
+  nodevisor::agent::Options options;
   bool boot = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -73,25 +73,25 @@ int main(int argc, char** argv) {
     if (::getpid() != 1) usage("give --channel-fd or --channel when not running as PID 1");
     options.pid1 = true;
     options.channel_path = "/dev/hvc0";
-    nv::agent::boot_as_pid1();
+    nodevisor::agent::boot_as_pid1();
   } else if (boot) {
     // Refused outside a fresh PID namespace, so a stray --boot cannot mount over a host's /dev.
     if (::getpid() != 1) usage("--boot is for PID 1 of a private namespace only");
-    nv::agent::boot_as_pid1();
+    nodevisor::agent::boot_as_pid1();
   } else {
-    nv::agent::ensure_stdio_open();
+    nodevisor::agent::ensure_stdio_open();
     // Orphans of our children come to us, as they would to PID 1 in a guest, and get reaped.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   }
 
   try {
-    nv::agent::Agent agent(options);
+    nodevisor::agent::Agent agent(options);
     return agent.run();
   } catch (const AgentError& e) {
     log("fatal: %s (%s)", e.message.c_str(), e.code.c_str());
   } catch (const std::exception& e) {
     log("fatal: %s", e.what());
   }
-  if (options.pid1) nv::agent::power_off();
+  if (options.pid1) nodevisor::agent::power_off();
   return 1;
 }

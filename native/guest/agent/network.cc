@@ -15,7 +15,7 @@
 #include "agent.h"
 #include "errors.h"
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 namespace net {
 
@@ -333,4 +333,4 @@ void Agent::handle_network_update(uint64_t id, const Fields& f) {
   });
 }
 
-}  // namespace nv::agent
+}  // namespace nodevisor::agent

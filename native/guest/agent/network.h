@@ -4,8 +4,7 @@
 // link up, then adds routes and permanent ARP/NDP neighbours. All through rtnetlink.
 //
 // Runs on: the agent's main loop thread; every netlink call is a request and its ack.
-#ifndef NODEVISOR_AGENT_NETWORK_H
-#define NODEVISOR_AGENT_NETWORK_H
+#pragma once
 
 #include <array>
 #include <cstdint>
@@ -15,7 +14,7 @@
 
 #include "sys/unique_fd.h"
 
-namespace nv::agent::net {
+namespace nodevisor::agent::net {
 
 using Mac = std::array<uint8_t, 6>;
 
@@ -56,6 +55,4 @@ class Netlink {
   uint32_t seq_ = 0;
 };
 
-}  // namespace nv::agent::net
-
-#endif
+}  // namespace nodevisor::agent::net

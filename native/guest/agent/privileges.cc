@@ -14,7 +14,7 @@
 #include "request.h"
 #include "seccomp.h"
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 namespace {
 
@@ -174,4 +174,4 @@ int set_capabilities(const Privileges& p, int last_cap) {
   return 0;
 }
 
-}  // namespace nv::agent
+}  // namespace nodevisor::agent

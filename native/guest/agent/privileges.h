@@ -7,8 +7,7 @@
 // When the host sends no capabilities the process gets runc's defaults (`runc spec`:
 // CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE in the bounding, effective and permitted
 // sets); when it sends no noNewPrivileges, it is true.
-#ifndef NODEVISOR_AGENT_PRIVILEGES_H
-#define NODEVISOR_AGENT_PRIVILEGES_H
+#pragma once
 
 #include <linux/filter.h>
 #include <sys/resource.h>
@@ -17,7 +16,7 @@
 #include <string>
 #include <vector>
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 class Fields;
 
@@ -57,6 +56,4 @@ int set_capabilities(const Privileges& p, int last_cap);
 // The kernel's highest capability number (/proc/sys/kernel/cap_last_cap), read by the parent.
 int kernel_last_capability();
 
-}  // namespace nv::agent
-
-#endif
+}  // namespace nodevisor::agent

@@ -3,7 +3,7 @@
 #include "errors.h"
 #include "validate.h"
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 namespace {
 constexpr size_t kMaxArgs = 1024;
@@ -128,4 +128,4 @@ ProcessSpec parse_process(const Fields& request) {
   return spec;
 }
 
-}  // namespace nv::agent
+}  // namespace nodevisor::agent

@@ -1,8 +1,7 @@
 // Typed access to the fields of one request object, with the checks of docs/protocol.md. Every
 // accessor throws AgentError (EINVAL naming the field, EID, EPATH) so handlers read like the
 // protocol text. Main loop thread.
-#ifndef NODEVISOR_AGENT_REQUEST_H
-#define NODEVISOR_AGENT_REQUEST_H
+#pragma once
 
 #include <sys/types.h>
 
@@ -14,7 +13,7 @@
 #include "guest/protocol/json.h"
 #include "privileges.h"
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 class Fields {
  public:
@@ -55,6 +54,4 @@ struct ProcessSpec {
 
 ProcessSpec parse_process(const Fields& request);
 
-}  // namespace nv::agent
-
-#endif
+}  // namespace nodevisor::agent

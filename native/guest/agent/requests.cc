@@ -12,13 +12,13 @@
 #include <cstring>
 
 #include "agent.h"
-#include "crc32.h"
 #include "errors.h"
 #include "guest/protocol/base64.h"
+#include "guest/protocol/crc32.h"
 #include "guest/protocol/frame.h"
 #include "validate.h"
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 namespace {
 
@@ -129,7 +129,7 @@ void Agent::handle_disk_checksum(uint64_t id, const Fields& f) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) fail_errno(errno, "open " + path);
   // Runs on the main loop: a 1 GiB range blocks serving for its duration (tests use small ones).
-  Crc32 crc;
+  uint32_t crc = 0;
   std::vector<unsigned char> buffer(64 * 1024);
   int64_t done = 0;
   while (done < length) {
@@ -137,10 +137,10 @@ void Agent::handle_disk_checksum(uint64_t id, const Fields& f) {
     ssize_t n = ::pread(fd.get(), buffer.data(), want, offset + done);
     if (n < 0) fail_errno(errno, "read " + path);
     if (n == 0) fail("EINVAL", "range beyond the end of " + path);
-    crc.update(buffer.data(), static_cast<size_t>(n));
+    crc = nv_crc32_update(crc, buffer.data(), static_cast<size_t>(n));
     done += n;
   }
-  send_ok(id, [&](json::Writer& w) { w.key("crc32").number(crc.value()); });
+  send_ok(id, [&](json::Writer& w) { w.key("crc32").number(crc); });
 }
 
-}  // namespace nv::agent
+}  // namespace nodevisor::agent

@@ -13,7 +13,7 @@
 #include "errors.h"
 #include "request.h"
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 namespace {
 
@@ -178,4 +178,4 @@ int load_seccomp(const std::vector<sock_filter>& program) {
   return 0;
 }
 
-}  // namespace nv::agent
+}  // namespace nodevisor::agent

@@ -8,15 +8,14 @@
 // rule, in profile order: the first whose syscall number and argument conditions all match
 // decides; otherwise defaultAction. Names this architecture does not have are skipped, as
 // runc does (profiles list names of every architecture). SCMP_ACT_NOTIFY is refused (EINVAL).
-#ifndef NODEVISOR_AGENT_SECCOMP_H
-#define NODEVISOR_AGENT_SECCOMP_H
+#pragma once
 
 #include <linux/filter.h>
 
 #include <string_view>
 #include <vector>
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 class Fields;
 
@@ -29,6 +28,4 @@ int syscall_number(std::string_view name);
 // Child side: installs the filter; returns 0 or an errno.
 int load_seccomp(const std::vector<sock_filter>& program);
 
-}  // namespace nv::agent
-
-#endif
+}  // namespace nodevisor::agent

@@ -21,7 +21,7 @@
 #include "privileges.h"
 #include "seccomp.h"
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 namespace {
 
@@ -428,4 +428,4 @@ Spawned spawn_exec(const ProcessSpec& process, int container_pidfd) {
   return out;
 }
 
-}  // namespace nv::agent
+}  // namespace nodevisor::agent

@@ -14,8 +14,7 @@
 // first process of a container finished its setup and waits for container.start, tag 'E' with the
 // failing step and errno when setup or execve failed; end-of-file without 'E' after the start
 // means execve succeeded.
-#ifndef NODEVISOR_AGENT_SPAWN_H
-#define NODEVISOR_AGENT_SPAWN_H
+#pragma once
 
 #include <sys/types.h>
 
@@ -24,7 +23,7 @@
 #include "request.h"
 #include "sys/unique_fd.h"
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 using nodevisor::UniqueFd;
 
@@ -58,6 +57,4 @@ Spawned spawn_container_init(const ProcessSpec& process, const ContainerSetup& s
 // helper. Throws AgentError when the helper could not join the namespaces or fork.
 Spawned spawn_exec(const ProcessSpec& process, int container_pidfd);
 
-}  // namespace nv::agent
-
-#endif
+}  // namespace nodevisor::agent

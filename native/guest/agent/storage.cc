@@ -18,7 +18,7 @@
 #include "errors.h"
 #include "sys/unique_fd.h"
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 using nodevisor::UniqueFd;
 
@@ -246,4 +246,4 @@ void unmount(const std::string& mount_point) {
   }
 }
 
-}  // namespace nv::agent
+}  // namespace nodevisor::agent

@@ -1,7 +1,6 @@
 // Mounting disks for containers: Kata's split of mount options into flags and data, finding a
 // hot-plugged disk by its virtio-blk serial, mount and unmount. Main loop thread.
-#ifndef NODEVISOR_AGENT_STORAGE_H
-#define NODEVISOR_AGENT_STORAGE_H
+#pragma once
 
 #include <optional>
 #include <string>
@@ -9,7 +8,7 @@
 
 #include "sys/unique_fd.h"
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 struct MountOptions {
   unsigned long flags = 0;             // MS_* flags for the mount itself
@@ -40,6 +39,4 @@ void unmount(const std::string& mount_point);
 // (0755).
 nodevisor::UniqueFd open_mount_point(const std::string& path, bool create);
 
-}  // namespace nv::agent
-
-#endif
+}  // namespace nodevisor::agent

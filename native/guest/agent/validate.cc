@@ -1,6 +1,6 @@
 #include "validate.h"
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 bool valid_id(std::string_view id) {
   if (id.empty() || id.size() > kMaxIdLength) return false;
@@ -30,4 +30,4 @@ bool normal_absolute_path(std::string_view path) {
   return true;
 }
 
-}  // namespace nv::agent
+}  // namespace nodevisor::agent

@@ -1,11 +1,10 @@
 // Checks on names and paths that come from the host. Ids become keys and hostnames; paths
 // name mount points and directories inside a container, so none may climb out with "..".
-#ifndef NODEVISOR_AGENT_VALIDATE_H
-#define NODEVISOR_AGENT_VALIDATE_H
+#pragma once
 
 #include <string_view>
 
-namespace nv::agent {
+namespace nodevisor::agent {
 
 inline constexpr size_t kMaxIdLength = 128;
 inline constexpr size_t kMaxPathLength = 4095;
@@ -17,6 +16,4 @@ bool valid_id(std::string_view id);
 // at most kMaxPathLength bytes.
 bool normal_absolute_path(std::string_view path);
 
-}  // namespace nv::agent
-
-#endif
+}  // namespace nodevisor::agent

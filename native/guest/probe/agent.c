@@ -4,7 +4,7 @@
 
 #include "../protocol/frame.h"
 #include "blk.h"
-#include "crc32.h"
+#include "../protocol/crc32.h"
 #include "generation.h"
 #include "faults.h"
 #include "json_scan.h"
@@ -185,7 +185,7 @@ static void serve_checksum(u64 id, const char* payload, u32 n) {
     u64 from = pos - chunk_start;
     u64 take = chunk_len - from;
     if (take > end - pos) take = end - pos;
-    crc = crc32_update(crc, disk_chunk + from, take);
+    crc = nv_crc32_update(crc, disk_chunk + from, take);
     pos += take;
   }
   begin_reply(id, "ok");

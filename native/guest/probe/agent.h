@@ -1,7 +1,6 @@
 // The probe's side of the agent protocol (docs/protocol.md) over its virtio-console: frames
 // in, requests served (ping, echo, disk.checksum; everything else ENOTSUP), frames out.
-#ifndef NODEVISOR_PROBE_AGENT_H
-#define NODEVISOR_PROBE_AGENT_H
+#pragma once
 
 #include "probe.h"
 
@@ -10,5 +9,3 @@
 int agent_init(void);
 // Serves whatever arrived; returns nonzero when it did any work.
 int agent_poll(void);
-
-#endif

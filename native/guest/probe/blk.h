@@ -1,7 +1,6 @@
 // The probe's virtio-blk driver: synchronous (polled) reads, the serial (GET_ID) and the
 // capacity, re-read on every use so a hot-plugged or detached disk is seen at once.
-#ifndef NODEVISOR_PROBE_BLK_H
-#define NODEVISOR_PROBE_BLK_H
+#pragma once
 
 #include "virtio.h"
 
@@ -20,5 +19,3 @@ u64 blk_capacity(struct blk* b);
 int blk_serial(struct blk* b, char out[BLK_SERIAL_BYTES + 1]);
 // Reads `len` bytes (a multiple of 512) from `sector` into `buf`; 0 on success.
 int blk_read(struct blk* b, u64 sector, void* buf, u32 len);
-
-#endif

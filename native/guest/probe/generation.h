@@ -1,7 +1,6 @@
 // The probe's `probe.generation` request: the VM generation id and a running count of the
 // requests for it. See generation.c.
-#ifndef NODEVISOR_PROBE_GENERATION_H
-#define NODEVISOR_PROBE_GENERATION_H
+#pragma once
 
 #include "probe.h"
 
@@ -11,5 +10,3 @@
 // Writes the reply fields (JSON, each preceded by a comma) into `out`, NUL-terminated, and
 // counts the request.
 void probe_generation_fields(char* out, u32 room);
-
-#endif

@@ -2,8 +2,7 @@
 // returned as a span of the input (a string token keeps its quotes and escapes, so it can be
 // copied into a reply as it is). Bounded: nesting is skipped up to a fixed depth, and every
 // read stays inside the given length.
-#ifndef NODEVISOR_PROBE_JSON_SCAN_H
-#define NODEVISOR_PROBE_JSON_SCAN_H
+#pragma once
 
 #include "probe.h"
 
@@ -23,5 +22,3 @@ int json_uint(const struct json_value* v, u64* out);
 // Copies a string value without escapes into out (at most cap-1 bytes, NUL-terminated);
 // -1 when it is not a string, has escapes, or does not fit.
 int json_plain_string(const struct json_value* v, char* out, u64 cap);
-
-#endif

@@ -1,8 +1,7 @@
 // The probe's virtio-net driver: polled, answers ARP requests and ICMP echo (ping) for the
 // IPv4 address the host gives it with the `net.config` request, and echoes UDP datagrams sent
 // to port 7 (for throughput benchmarks). Nothing else: other frames are dropped.
-#ifndef NODEVISOR_PROBE_NET_H
-#define NODEVISOR_PROBE_NET_H
+#pragma once
 
 #include "probe.h"
 
@@ -16,5 +15,3 @@
 const char* net_config(const char* payload, u32 n, char* out, u32 room);
 // Serves received frames and reclaims sent ones; nonzero when it did any work.
 int net_poll(void);
-
-#endif

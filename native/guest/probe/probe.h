@@ -1,8 +1,7 @@
 // What every part of the probe shares: fixed-width types, port and MMIO access, and the few
 // libc routines the compiler may call on its own (memcpy, memset, memmove, memcmp). The probe
 // is freestanding: no libc, no interrupts (it polls), one vCPU.
-#ifndef NODEVISOR_PROBE_H
-#define NODEVISOR_PROBE_H
+#pragma once
 
 #include <stddef.h>
 #include <stdint.h>
@@ -44,5 +43,3 @@ int memcmp(const void* a, const void* b, size_t n);
 void serial_write(const char* text);
 // Parks on the wait port; returns the word the VMM posted (0: timeout or nothing).
 u32 wait_for_work(void);
-
-#endif

@@ -1,8 +1,7 @@
 // The contract between the probe guest and a VMM, shared by native/guest/probe (guest side,
 // freestanding C/asm) and native/vmm (host side). Plain constants only, so both a freestanding
 // assembler file and C++20 can include it. See README.md in this directory.
-#ifndef NODEVISOR_PROBE_ABI_H
-#define NODEVISOR_PROBE_ABI_H
+#pragma once
 
 // COM1 (8250 UART). The probe writes bytes to THR without waiting on LSR: our 8250 and QEMU's
 // are always ready, and every extra `in` is a VM exit.
@@ -41,13 +40,5 @@
 
 #define PROBE_BANNER "nodevisor probe ready\n"
 
-// The nodevisor ELF note (PT_NOTE, name "nodevisor"): a guest that carries it offers a second
-// entry besides its PVH one. NODEVISOR_NOTE_USER_ENTRY64 (8-byte descriptor): a 64-bit entry
-// point that nodevisor's VMM starts directly at CPL 3 (64-bit code segment DPL 3, identity
-// paging of the first 4 GiB with user pages, a TSS whose I/O bitmap opens every port, IOPL 3,
-// interrupts off, no IDT), %rdi = hvm_start_info address, %rsp undefined. On kvm_pvm this
-// skips every (emulated) CPL-0 instruction. Other loaders (QEMU) ignore the note.
-#define NODEVISOR_NOTE_NAME "nodevisor"
-#define NODEVISOR_NOTE_USER_ENTRY64 1
-
-#endif
+// The nodevisor ELF note (the probe carries one): ../protocol/elf_note.h.
+#include "../protocol/elf_note.h"

@@ -2,12 +2,11 @@
 // VERSION_1 only, and drives split virtqueues whose rings and buffers live in the probe's
 // own (identity-mapped) memory. No interrupts: the probe polls the used rings, and parks on
 // the wait port when there is nothing to do.
-#ifndef NODEVISOR_PROBE_VIRTIO_H
-#define NODEVISOR_PROBE_VIRTIO_H
+#pragma once
 
 #include "probe.h"
 
-// Where nodevisor's VMM places virtio-mmio devices (native/vmm/devices/virtio/device_set.h).
+// Where nodevisor's VMM places virtio-mmio devices (native/vmm/device_manager/device_set.h).
 #define VIRTIO_MMIO_BASE 0xd0000000ull
 #define VIRTIO_MMIO_STRIDE 0x1000ull
 #define VIRTIO_MMIO_MAX_DEVICES 19
@@ -65,5 +64,3 @@ void vq_notify(struct virtio_dev* dev, u16 queue);
 int vq_take_used(struct virtqueue* q, u16* head, u32* len);
 u32 virtio_config_generation(struct virtio_dev* dev);
 u64 virtio_config_read64(struct virtio_dev* dev, u32 offset);
-
-#endif

@@ -1,14 +1,13 @@
 // Base64 (RFC 4648, standard alphabet, with padding) for binary payloads inside JSON frames:
 // stdio chunks, stdin data, RNG seeds. Header-only C++; pure functions, any thread.
-#ifndef NODEVISOR_GUEST_PROTOCOL_BASE64_H
-#define NODEVISOR_GUEST_PROTOCOL_BASE64_H
+#pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
-namespace nv::base64 {
+namespace nodevisor::base64 {
 
 inline std::string encode(std::string_view in) {
   static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -71,6 +70,4 @@ inline std::optional<std::string> decode(std::string_view in) {
   return out;
 }
 
-}  // namespace nv::base64
-
-#endif
+}  // namespace nodevisor::base64

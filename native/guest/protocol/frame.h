@@ -2,8 +2,7 @@
 // many bytes of UTF-8 JSON. Header-only and freestanding: it uses only <stdint.h> and <stddef.h>
 // (both provided by the compiler without libc), so the probe guest (CPL 3, no libc) and the agent
 // (C++20, static glibc) share this one definition. Any thread may call these; they are pure.
-#ifndef NODEVISOR_GUEST_PROTOCOL_FRAME_H
-#define NODEVISOR_GUEST_PROTOCOL_FRAME_H
+#pragma once
 
 #include <stddef.h>
 #include <stdint.h>
@@ -55,6 +54,4 @@ static inline enum nv_frame_status nv_frame_get_header(const unsigned char in[NV
 
 #ifdef __cplusplus
 }
-#endif
-
 #endif

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 
-namespace nv::json {
+namespace nodevisor::json {
 
 const Value* Value::get(std::string_view key) const {
   if (kind_ != Kind::Object) return nullptr;
@@ -422,4 +422,4 @@ void Writer::append_escaped(std::string_view s) {
   out_ += '"';
 }
 
-}  // namespace nv::json
+}  // namespace nodevisor::json

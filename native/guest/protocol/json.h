@@ -10,8 +10,7 @@
 // (paths and errno texts) with U+FFFD so the host always receives valid JSON.
 //
 // Single-threaded use: the agent's main loop thread owns every Value and Writer.
-#ifndef NODEVISOR_GUEST_PROTOCOL_JSON_H
-#define NODEVISOR_GUEST_PROTOCOL_JSON_H
+#pragma once
 
 #include <cstdint>
 #include <optional>
@@ -20,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-namespace nv::json {
+namespace nodevisor::json {
 
 inline constexpr int kMaxDepth = 32;
 inline constexpr size_t kMaxValues = 65536;
@@ -109,6 +108,4 @@ class Writer {
 // True when `s` is valid UTF-8 (no overlongs, no surrogates, at most U+10FFFF).
 bool valid_utf8(std::string_view s);
 
-}  // namespace nv::json
-
-#endif
+}  // namespace nodevisor::json

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "vmm/memory/guest_memory.h"
-#include "vmm/util/result.h"
+#include "sys/result.h"
 
 namespace nodevisor::vmm::acpi {
 

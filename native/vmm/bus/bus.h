@@ -12,7 +12,7 @@
 #include <string>
 
 #include "vmm/bus/bus_device.h"
-#include "vmm/util/result.h"
+#include "sys/result.h"
 
 namespace nodevisor::vmm {
 

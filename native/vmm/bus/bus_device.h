@@ -10,7 +10,7 @@
 #include <span>
 #include <vector>
 
-#include "vmm/util/result.h"
+#include "sys/result.h"
 
 namespace nodevisor::vmm {
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "vmm/kvm/kvm_abi.h"
-#include "vmm/util/result.h"
+#include "sys/result.h"
 #include "sys/unique_fd.h"
 
 namespace nodevisor::vmm {

@@ -1,7 +1,10 @@
 #include "vmm/kvm/kvm_vm.h"
 
 #include <linux/kvm.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
+
+#include <cerrno>
 
 #include "vmm/kvm/kvm_system.h"
 
@@ -116,5 +119,30 @@ Status KvmVm::get_pit(kvm_pit_state2& pit) const { return vm_ioctl(fd(), KVM_GET
 Status KvmVm::set_pit(const kvm_pit_state2& pit) { return vm_ioctl(fd(), KVM_SET_PIT2, &pit, "KVM_SET_PIT2"); }
 Status KvmVm::get_clock(kvm_clock_data& clock) const { return vm_ioctl(fd(), KVM_GET_CLOCK, &clock, "KVM_GET_CLOCK"); }
 Status KvmVm::set_clock(const kvm_clock_data& clock) { return vm_ioctl(fd(), KVM_SET_CLOCK, &clock, "KVM_SET_CLOCK"); }
+
+Result<UniqueFd> KvmVm::connect_irqfd(uint32_t gsi) {
+  UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!fd.valid()) return sys_error(errno, "eventfd", "cannot create an interrupt eventfd");
+  kvm_irqfd irqfd{};
+  irqfd.fd = static_cast<uint32_t>(fd.get());
+  irqfd.gsi = gsi;
+  if (::ioctl(fd_.get(), KVM_IRQFD, &irqfd) != 0) {
+    return sys_error(errno, "ioctl(KVM_IRQFD)", "cannot connect a virtio interrupt", "EKVM_IRQ");
+  }
+  return fd;
+}
+
+Status KvmVm::connect_ioeventfd(uint64_t address, uint32_t datamatch, int fd) {
+  kvm_ioeventfd io{};
+  io.datamatch = datamatch;
+  io.addr = address;
+  io.len = 4;
+  io.fd = fd;
+  io.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
+  if (::ioctl(fd_.get(), KVM_IOEVENTFD, &io) != 0) {
+    return sys_error(errno, "ioctl(KVM_IOEVENTFD)", "cannot connect a virtio doorbell", "EKVM_IRQ");
+  }
+  return {};
+}
 
 }  // namespace nodevisor::vmm

@@ -9,13 +9,14 @@
 
 #include <cstdint>
 
+#include "vmm/kvm/vm_wiring.h"
 #include "vmm/memory/guest_memory.h"
-#include "vmm/util/result.h"
+#include "sys/result.h"
 #include "sys/unique_fd.h"
 
 namespace nodevisor::vmm {
 
-class KvmVm {
+class KvmVm final : public VmWiring {
  public:
   // Just below the 4 GiB boundary, as Firecracker and QEMU place them (inside the MMIO hole,
   // so never guest RAM): three pages of TSS, one page of identity map.
@@ -51,6 +52,10 @@ class KvmVm {
   // The KVM clock (kvmclock's time base, in ns): a restored VM's clock continues from here.
   Status get_clock(kvm_clock_data& clock) const;
   Status set_clock(const kvm_clock_data& clock);
+
+  // VmWiring: KVM_IRQFD and KVM_IOEVENTFD (datamatch) on this VM.
+  Result<UniqueFd> connect_irqfd(uint32_t gsi) override;
+  Status connect_ioeventfd(uint64_t address, uint32_t datamatch, int fd) override;
 
  private:
   Status register_memory(const GuestMemory& memory);

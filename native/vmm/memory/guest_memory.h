@@ -16,7 +16,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "vmm/util/result.h"
+#include "sys/result.h"
 #include "sys/unique_fd.h"
 
 namespace nodevisor::vmm {

@@ -2,16 +2,14 @@
 
 #include <cstring>
 
-#include "guest/agent/crc32.h"
+#include "guest/protocol/crc32.h"
 
 namespace nodevisor::vmm::snapshot {
 
 uint32_t state_crc32(std::span<const uint8_t> bytes) {
-  // The project's one CRC-32 (the agent's, zlib's polynomial): a state file can be checked
-  // with any zlib crc32 too.
-  nv::agent::Crc32 crc;
-  crc.update(bytes.data(), bytes.size());
-  return crc.value();
+  // The project's one CRC-32 (zlib's polynomial): a state file can be checked with any zlib
+  // crc32 too.
+  return nv_crc32_update(0, bytes.data(), bytes.size());
 }
 
 Error bad_snapshot(const std::string& path, const std::string& what) {

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "vmm/util/result.h"
+#include "sys/result.h"
 
 namespace nodevisor::vmm::snapshot {
 

@@ -3,9 +3,10 @@
 #include <cstdio>
 
 #include "vmm/devices/virtio/block/block_device.h"
-#include "vmm/devices/virtio/device_set.h"
+#include "vmm/device_manager/device_set.h"
 #include "vmm/snapshot/state_file.h"
 #include "vmm/util/state_codec.h"
+#include "vmm/util/hex.h"
 
 namespace nodevisor::vmm::snapshot {
 
@@ -191,12 +192,6 @@ const kvm_cpuid_entry2* find_leaf(const std::vector<kvm_cpuid_entry2>& table, ui
     if (e.function == function && e.index == index) return &e;
   }
   return nullptr;
-}
-
-std::string hex(uint32_t v) {
-  char text[16];
-  std::snprintf(text, sizeof text, "0x%x", v);
-  return text;
 }
 
 }  // namespace

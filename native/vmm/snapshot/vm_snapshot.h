@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "vmm/util/result.h"
+#include "sys/result.h"
 #include "vmm/vm.h"
 
 namespace nodevisor::vmm::snapshot {

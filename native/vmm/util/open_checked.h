@@ -12,7 +12,7 @@
 #include <string>
 
 #include "sys/unique_fd.h"
-#include "vmm/util/result.h"
+#include "sys/result.h"
 
 namespace nodevisor::vmm {
 

@@ -12,7 +12,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "vmm/util/result.h"
+#include "sys/result.h"
 
 namespace nodevisor::vmm {
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "vmm/kvm/kvm_vcpu.h"
-#include "vmm/util/result.h"
+#include "sys/result.h"
 
 namespace nodevisor::vmm {
 

@@ -186,7 +186,7 @@ void VcpuThread::run_loop() {
       continue;
     }
     if (rc < 0) {
-      handler_.vcpu_failed(vcpu_.index(), "internal-error", std::string("KVM_RUN failed: ") + std::strerror(-rc));
+      handler_.vcpu_ended(vcpu_.index(), "internal-error", std::string("KVM_RUN failed: ") + std::strerror(-rc));
       break;
     }
     if (!handle_exit()) break;
@@ -217,7 +217,7 @@ bool VcpuThread::handle_exit() {
       const auto& io = run->io;
       // The data area is in the shared page; KVM sets the offset, we still bound it.
       if (io.size != 1 && io.size != 2 && io.size != 4) {
-        handler_.vcpu_failed(vcpu_.index(), "internal-error", "port I/O of size " + std::to_string(io.size));
+        handler_.vcpu_ended(vcpu_.index(), "internal-error", "port I/O of size " + std::to_string(io.size));
         return false;
       }
       uint8_t* base = reinterpret_cast<uint8_t*>(run);
@@ -242,21 +242,21 @@ bool VcpuThread::handle_exit() {
       return true;
     }
     case KVM_EXIT_SHUTDOWN:
-      handler_.vcpu_failed(vcpu_.index(), "shutdown", "the guest shut down (triple fault)" + where());
+      handler_.vcpu_ended(vcpu_.index(), "shutdown", "the guest shut down (triple fault)" + where());
       return false;
     case KVM_EXIT_HLT:
-      handler_.vcpu_failed(vcpu_.index(), "halt", "the guest halted with interrupts off");
+      handler_.vcpu_ended(vcpu_.index(), "halt", "the guest halted with interrupts off");
       return false;
     case KVM_EXIT_SYSTEM_EVENT:
       switch (run->system_event.type) {
         case KVM_SYSTEM_EVENT_RESET:
-          handler_.vcpu_failed(vcpu_.index(), "reset", "the guest requested a reset");
+          handler_.vcpu_ended(vcpu_.index(), "reset", "the guest requested a reset");
           break;
         case KVM_SYSTEM_EVENT_SHUTDOWN:
-          handler_.vcpu_failed(vcpu_.index(), "poweroff", "the guest powered off");
+          handler_.vcpu_ended(vcpu_.index(), "poweroff", "the guest powered off");
           break;
         default:
-          handler_.vcpu_failed(vcpu_.index(), "crash",
+          handler_.vcpu_ended(vcpu_.index(), "crash",
                                "system event " + std::to_string(run->system_event.type));
           break;
       }
@@ -265,18 +265,18 @@ bool VcpuThread::handle_exit() {
       std::string detail = "KVM internal error, suberror " + std::to_string(run->internal.suberror);
       if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) detail += " (instruction emulation failed)";
       detail += where();
-      handler_.vcpu_failed(vcpu_.index(), "internal-error", detail);
+      handler_.vcpu_ended(vcpu_.index(), "internal-error", detail);
       return false;
     }
     case KVM_EXIT_FAIL_ENTRY:
-      handler_.vcpu_failed(vcpu_.index(), "internal-error",
+      handler_.vcpu_ended(vcpu_.index(), "internal-error",
                            "VM entry failed, reason " +
                                std::to_string(run->fail_entry.hardware_entry_failure_reason));
       return false;
     case KVM_EXIT_INTR:
       return true;
     default:
-      handler_.vcpu_failed(vcpu_.index(), "internal-error", "unexpected KVM exit " + std::to_string(run->exit_reason));
+      handler_.vcpu_ended(vcpu_.index(), "internal-error", "unexpected KVM exit " + std::to_string(run->exit_reason));
       return false;
   }
 }

@@ -17,7 +17,7 @@
 #include <string>
 
 #include "vmm/kvm/kvm_vcpu.h"
-#include "vmm/util/result.h"
+#include "sys/result.h"
 #include "vmm/vstate/vcpu_exit_handler.h"
 
 namespace nodevisor::vmm {
@@ -34,7 +34,8 @@ class VcpuThread {
   // Starts the thread, running the guest at once — or, with `paused`, parked in its mailbox
   // until request_resume (a VM restored from a snapshot with { paused: true }).
   Status spawn(bool paused = false);
-  // Requests; each returns at once. `wait_settled` waits until the thread acted on them.
+  // Requests; each returns at once. `wait_paused_or_finished` (after a pause) and `join`
+  // (after a stop) wait until the thread acted on them.
   void request_pause();
   void request_resume();
   void request_stop();

@@ -11,8 +11,8 @@
 
 namespace {
 
-void write_value(nv::json::Writer& w, const nv::json::Value& v) {
-  using Kind = nv::json::Value::Kind;
+void write_value(nodevisor::json::Writer& w, const nodevisor::json::Value& v) {
+  using Kind = nodevisor::json::Value::Kind;
   switch (v.kind()) {
     case Kind::Null: w.null(); break;
     case Kind::Bool: w.boolean(v.as_bool()); break;
@@ -63,16 +63,16 @@ int main() {
       std::printf("short\n");
       break;
     }
-    auto result = nv::json::parse(std::string_view(input).substr(pos, length));
+    auto result = nodevisor::json::parse(std::string_view(input).substr(pos, length));
     pos += length;
     if (!result.value) {
       std::printf("err %s\n", result.error.c_str());
       continue;
     }
-    nv::json::Writer w;
+    nodevisor::json::Writer w;
     write_value(w, *result.value);
     std::string text = w.take();
-    std::printf("ok %s\n", nv::json::valid_utf8(text) ? text.c_str() : "<invalid utf-8 out>");
+    std::printf("ok %s\n", nodevisor::json::valid_utf8(text) ? text.c_str() : "<invalid utf-8 out>");
   }
   return 0;
 }

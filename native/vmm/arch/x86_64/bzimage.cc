@@ -7,6 +7,7 @@
 
 #include "vmm/arch/x86_64/layout.h"
 #include "vmm/arch/x86_64/memory_map.h"
+#include "vmm/util/hex.h"
 
 namespace nodevisor::vmm::x86_64 {
 
@@ -52,12 +53,6 @@ constexpr uint64_t kEntry64Offset = 0x200;
 constexpr uint8_t kLoaderUndefined = 0xff;
 
 Error bad_bzimage(const std::string& what) { return plain_error("EBADKERNEL", "invalid bzImage: " + what); }
-
-std::string hex(uint64_t value) {
-  char text[24];
-  snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(value));
-  return text;
-}
 
 template <typename T>
 T read_le(std::span<const uint8_t> image, uint64_t offset) {

@@ -7,8 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "guest/probe/probe_abi.h"
+#include "guest/protocol/elf_note.h"
 #include "vmm/arch/x86_64/layout.h"
+#include "vmm/util/hex.h"
 
 namespace nodevisor::vmm::x86_64 {
 
@@ -18,12 +19,6 @@ constexpr uint32_t kXenElfNotePhys32Entry = 18;
 constexpr uint16_t kMaxProgramHeaders = 64;
 
 Error bad_elf(const std::string& what) { return plain_error("EBADELF", "invalid kernel ELF: " + what); }
-
-std::string hex(uint64_t value) {
-  char text[24];
-  snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(value));
-  return text;
-}
 
 // [offset, offset + size) inside a buffer of `total` bytes, without overflow.
 bool within(uint64_t offset, uint64_t size, uint64_t total) { return offset <= total && size <= total - offset; }

@@ -10,13 +10,13 @@
 #include <span>
 
 #include "vmm/memory/guest_memory.h"
-#include "vmm/util/result.h"
+#include "sys/result.h"
 
 namespace nodevisor::vmm::x86_64 {
 
 struct LoadedKernel {
   uint64_t pvh_entry = 0;   // 32-bit physical entry point from XEN_ELFNOTE_PHYS32_ENTRY
-  // 64-bit CPL-3 entry from the nodevisor note (guest/probe/probe_abi.h), or 0 when absent.
+  // 64-bit CPL-3 entry from the nodevisor note (guest/protocol/elf_note.h), or 0 when absent.
   uint64_t user_entry = 0;
   uint64_t lowest_address = 0;
   uint64_t end_address = 0;  // one past the highest loaded byte

@@ -15,7 +15,7 @@
 #include "vmm/arch/x86_64/bzimage.h"
 #include "vmm/arch/x86_64/elf_loader.h"
 #include "vmm/memory/guest_memory.h"
-#include "vmm/util/result.h"
+#include "sys/result.h"
 
 namespace nodevisor::vmm::x86_64 {
 

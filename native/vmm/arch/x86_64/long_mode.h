@@ -20,7 +20,7 @@
 #include <cstdint>
 
 #include "vmm/memory/guest_memory.h"
-#include "vmm/util/result.h"
+#include "sys/result.h"
 
 namespace nodevisor::vmm::x86_64 {
 

@@ -13,7 +13,7 @@
 #include <string>
 
 #include "vmm/memory/guest_memory.h"
-#include "vmm/util/result.h"
+#include "sys/result.h"
 
 namespace nodevisor::vmm::x86_64 {
 

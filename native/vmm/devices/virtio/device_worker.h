@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "vmm/util/result.h"
+#include "sys/result.h"
 #include "sys/unique_fd.h"
 
 namespace nodevisor::vmm::virtio {

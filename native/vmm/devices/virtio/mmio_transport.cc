@@ -296,7 +296,7 @@ Status MmioTransport::restore(std::span<const uint8_t> state) {
   }
   std::vector<Queue> queues = device_->queues();  // copies: restored and checked before use
   for (auto& q : queues) {
-    if (!q.restore(in)) return truncated_state("virtqueue");
+    NV_TRY(q.restore(in));
   }
   std::vector<uint8_t> dev_bytes;
   if (!in.get_bytes(dev_bytes, kMaxDeviceStateBytes) || !in.at_end()) return truncated_state("virtio-mmio transport");
@@ -321,9 +321,8 @@ Status MmioTransport::restore(std::span<const uint8_t> state) {
   StateReader dev(dev_bytes);
   uint32_t zero_tag = 0, zero_version = 0;
   // The device's own restore parses before it changes anything (virtio_device.h).
-  if (!dev.get(zero_tag) || !dev.get(zero_version) || !device_->restore(dev)) {
-    return truncated_state(device_->name());
-  }
+  if (!dev.get(zero_tag) || !dev.get(zero_version)) return truncated_state(device_->name());
+  NV_TRY(device_->restore(dev));
   device_->reset();
   device_->queues() = std::move(queues);
   status_ = status;

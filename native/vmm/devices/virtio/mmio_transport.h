@@ -2,7 +2,8 @@
 // guest driver uses to find, negotiate with and drive one virtio device.
 //
 // Guest writes are untrusted. The driver-status register only accepts the transitions listed
-// in one table (Firecracker's habit); anything else marks the device FAILED. Queue registers
+// in one table (Firecracker's habit); any other value is ignored and the status stays as it
+// was (the driver may always add FAILED, and writing 0 resets). Queue registers
 // may only be written between FEATURES_OK and DRIVER_OK, for a queue that is not ready.
 // Feature negotiation refuses features the device did not offer and requires VERSION_1.
 //

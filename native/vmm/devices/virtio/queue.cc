@@ -126,19 +126,17 @@ void Queue::save(StateWriter& out) const {
   out.put(next_used_);
 }
 
-bool Queue::restore(StateReader& in) {
+Status Queue::restore(StateReader& in) {
   uint32_t tag = 0, version = 0;
   uint16_t max_size = 0;
   uint8_t is_ready = 0;
-  if (!in.get(tag) || tag != kQueueStateTag || !in.get(version) || version != kQueueStateVersion) return false;
-  if (!in.get(max_size) || max_size != max_size_) return false;
-  if (!in.get(size) || !in.get(is_ready) || !in.get(desc_table) || !in.get(avail_ring) || !in.get(used_ring) ||
-      !in.get(next_avail_) || !in.get(next_used_)) {
-    return false;
+  if (!in.get(tag) || tag != kQueueStateTag || !in.get(version) || version != kQueueStateVersion ||
+      !in.get(max_size) || max_size != max_size_ || !in.get(size) || !in.get(is_ready) || !in.get(desc_table) ||
+      !in.get(avail_ring) || !in.get(used_ring) || !in.get(next_avail_) || !in.get(next_used_) || size > max_size_) {
+    return truncated_state("virtqueue");
   }
-  if (size > max_size_) return false;
   ready = is_ready != 0;
-  return true;
+  return {};
 }
 
 ChainReader::ChainReader(const GuestMemory& mem, std::span<const GuestBuffer> buffers)

@@ -20,7 +20,7 @@
 
 #include "vmm/devices/virtio/virtio_spec.h"
 #include "vmm/memory/guest_memory.h"
-#include "vmm/util/result.h"
+#include "sys/result.h"
 #include "vmm/util/state_codec.h"
 
 namespace nodevisor::vmm::virtio {
@@ -85,7 +85,7 @@ class Queue {
   uint16_t next_used() const { return next_used_; }
 
   void save(StateWriter& out) const;
-  [[nodiscard]] bool restore(StateReader& in);
+  Status restore(StateReader& in);
 
  private:
   Result<DescriptorChain> read_chain(const GuestMemory& mem, uint16_t head) const;

@@ -23,7 +23,7 @@
 
 #include "vmm/devices/virtio/queue.h"
 #include "vmm/memory/guest_memory.h"
-#include "vmm/util/result.h"
+#include "sys/result.h"
 
 namespace nodevisor::vmm::virtio {
 
@@ -105,9 +105,9 @@ class VirtioDevice {
 
   // Device-specific state (not the queues, which the transport saves). `restore` reads
   // untrusted bytes (a snapshot file): it parses and checks all of them before it changes
-  // anything, and returns false (the device unchanged) when they are not valid.
+  // anything, and returns an ESTATE error (the device unchanged) when they are not valid.
   virtual void save(StateWriter& out) const = 0;
-  [[nodiscard]] virtual bool restore(StateReader& in) = 0;
+  virtual Status restore(StateReader& in) = 0;
 
  protected:
   explicit VirtioDevice(uint16_t queue_count, uint16_t max_queue_size = kMaxQueueSize)

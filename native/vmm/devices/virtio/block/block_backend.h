@@ -10,7 +10,7 @@
 #include <span>
 #include <string>
 
-#include "vmm/util/result.h"
+#include "sys/result.h"
 #include "sys/unique_fd.h"
 
 namespace nodevisor::vmm::virtio {

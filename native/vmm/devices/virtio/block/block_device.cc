@@ -35,9 +35,7 @@ static_assert(sizeof(BlockConfig) == 24);
 
 Result<std::shared_ptr<BlockDevice>> BlockDevice::create(std::string name, bool read_only_slot,
                                                          std::optional<BlockBackend> disk, std::string serial) {
-  if (serial.size() > kMaxSerialBytes) {
-    return plain_error("EINVAL", "disk serial \"" + serial + "\" is longer than 20 bytes");
-  }
+  NV_TRY(check_serial(serial));
   std::shared_ptr<BlockDevice> dev(new BlockDevice(std::move(name), read_only_slot));
   if (disk) dev->disk_ = std::make_shared<const BlockBackend>(std::move(*disk));
   dev->serial_ = std::move(serial);
@@ -172,9 +170,7 @@ bool BlockDevice::process_batch(bool& more) {
 }
 
 Status BlockDevice::attach(BlockBackend disk, std::string serial, InterruptSink& interrupts) {
-  if (serial.size() > kMaxSerialBytes) {
-    return plain_error("EINVAL", "disk serial \"" + serial + "\" is longer than 20 bytes");
-  }
+  NV_TRY(check_serial(serial));
   {
     std::lock_guard guard(lock());
     if (disk_) return plain_error("EBUSY", std::string("slot ") + name_ + " already holds a disk");
@@ -227,13 +223,15 @@ void BlockDevice::save(StateWriter& out) const {
   out.put(config_generation());
 }
 
-bool BlockDevice::restore(StateReader& in) {
+Status BlockDevice::restore(StateReader& in) {
   uint32_t version = 0, generation = 0;
   uint8_t ro = 0;
-  if (!in.get(version) || version != kBlockStateVersion || !in.get(ro) || !in.get(generation)) return false;
-  if ((ro != 0) != ro_slot_) return false;
+  if (!in.get(version) || version != kBlockStateVersion || !in.get(ro) || !in.get(generation) ||
+      (ro != 0) != ro_slot_) {
+    return truncated_state(name());
+  }
   set_config_generation(generation);
-  return true;
+  return {};
 }
 
 }  // namespace nodevisor::vmm::virtio

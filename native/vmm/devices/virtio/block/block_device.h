@@ -34,6 +34,15 @@ inline constexpr uint64_t kBlockFeatureFlush = 1ull << 9;
 // The longest serial virtio-blk can report (GET_ID).
 inline constexpr size_t kMaxSerialBytes = 20;
 
+// EINVAL naming the serial when it is longer than kMaxSerialBytes. Any thread; pure.
+inline Status check_serial(const std::string& serial) {
+  if (serial.size() > kMaxSerialBytes) {
+    return plain_error("EINVAL", "disk serial \"" + serial + "\" is longer than " + std::to_string(kMaxSerialBytes) +
+                                     " bytes");
+  }
+  return {};
+}
+
 // What a slot holds, as a snapshot records it (the disk is reopened by path on restore).
 struct BlockDiskInfo {
   std::string path;
@@ -65,7 +74,7 @@ class BlockDevice final : public VirtioDevice {
   void kick(uint16_t queue) override;
   void wake_all() override;
   void save(StateWriter& out) const override;
-  bool restore(StateReader& in) override;
+  Status restore(StateReader& in) override;
 
   // Hot-plug (device mutex taken inside). `interrupts` is the transport, to announce it.
   Status attach(BlockBackend disk, std::string serial, InterruptSink& interrupts);

@@ -247,19 +247,19 @@ void ConsoleDevice::save(StateWriter& out) const {
   out.put_bytes(output_.front(output_.size()));
 }
 
-bool ConsoleDevice::restore(StateReader& in) {
+Status ConsoleDevice::restore(StateReader& in) {
   uint32_t version = 0;
   std::vector<uint8_t> input, output;
   if (!in.get(version) || version != kConsoleStateVersion || !in.get_bytes(input, kConsoleBufferBytes) ||
       !in.get_bytes(output, kConsoleBufferBytes)) {
-    return false;
+    return truncated_state(name());
   }
   std::lock_guard buffers(buffer_mutex_);
   input_.clear();
   output_.clear();
   input_.push(input);
   output_.push(output);
-  return true;
+  return {};
 }
 
 }  // namespace nodevisor::vmm::virtio

@@ -66,7 +66,7 @@ class ConsoleDevice final : public VirtioDevice {
   // buffer allows), so the host can still read the guest's last words. Mutex taken inside.
   void drain_final();
   void save(StateWriter& out) const override;
-  bool restore(StateReader& in) override;
+  Status restore(StateReader& in) override;
 
   // Host side. Queues as much of `data` as fits and returns how much was taken.
   size_t write_input(std::span<const uint8_t> data);

@@ -238,17 +238,17 @@ void NetDevice::save(StateWriter& out) const {
   for (uint8_t b : mac_) out.put(b);
 }
 
-bool NetDevice::restore(StateReader& in) {
+Status NetDevice::restore(StateReader& in) {
   uint32_t version = 0, generation = 0;
   MacAddress mac{};
-  if (!in.get(version) || version != kNetStateVersion || !in.get(generation)) return false;
+  if (!in.get(version) || version != kNetStateVersion || !in.get(generation)) return truncated_state(name());
   for (uint8_t& b : mac) {
-    if (!in.get(b)) return false;
+    if (!in.get(b)) return truncated_state(name());
   }
   // Restore fills empty slots only (the VM being built has no taps).
   set_config_generation(generation);
   mac_ = mac;
-  return true;
+  return {};
 }
 
 }  // namespace nodevisor::vmm::virtio

@@ -68,7 +68,7 @@ class NetDevice final : public VirtioDevice {
   void kick(uint16_t queue) override;
   void wake_all() override;
   void save(StateWriter& out) const override;
-  bool restore(StateReader& in) override;
+  Status restore(StateReader& in) override;
 
   // Hot-plug (device mutex taken inside). `interrupts` is the transport, to announce it.
   Status attach(UniqueFd tap, MacAddress mac, InterruptSink& interrupts);

@@ -1,4 +1,4 @@
-#include "vmm/devices/virtio/device_set.h"
+#include "vmm/device_manager/device_set.h"
 
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -15,30 +15,6 @@ namespace nodevisor::vmm::virtio {
 
 namespace {
 
-Result<UniqueFd> register_irqfd(int vm_fd, uint32_t gsi) {
-  UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!fd.valid()) return sys_error(errno, "eventfd", "cannot create an interrupt eventfd");
-  kvm_irqfd irqfd{};
-  irqfd.fd = static_cast<uint32_t>(fd.get());
-  irqfd.gsi = gsi;
-  if (::ioctl(vm_fd, KVM_IRQFD, &irqfd) != 0) {
-    return sys_error(errno, "ioctl(KVM_IRQFD)", "cannot connect a virtio interrupt", "EKVM_IRQ");
-  }
-  return fd;
-}
-
-// Lets KVM complete QueueNotify writes itself by signalling the queue's doorbell. Optional:
-// without it the write exits to the VMM, which rings the same doorbell.
-bool register_ioeventfd(int vm_fd, uint64_t address, uint32_t queue, int fd) {
-  kvm_ioeventfd io{};
-  io.datamatch = queue;
-  io.addr = address;
-  io.len = 4;
-  io.fd = fd;
-  io.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
-  return ::ioctl(vm_fd, KVM_IOEVENTFD, &io) == 0;
-}
-
 void raise(int fd) {
   const uint64_t one = 1;
   // EAGAIN: the counter is saturated, an interrupt is pending anyway.
@@ -48,7 +24,7 @@ void raise(int fd) {
 
 }  // namespace
 
-Result<std::unique_ptr<DeviceSet>> DeviceSet::create(int vm_fd, GuestMemory& mem, Bus& mmio_bus,
+Result<std::unique_ptr<DeviceSet>> DeviceSet::create(VmWiring& wiring, GuestMemory& mem, Bus& mmio_bus,
                                                      const DeviceSetConfig& config) {
   const uint64_t count = (config.agent_console ? 1 : 0) + config.disks.size() + config.hotplug_slots +
                          config.netdevs.size() + config.hotplug_net_slots;
@@ -57,7 +33,7 @@ Result<std::unique_ptr<DeviceSet>> DeviceSet::create(int vm_fd, GuestMemory& mem
                                      " virtio devices (the agent console, disks and hot-plug slots); " +
                                      std::to_string(count) + " were asked for");
   }
-  std::unique_ptr<DeviceSet> set(new DeviceSet(vm_fd, mem, mmio_bus, config.on_interrupt));
+  std::unique_ptr<DeviceSet> set(new DeviceSet(wiring, mem, mmio_bus, config.on_interrupt));
   if (config.agent_console) {
     auto console = ConsoleDevice::create("agent", config.console_notifications);
     if (!console) return console.error();
@@ -159,7 +135,7 @@ Status DeviceSet::place(std::shared_ptr<VirtioDevice> device, const std::vector<
   Placed p;
   p.base = kMmioBase + mmio::kWindowSize * n;
   p.irq = kFirstIrq + n;
-  auto irqfd = register_irqfd(vm_fd_, p.irq);
+  auto irqfd = wiring_.connect_irqfd(p.irq);
   if (!irqfd) return irqfd.error();
   p.irqfd = std::move(irqfd).value();
   const int fd = p.irqfd.get();
@@ -170,7 +146,8 @@ Status DeviceSet::place(std::shared_ptr<VirtioDevice> device, const std::vector<
   p.device = std::move(device);
   NV_TRY(bus_.insert(p.base, mmio::kWindowSize, p.transport));
   for (uint32_t q = 0; q < queue_eventfds.size(); q++) {
-    (void)register_ioeventfd(vm_fd_, p.base + mmio::kQueueNotify, q, queue_eventfds[q]);
+    // Optional: without it a QueueNotify write exits to the VMM, which rings the same doorbell.
+    (void)wiring_.connect_ioeventfd(p.base + mmio::kQueueNotify, q, queue_eventfds[q]);
   }
   placed_.push_back(std::move(p));
   return {};
@@ -230,9 +207,7 @@ std::vector<std::shared_ptr<BusDevice>> DeviceSet::bus_devices() const {
 }
 
 Result<uint32_t> DeviceSet::attach_disk(const DiskConfig& disk) {
-  if (disk.serial.size() > kMaxSerialBytes) {
-    return plain_error("EINVAL", "disk serial \"" + disk.serial + "\" is longer than 20 bytes");
-  }
+  NV_TRY(check_serial(disk.serial));
   std::lock_guard guard(hotplug_mutex_);
   std::optional<uint32_t> free;
   for (uint32_t i = 0; i < disks_.size(); i++) {

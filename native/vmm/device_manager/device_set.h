@@ -1,14 +1,15 @@
-// The virtio-mmio devices of one VM: the agent console, disks given at boot, and empty
-// hot-plug slots. It places each device in the MMIO window (kMmioBase + n * 4 KiB) with its
-// own interrupt line (GSI kFirstIrq + n), wires interrupts through irqfds and queue
-// notifications through ioeventfds (so neither costs a userspace exit when KVM supports them),
-// and describes the devices to the guest both ways DESIGN §3 names: `virtio_mmio.device=`
-// command-line entries and ACPI (see vmm/acpi).
+// The device manager (native/vmm/device_manager): the virtio-mmio devices of one VM — the agent
+// console, disks given at boot, and empty hot-plug slots. It places each device in the MMIO
+// window (kMmioBase + n * 4 KiB) with its own interrupt line (GSI kFirstIrq + n), wires
+// interrupts through irqfds and queue notifications through ioeventfds, both asked of the VM
+// through VmWiring (so neither costs a userspace exit when KVM supports them), and describes the
+// devices to the guest both ways DESIGN §3 names: `virtio_mmio.device=` command-line entries and
+// ACPI (see vmm/acpi).
 //
-// Threads: built on the VM-building thread (a libuv worker). attach/detach run on a libuv
-// worker (opening a disk may wait on the device); console I/O on the JS thread; the devices'
-// own work on their worker threads. `shut_down` (the VM's stopping thread) joins every worker
-// before guest memory goes away.
+// Threads: built on the VM-building thread (a libuv worker). attach/detach run on a libuv worker
+// (opening a disk may wait on the device); console I/O on the JS thread; the devices' own work
+// on their worker threads. `shut_down` (the VM's stopping thread) joins every worker before
+// guest memory goes away.
 #pragma once
 
 #include <cstdint>
@@ -23,8 +24,9 @@
 #include "vmm/devices/virtio/console/console_device.h"
 #include "vmm/devices/virtio/mmio_transport.h"
 #include "vmm/devices/virtio/net/net_device.h"
+#include "vmm/kvm/vm_wiring.h"
 #include "vmm/memory/guest_memory.h"
-#include "vmm/util/result.h"
+#include "sys/result.h"
 #include "sys/unique_fd.h"
 
 namespace nodevisor::vmm::virtio {
@@ -66,8 +68,8 @@ inline constexpr uint32_t kMaxDevices = kLastIrq - kFirstIrq + 1;
 
 class DeviceSet {
  public:
-  // `vm_fd` is the KVM VM (for irqfd/ioeventfd). Devices are registered on `mmio_bus`.
-  static Result<std::unique_ptr<DeviceSet>> create(int vm_fd, GuestMemory& mem, Bus& mmio_bus,
+  // `wiring` (the KVM VM) connects interrupts and doorbells. Devices are registered on `mmio_bus`.
+  static Result<std::unique_ptr<DeviceSet>> create(VmWiring& wiring, GuestMemory& mem, Bus& mmio_bus,
                                                    const DeviceSetConfig& config);
   ~DeviceSet();
 
@@ -117,12 +119,12 @@ class DeviceSet {
     uint32_t irq;
     UniqueFd irqfd;
   };
-  DeviceSet(int vm_fd, GuestMemory& mem, Bus& bus, std::function<void()> on_interrupt)
-      : vm_fd_(vm_fd), mem_(mem), bus_(bus), on_interrupt_(std::move(on_interrupt)) {}
+  DeviceSet(VmWiring& wiring, GuestMemory& mem, Bus& bus, std::function<void()> on_interrupt)
+      : wiring_(wiring), mem_(mem), bus_(bus), on_interrupt_(std::move(on_interrupt)) {}
   Status place(std::shared_ptr<VirtioDevice> device, const std::vector<int>& queue_eventfds);
   Status add_nets(const DeviceSetConfig& config);
 
-  int vm_fd_;
+  VmWiring& wiring_;
   GuestMemory& mem_;
   Bus& bus_;
   std::function<void()> on_interrupt_;
