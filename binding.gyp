@@ -59,7 +59,7 @@
         "native/vmm/devices/virtio/queue.cc",
         "native/vmm/devices/virtio/mmio_transport.cc",
         "native/vmm/devices/virtio/device_worker.cc",
-        "native/vmm/device_manager/device_set.cc",
+        "native/vmm/device_manager/device_manager.cc",
         "native/vmm/devices/virtio/block/block_backend.cc",
         "native/vmm/devices/virtio/block/block_request.cc",
         "native/vmm/devices/virtio/block/block_device.cc",

@@ -137,7 +137,7 @@ TEST(bounds_block_pause_puts_unfinished_work_back_and_redoes_it_after) {
   BlockFlood f;
   REQUIRE(f.start(1));
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  // What DeviceSet::set_paused does.
+  // What DeviceManager::set_paused does.
   const auto t = Clock::now();
   f.dev->cancel_work(true);
   {

@@ -32,7 +32,7 @@ struct VirtioHarness {
   }
 
   // The device's worker may still be finishing its last step (raising the interrupt for the
-  // used entry the test just saw): stop and reset the device as DeviceSet::shut_down does,
+  // used entry the test just saw): stop and reset the device as DeviceManager::shut_down does,
   // before the transport and guest memory go (ThreadSanitizer found this).
   ~VirtioHarness() { device->stop_and_reset(); }
   VirtioHarness(const VirtioHarness&) = delete;

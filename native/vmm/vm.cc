@@ -280,7 +280,7 @@ void Vm::stop() {
   // Devices first: work in progress gives up at its next step, so a vCPU waiting on a
   // device's register (its mutex) gets through at once and the joins below are short.
   {
-    std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
+    std::shared_ptr<virtio::DeviceManager> set = virtio_devices();
     if (set) set->request_stop();
   }
   for (auto& t : threads_) t->request_stop();

@@ -22,7 +22,7 @@
 
 #include "vmm/arch/x86_64/kernel_image.h"
 #include "vmm/bus/bus.h"
-#include "vmm/device_manager/device_set.h"
+#include "vmm/device_manager/device_manager.h"
 #include "vmm/kvm/kvm_vcpu.h"
 #include "vmm/kvm/kvm_vm.h"
 #include "vmm/memory/guest_memory.h"
@@ -147,7 +147,7 @@ class Vm final : private VcpuExitHandler {
   Status add_legacy_devices();
   // Creates the virtio devices and their ACPI tables; returns the command-line entries.
   Result<std::string> add_virtio_devices();
-  std::shared_ptr<virtio::DeviceSet> virtio_devices() const;
+  std::shared_ptr<virtio::DeviceManager> virtio_devices() const;
   void shut_down_virtio();
   void pause_virtio(bool paused);
   Status setup_vcpus(const x86_64::BootEntry& boot);
@@ -192,7 +192,7 @@ class Vm final : private VcpuExitHandler {
   // Shared so that attach/agent I/O (any thread) can hold the set while stop() drops it;
   // virtio_mutex_ guards only the pointer, never a blocking call: `virtio_devices` copies it
   // (null once stopped).
-  std::shared_ptr<virtio::DeviceSet> virtio_;
+  std::shared_ptr<virtio::DeviceManager> virtio_;
   std::vector<uint8_t> agent_leftover_;  // guest output still unread when the VM stopped
   mutable std::mutex virtio_mutex_;
   std::vector<std::unique_ptr<KvmVcpu>> vcpus_;

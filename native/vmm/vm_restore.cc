@@ -104,7 +104,7 @@ Status Vm::snapshot(const std::string& dir) {
   NV_TRY(kvm_vm_.get_irqchip(KVM_IRQCHIP_IOAPIC, snap.ioapic));
   NV_TRY(kvm_vm_.get_pit(snap.pit));
   NV_TRY(kvm_vm_.get_clock(snap.clock));
-  std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
+  std::shared_ptr<virtio::DeviceManager> set = virtio_devices();
   // attach/detach may run while a VM is paused (they take neither the control mutex nor all
   // device locks at once): read the slots before and after the devices, and refuse a snapshot
   // that a hot-plug ran through, rather than pair a slot's disk with another slot state.
@@ -206,7 +206,7 @@ Status Vm::restore_from(const snapshot::VmSnapshot& snap, UniqueFd memory_file, 
   NV_TRY(add_legacy_devices());
   pause_virtio(true);  // until start: device workers leave the restored queues alone
   {
-    std::shared_ptr<virtio::DeviceSet> set = virtio_devices();
+    std::shared_ptr<virtio::DeviceManager> set = virtio_devices();
     for (const auto& disk : snap.disks) {
       if (!set) return snapshot::bad_snapshot(state_path, "a disk in a hot-plug slot, but the VM has no virtio devices");
       NV_TRY(set->restore_disk(disk.slot, {disk.path, disk.read_only, disk.serial}));

@@ -81,17 +81,7 @@ static int bring_up(u64 base, int n) {
   for (int i = 0; i < n; i++) {
     struct big_queue* q = &queues[i];
     memset(q, 0, sizeof *q);
-    mmio_write32(base + R_QUEUE_SEL, (u32)i);
-    if (mmio_read32(base + R_QUEUE_NUM_MAX) < BIG_QUEUE) return -1;
-    mmio_write32(base + R_QUEUE_NUM, BIG_QUEUE);
-    u64 desc = (u64)&q->desc, avail = (u64)&q->avail, used = (u64)&q->used;
-    mmio_write32(base + R_QUEUE_DESC_LOW, (u32)desc);
-    mmio_write32(base + R_QUEUE_DESC_HIGH, (u32)(desc >> 32));
-    mmio_write32(base + R_QUEUE_DRIVER_LOW, (u32)avail);
-    mmio_write32(base + R_QUEUE_DRIVER_HIGH, (u32)(avail >> 32));
-    mmio_write32(base + R_QUEUE_DEVICE_LOW, (u32)used);
-    mmio_write32(base + R_QUEUE_DEVICE_HIGH, (u32)(used >> 32));
-    mmio_write32(base + R_QUEUE_READY, 1);
+    if (vq_program(base, (u32)i, BIG_QUEUE, &q->desc, &q->avail, &q->used) < 0) return -1;
   }
   mmio_write32(base + R_STATUS, 1 | 2 | 8 | 4);
   return (mmio_read32(base + R_STATUS) & 4) ? 0 : -1;

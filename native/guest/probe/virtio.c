@@ -42,6 +42,21 @@ int virtio_discover(struct virtio_dev* out, int max) {
   return found;
 }
 
+int vq_program(u64 base, u32 index, u32 size, const void* desc, const void* avail, const void* used) {
+  mmio_write32(base + R_QUEUE_SEL, index);
+  if (mmio_read32(base + R_QUEUE_NUM_MAX) < size) return -1;
+  mmio_write32(base + R_QUEUE_NUM, size);
+  const u64 rings[3] = {(u64)desc, (u64)avail, (u64)used};
+  const u32 low[3] = {R_QUEUE_DESC_LOW, R_QUEUE_DRIVER_LOW, R_QUEUE_DEVICE_LOW};
+  const u32 high[3] = {R_QUEUE_DESC_HIGH, R_QUEUE_DRIVER_HIGH, R_QUEUE_DEVICE_HIGH};
+  for (int r = 0; r < 3; r++) {
+    mmio_write32(base + low[r], (u32)rings[r]);
+    mmio_write32(base + high[r], (u32)(rings[r] >> 32));
+  }
+  mmio_write32(base + R_QUEUE_READY, 1);
+  return 0;
+}
+
 int virtio_init(struct virtio_dev* dev, struct virtqueue* queues, int nqueues) {
   u64 b = dev->base;
   mmio_write32(b + R_STATUS, 0);
@@ -57,17 +72,7 @@ int virtio_init(struct virtio_dev* dev, struct virtqueue* queues, int nqueues) {
   for (int i = 0; i < nqueues; i++) {
     struct virtqueue* q = &queues[i];
     memset(q, 0, sizeof *q);
-    mmio_write32(b + R_QUEUE_SEL, (u32)i);
-    if (mmio_read32(b + R_QUEUE_NUM_MAX) < VQ_SIZE) return -1;
-    mmio_write32(b + R_QUEUE_NUM, VQ_SIZE);
-    u64 desc = (u64)&q->desc, avail = (u64)&q->avail, used = (u64)&q->used;
-    mmio_write32(b + R_QUEUE_DESC_LOW, (u32)desc);
-    mmio_write32(b + R_QUEUE_DESC_HIGH, (u32)(desc >> 32));
-    mmio_write32(b + R_QUEUE_DRIVER_LOW, (u32)avail);
-    mmio_write32(b + R_QUEUE_DRIVER_HIGH, (u32)(avail >> 32));
-    mmio_write32(b + R_QUEUE_DEVICE_LOW, (u32)used);
-    mmio_write32(b + R_QUEUE_DEVICE_HIGH, (u32)(used >> 32));
-    mmio_write32(b + R_QUEUE_READY, 1);
+    if (vq_program(b, (u32)i, VQ_SIZE, &q->desc, &q->avail, &q->used) < 0) return -1;
   }
   mmio_write32(b + R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
   return (mmio_read32(b + R_STATUS) & S_DRIVER_OK) ? 0 : -1;

@@ -6,7 +6,7 @@
 
 #include "probe.h"
 
-// Where nodevisor's VMM places virtio-mmio devices (native/vmm/device_manager/device_set.h).
+// Where nodevisor's VMM places virtio-mmio devices (native/vmm/device_manager/device_manager.h).
 #define VIRTIO_MMIO_BASE 0xd0000000ull
 #define VIRTIO_MMIO_STRIDE 0x1000ull
 #define VIRTIO_MMIO_MAX_DEVICES 19
@@ -56,6 +56,9 @@ struct virtio_dev {
 int virtio_discover(struct virtio_dev* out, int max);
 // Resets the device and runs the handshake with `nqueues` queues; 0 on success.
 int virtio_init(struct virtio_dev* dev, struct virtqueue* queues, int nqueues);
+// Programs queue `index` of the device at `base` with `size` entries and its three rings, and
+// marks it ready; -1 when the device offers fewer entries. (Also used by hostile.c's big queues.)
+int vq_program(u64 base, u32 index, u32 size, const void* desc, const void* avail, const void* used);
 // Publishes a chain of `n` buffers (the first `readable` are device-readable) as one request,
 // using descriptors [first, first + n).
 void vq_publish(struct virtqueue* q, u16 first, const u64* addrs, const u32* lens, int n, int readable);

@@ -1,4 +1,4 @@
-// What placing a device on the buses needs from the VM (device_manager/device_set.cc): an
+// What placing a device on the buses needs from the VM (device_manager/device_manager.cc): an
 // interrupt line it can raise by writing an eventfd, and doorbells KVM serves itself, without a
 // VM exit. KvmVm implements it with KVM_IRQFD and KVM_IOEVENTFD, so the device side never issues
 // KVM ioctls on a raw fd.

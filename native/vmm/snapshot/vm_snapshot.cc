@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "vmm/devices/virtio/block/block_device.h"
-#include "vmm/device_manager/device_set.h"
+#include "vmm/device_manager/device_manager.h"
 #include "vmm/snapshot/state_file.h"
 #include "vmm/util/state_codec.h"
 #include "vmm/util/hex.h"

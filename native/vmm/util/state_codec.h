@@ -84,6 +84,23 @@ inline Error truncated_state(const char* what) {
   return plain_error("ESTATE", std::string("saved ") + what + " state is truncated or malformed");
 }
 
+// The state of a device whose whole state is one value (the debug port's last code, the i8042's
+// last command): a header and the value.
+template <typename T>
+std::vector<uint8_t> save_single(uint32_t tag, uint32_t version, T value) {
+  StateWriter w(tag, version);
+  w.put(value);
+  return w.take();
+}
+template <typename T>
+Result<T> restore_single(std::span<const uint8_t> state, uint32_t tag, uint32_t version, const char* what) {
+  StateReader r(state);
+  NV_TRY(r.expect_header(tag, version, what));
+  T value{};
+  if (!r.get(value) || !r.at_end()) return truncated_state(what);
+  return value;
+}
+
 // Tags: four ASCII letters, little-endian.
 constexpr uint32_t state_tag(const char (&name)[5]) {
   return static_cast<uint32_t>(name[0]) | static_cast<uint32_t>(name[1]) << 8 |

@@ -32,18 +32,12 @@ void DebugPort::write(uint64_t, std::span<const uint8_t> data) {
   on_phase_(data[0], now >= origin ? now - origin : 0);
 }
 
-std::vector<uint8_t> DebugPort::save() const {
-  StateWriter w(kStateTag, kStateVersion);
-  w.put(last_code_.load());
-  return w.take();
-}
+std::vector<uint8_t> DebugPort::save() const { return save_single(kStateTag, kStateVersion, last_code_.load()); }
 
 Status DebugPort::restore(std::span<const uint8_t> state) {
-  StateReader r(state);
-  NV_TRY(r.expect_header(kStateTag, kStateVersion, "debug port"));
-  uint8_t code;
-  if (!r.get(code) || !r.at_end()) return truncated_state("debug port");
-  last_code_ = code;
+  auto code = restore_single<uint8_t>(state, kStateTag, kStateVersion, "debug port");
+  if (!code) return code.error();
+  last_code_ = code.value();
   return {};
 }
 

@@ -25,18 +25,12 @@ void I8042::write(uint64_t offset, std::span<const uint8_t> data) {
   if (data[0] == kCommandPulseReset) reset_();
 }
 
-std::vector<uint8_t> I8042::save() const {
-  StateWriter w(kStateTag, kStateVersion);
-  w.put(last_command_.load());
-  return w.take();
-}
+std::vector<uint8_t> I8042::save() const { return save_single(kStateTag, kStateVersion, last_command_.load()); }
 
 Status I8042::restore(std::span<const uint8_t> state) {
-  StateReader r(state);
-  NV_TRY(r.expect_header(kStateTag, kStateVersion, "i8042"));
-  uint8_t command;
-  if (!r.get(command) || !r.at_end()) return truncated_state("i8042");
-  last_command_ = command;
+  auto command = restore_single<uint8_t>(state, kStateTag, kStateVersion, "i8042");
+  if (!command) return command.error();
+  last_command_ = command.value();
   return {};
 }
 

@@ -139,6 +139,30 @@ Status Queue::restore(StateReader& in) {
   return {};
 }
 
+namespace {
+
+// Moves a chain cursor (buffer `index`, `offset` inside it) over `bytes` bytes, calling
+// `each(guest_address, done, take)` for every non-empty piece. The caller checked that the
+// chain holds `bytes` more bytes.
+template <typename Each>
+Status walk_chain(std::span<const GuestBuffer> buffers, size_t& index, uint64_t& offset, uint64_t bytes, Each each) {
+  uint64_t done = 0;
+  while (done < bytes) {
+    const GuestBuffer& b = buffers[index];
+    const uint64_t take = std::min<uint64_t>(b.len - offset, bytes - done);
+    if (take > 0) NV_TRY(each(b.addr + offset, done, take));
+    done += take;
+    offset += take;
+    if (offset == b.len) {
+      index++;
+      offset = 0;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 ChainReader::ChainReader(const GuestMemory& mem, std::span<const GuestBuffer> buffers)
     : mem_(mem), buffers_(buffers) {
   for (const auto& b : buffers_) remaining_ += b.len;
@@ -146,35 +170,16 @@ ChainReader::ChainReader(const GuestMemory& mem, std::span<const GuestBuffer> bu
 
 Status ChainReader::read(std::span<uint8_t> out) {
   if (out.size() > remaining_) return queue_error("request is shorter than its header or data");
-  size_t done = 0;
-  while (done < out.size()) {
-    const GuestBuffer& b = buffers_[index_];
-    const uint64_t take = std::min<uint64_t>(b.len - offset_, out.size() - done);
-    if (take > 0) NV_TRY(mem_.read(b.addr + offset_, out.subspan(done, take)));
-    done += take;
-    offset_ += take;
-    if (offset_ == b.len) {
-      index_++;
-      offset_ = 0;
-    }
-  }
+  NV_TRY(walk_chain(buffers_, index_, offset_, out.size(), [&](uint64_t addr, uint64_t done, uint64_t take) {
+    return mem_.read(addr, out.subspan(done, take));
+  }));
   remaining_ -= out.size();
   return {};
 }
 
 Status ChainReader::skip(uint64_t bytes) {
   if (bytes > remaining_) return queue_error("request is shorter than expected");
-  uint64_t left = bytes;
-  while (left > 0) {
-    const GuestBuffer& b = buffers_[index_];
-    const uint64_t take = std::min<uint64_t>(b.len - offset_, left);
-    left -= take;
-    offset_ += take;
-    if (offset_ == b.len) {
-      index_++;
-      offset_ = 0;
-    }
-  }
+  NV_TRY(walk_chain(buffers_, index_, offset_, bytes, [](uint64_t, uint64_t, uint64_t) { return Status{}; }));
   remaining_ -= bytes;
   return {};
 }
@@ -185,18 +190,9 @@ ChainWriter::ChainWriter(GuestMemory& mem, std::span<const GuestBuffer> buffers)
 
 Status ChainWriter::write(std::span<const uint8_t> in) {
   if (in.size() > remaining_) return queue_error("the driver's buffers are too small for the reply");
-  size_t done = 0;
-  while (done < in.size()) {
-    const GuestBuffer& b = buffers_[index_];
-    const uint64_t take = std::min<uint64_t>(b.len - offset_, in.size() - done);
-    if (take > 0) NV_TRY(mem_.write(b.addr + offset_, in.subspan(done, take)));
-    done += take;
-    offset_ += take;
-    if (offset_ == b.len) {
-      index_++;
-      offset_ = 0;
-    }
-  }
+  NV_TRY(walk_chain(buffers_, index_, offset_, in.size(), [&](uint64_t addr, uint64_t done, uint64_t take) {
+    return mem_.write(addr, in.subspan(done, take));
+  }));
   remaining_ -= in.size();
   written_ += in.size();
   return {};

@@ -1,4 +1,4 @@
-#include "vmm/device_manager/device_set.h"
+#include "vmm/device_manager/device_manager.h"
 
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -24,8 +24,8 @@ void raise(int fd) {
 
 }  // namespace
 
-Result<std::unique_ptr<DeviceSet>> DeviceSet::create(VmWiring& wiring, GuestMemory& mem, Bus& mmio_bus,
-                                                     const DeviceSetConfig& config) {
+Result<std::unique_ptr<DeviceManager>> DeviceManager::create(VmWiring& wiring, GuestMemory& mem, Bus& mmio_bus,
+                                                     const DeviceManagerConfig& config) {
   const uint64_t count = (config.agent_console ? 1 : 0) + config.disks.size() + config.hotplug_slots +
                          config.netdevs.size() + config.hotplug_net_slots;
   if (count > kMaxDevices) {
@@ -33,7 +33,7 @@ Result<std::unique_ptr<DeviceSet>> DeviceSet::create(VmWiring& wiring, GuestMemo
                                      " virtio devices (the agent console, disks and hot-plug slots); " +
                                      std::to_string(count) + " were asked for");
   }
-  std::unique_ptr<DeviceSet> set(new DeviceSet(wiring, mem, mmio_bus, config.on_interrupt));
+  std::unique_ptr<DeviceManager> set(new DeviceManager(wiring, mem, mmio_bus, config.on_interrupt));
   if (config.agent_console) {
     auto console = ConsoleDevice::create("agent", config.console_notifications);
     if (!console) return console.error();
@@ -83,7 +83,7 @@ Result<UniqueFd> open_endpoint(const NetdevConfig& net) {
 }
 }  // namespace
 
-Status DeviceSet::add_nets(const DeviceSetConfig& config) {
+Status DeviceManager::add_nets(const DeviceManagerConfig& config) {
   for (size_t i = 0; i < config.netdevs.size() + config.hotplug_net_slots; i++) {
     const bool hotplug = i >= config.netdevs.size();
     UniqueFd tap;
@@ -102,7 +102,7 @@ Status DeviceSet::add_nets(const DeviceSetConfig& config) {
   return {};
 }
 
-Result<uint32_t> DeviceSet::attach_net(const NetdevConfig& net) {
+Result<uint32_t> DeviceManager::attach_net(const NetdevConfig& net) {
   std::lock_guard guard(hotplug_mutex_);
   std::optional<uint32_t> free;
   for (uint32_t i = 0; i < nets_.size(); i++) {
@@ -118,7 +118,7 @@ Result<uint32_t> DeviceSet::attach_net(const NetdevConfig& net) {
   return *free;
 }
 
-Status DeviceSet::detach_net(uint32_t slot) {
+Status DeviceManager::detach_net(uint32_t slot) {
   std::lock_guard guard(hotplug_mutex_);
   if (slot >= nets_.size()) {
     return plain_error("EINVAL", "no net slot " + std::to_string(slot) + " (the VM has " +
@@ -130,7 +130,7 @@ Status DeviceSet::detach_net(uint32_t slot) {
   return nets_[slot].device->detach(*nets_[slot].transport);
 }
 
-Status DeviceSet::place(std::shared_ptr<VirtioDevice> device, const std::vector<int>& queue_eventfds) {
+Status DeviceManager::place(std::shared_ptr<VirtioDevice> device, const std::vector<int>& queue_eventfds) {
   const uint32_t n = static_cast<uint32_t>(placed_.size());
   Placed p;
   p.base = kMmioBase + mmio::kWindowSize * n;
@@ -153,13 +153,13 @@ Status DeviceSet::place(std::shared_ptr<VirtioDevice> device, const std::vector<
   return {};
 }
 
-DeviceSet::~DeviceSet() { shut_down(); }
+DeviceManager::~DeviceManager() { shut_down(); }
 
-void DeviceSet::request_stop() {
+void DeviceManager::request_stop() {
   for (auto& p : placed_) p.device->request_stop();
 }
 
-void DeviceSet::shut_down() {
+void DeviceManager::shut_down() {
   // First ask work in progress to give up (a long disk request ends at its next chunk), so
   // waiting for each device's work lock below is short; let the console take what the guest
   // had queued for the host; then reset every device under its locks. After this no worker
@@ -170,7 +170,7 @@ void DeviceSet::shut_down() {
   for (auto& p : placed_) p.device->stop_and_reset();
 }
 
-void DeviceSet::set_paused(bool paused) {
+void DeviceManager::set_paused(bool paused) {
   for (auto& p : placed_) {
     // Pausing: work in flight gives up at its next step and is put back (it runs again after
     // the resume), so waiting for the work lock is short.
@@ -182,7 +182,7 @@ void DeviceSet::set_paused(bool paused) {
   }
 }
 
-std::string DeviceSet::cmdline_entries() const {
+std::string DeviceManager::cmdline_entries() const {
   std::string out;
   for (const auto& p : placed_) {
     char entry[64];
@@ -194,19 +194,19 @@ std::string DeviceSet::cmdline_entries() const {
   return out;
 }
 
-std::vector<acpi::VirtioMmioDeviceInfo> DeviceSet::acpi_devices() const {
+std::vector<acpi::VirtioMmioDeviceInfo> DeviceManager::acpi_devices() const {
   std::vector<acpi::VirtioMmioDeviceInfo> out;
   for (const auto& p : placed_) out.push_back({p.base, mmio::kWindowSize, p.irq});
   return out;
 }
 
-std::vector<std::shared_ptr<BusDevice>> DeviceSet::bus_devices() const {
+std::vector<std::shared_ptr<BusDevice>> DeviceManager::bus_devices() const {
   std::vector<std::shared_ptr<BusDevice>> out;
   for (const auto& p : placed_) out.push_back(p.transport);
   return out;
 }
 
-Result<uint32_t> DeviceSet::attach_disk(const DiskConfig& disk) {
+Result<uint32_t> DeviceManager::attach_disk(const DiskConfig& disk) {
   NV_TRY(check_serial(disk.serial));
   std::lock_guard guard(hotplug_mutex_);
   std::optional<uint32_t> free;
@@ -234,7 +234,7 @@ Result<uint32_t> DeviceSet::attach_disk(const DiskConfig& disk) {
   return *free;
 }
 
-std::vector<std::pair<uint32_t, DiskConfig>> DeviceSet::hotplugged_disks() {
+std::vector<std::pair<uint32_t, DiskConfig>> DeviceManager::hotplugged_disks() {
   std::lock_guard guard(hotplug_mutex_);
   std::vector<std::pair<uint32_t, DiskConfig>> out;
   for (uint32_t i = 0; i < disks_.size(); i++) {
@@ -245,7 +245,7 @@ std::vector<std::pair<uint32_t, DiskConfig>> DeviceSet::hotplugged_disks() {
   return out;
 }
 
-std::vector<uint32_t> DeviceSet::nets_with_tap() {
+std::vector<uint32_t> DeviceManager::nets_with_tap() {
   std::lock_guard guard(hotplug_mutex_);
   std::vector<uint32_t> out;
   for (uint32_t i = 0; i < nets_.size(); i++) {
@@ -264,7 +264,7 @@ class SilentInterrupts final : public InterruptSink {
 };
 }  // namespace
 
-Status DeviceSet::restore_disk(uint32_t slot, const DiskConfig& disk) {
+Status DeviceManager::restore_disk(uint32_t slot, const DiskConfig& disk) {
   std::lock_guard guard(hotplug_mutex_);
   if (slot >= disks_.size() || !disks_[slot].hotplug) {
     return plain_error("EINVAL", "no hot-plug slot " + std::to_string(slot) + " to restore a disk into");
@@ -275,7 +275,7 @@ Status DeviceSet::restore_disk(uint32_t slot, const DiskConfig& disk) {
   return disks_[slot].device->attach(std::move(backend).value(), disk.serial, silent);
 }
 
-Status DeviceSet::detach_disk(uint32_t slot) {
+Status DeviceManager::detach_disk(uint32_t slot) {
   std::lock_guard guard(hotplug_mutex_);
   if (slot >= disks_.size()) {
     return plain_error("EINVAL", "no disk slot " + std::to_string(slot) + " (the VM has " +

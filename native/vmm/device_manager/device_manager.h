@@ -47,7 +47,7 @@ struct NetdevConfig {
   MacAddress mac{};
 };
 
-struct DeviceSetConfig {
+struct DeviceManagerConfig {
   bool agent_console = true;
   std::vector<DiskConfig> disks;  // attached at boot
   uint32_t hotplug_slots = 0;     // empty slots after the boot disks
@@ -66,12 +66,12 @@ inline constexpr uint32_t kFirstIrq = 5;
 inline constexpr uint32_t kLastIrq = 23;
 inline constexpr uint32_t kMaxDevices = kLastIrq - kFirstIrq + 1;
 
-class DeviceSet {
+class DeviceManager {
  public:
   // `wiring` (the KVM VM) connects interrupts and doorbells. Devices are registered on `mmio_bus`.
-  static Result<std::unique_ptr<DeviceSet>> create(VmWiring& wiring, GuestMemory& mem, Bus& mmio_bus,
-                                                   const DeviceSetConfig& config);
-  ~DeviceSet();
+  static Result<std::unique_ptr<DeviceManager>> create(VmWiring& wiring, GuestMemory& mem, Bus& mmio_bus,
+                                                   const DeviceManagerConfig& config);
+  ~DeviceManager();
 
   // `virtio_mmio.device=4K@0xd0000000:5 ...` for every device, for the kernel command line.
   std::string cmdline_entries() const;
@@ -119,10 +119,10 @@ class DeviceSet {
     uint32_t irq;
     UniqueFd irqfd;
   };
-  DeviceSet(VmWiring& wiring, GuestMemory& mem, Bus& bus, std::function<void()> on_interrupt)
+  DeviceManager(VmWiring& wiring, GuestMemory& mem, Bus& bus, std::function<void()> on_interrupt)
       : wiring_(wiring), mem_(mem), bus_(bus), on_interrupt_(std::move(on_interrupt)) {}
   Status place(std::shared_ptr<VirtioDevice> device, const std::vector<int>& queue_eventfds);
-  Status add_nets(const DeviceSetConfig& config);
+  Status add_nets(const DeviceManagerConfig& config);
 
   VmWiring& wiring_;
   GuestMemory& mem_;
