@@ -4,25 +4,13 @@
  * i8042, or jumps where KVM cannot run it (a KVM internal error). Each time the Vm emits one
  * 'exit' with that reason and a detail, ends in state 'stopped' and leaves no vCPU thread behind.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 import { AgentClient } from '../../src/agent/client.js';
 import { PHASE_READY, probeGuestPath } from '../../src/guest/probe.js';
 import { Vm, type VmExit } from '../../src/vm/vm.js';
 import { needs, skipUnless } from '../helpers/needs.js';
-
-function vcpuThreads(): string[] {
-  return readdirSync('/proc/self/task')
-    .map((tid) => {
-      try {
-        return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
-      } catch {
-        return '';
-      }
-    })
-    .filter((name) => name.startsWith('nv-vcpu'));
-}
+import { vcpuThreads } from '../helpers/threads.js';
 
 async function probeWithAgent(): Promise<{ vm: Vm; agent: AgentClient; exits: VmExit[]; exited: Promise<VmExit> }> {
   const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 64 });

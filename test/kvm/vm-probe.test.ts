@@ -1,7 +1,7 @@
 /**
  * Tier 3 (DESIGN §6): the VMM boots the probe guest. Needs /dev/kvm and the built addon.
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -13,6 +13,7 @@ import { rootLogger, setLogger } from '../../src/log/logger.js';
 import { debugReadGuest, dispatchNativeEvent, postWaitWord } from '../../src/testing.js';
 import { Vm, type VmExit, type VmPhase } from '../../src/vm/vm.js';
 import { needs, skipUnless } from '../helpers/needs.js';
+import { vcpuThreads } from '../helpers/threads.js';
 import { until } from '../helpers/wait.js';
 
 function waitFor<T>(vm: Vm, event: 'phase' | 'exit', match: (value: T) => boolean, ms = 5000): Promise<T> {
@@ -47,19 +48,6 @@ async function bootProbe(vcpus = 1): Promise<{ vm: Vm; console: { text: () => st
 
 function counter(vm: Vm): bigint {
   return debugReadGuest(vm, PROBE_COUNTER_GPA, 8).readBigUInt64LE(0);
-}
-
-/** Names of this process's vCPU threads (native/vmm/vstate names them nv-vcpu<N>). */
-function vcpuThreads(): string[] {
-  return readdirSync('/proc/self/task')
-    .map((tid) => {
-      try {
-        return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
-      } catch {
-        return '';
-      }
-    })
-    .filter((name) => name.startsWith('nv-vcpu'));
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

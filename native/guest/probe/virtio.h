@@ -53,6 +53,27 @@ struct virtio_dev {
 };
 
 // Scans the MMIO window; fills `out` with up to `max` devices; returns how many.
+// virtio-mmio (v2) register offsets, for this driver and the hostile one (hostile.c).
+#define R_MAGIC 0x000
+#define R_VERSION 0x004
+#define R_DEVICE_ID 0x008
+#define R_DRIVER_FEATURES 0x020
+#define R_DRIVER_FEATURES_SEL 0x024
+#define R_QUEUE_SEL 0x030
+#define R_QUEUE_NUM_MAX 0x034
+#define R_QUEUE_NUM 0x038
+#define R_QUEUE_READY 0x044
+#define R_QUEUE_NOTIFY 0x050
+#define R_STATUS 0x070
+#define R_QUEUE_DESC_LOW 0x080
+#define R_QUEUE_DESC_HIGH 0x084
+#define R_QUEUE_DRIVER_LOW 0x090
+#define R_QUEUE_DRIVER_HIGH 0x094
+#define R_QUEUE_DEVICE_LOW 0x0a0
+#define R_QUEUE_DEVICE_HIGH 0x0a4
+#define R_CONFIG_GENERATION 0x0fc
+#define R_CONFIG 0x100
+
 int virtio_discover(struct virtio_dev* out, int max);
 // Resets the device and runs the handshake with `nqueues` queues; 0 on success.
 int virtio_init(struct virtio_dev* dev, struct virtqueue* queues, int nqueues);
