@@ -47,6 +47,7 @@
         "native/vmm/devices/legacy/exit_port.cc",
         "native/vmm/devices/legacy/wait_port.cc",
         "native/vmm/devices/legacy/vm_generation.cc",
+        "native/vmm/snapshot/restore_spares.cc",
         "native/vmm/snapshot/state_file.cc",
         "native/vmm/snapshot/vm_snapshot.cc",
         "native/vmm/vstate/vcpu_thread.cc",

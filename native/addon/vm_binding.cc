@@ -29,6 +29,7 @@
 #include "vmm/devices/legacy/vm_generation.h"
 #include "vmm/devices/legacy/wait_port.h"
 #include "vmm/kvm/warm_vm.h"
+#include "vmm/snapshot/restore_spares.h"
 #include "vmm/util/reaper.h"
 #include "vmm/vm.h"
 
@@ -345,15 +346,17 @@ Napi::Value vm_create(const Napi::CallbackInfo& info) {
 // VM's fds and memory (waits on a libuv worker).
 Napi::Value vm_drain_teardown(const Napi::CallbackInfo& info) {
   return PromiseWorker<void>::start(info.Env(), "nodevisor.vm.drainTeardown", [] {
-    vmm::WarmVmCache::instance().settle();  // the spare VM being made holds fds too
+    vmm::WarmVmCache::instance().settle();  // the spare VMs being made hold fds too
+    vmm::snapshot::RestoreSpares::instance().settle();
     vmm::Reaper::instance().drain();
     return Status{};
   });
 }
 
 // vmRestore(dir, onEvent) -> Promise<VmHandle>: a new VM from a snapshot directory, built on
-// a libuv worker (reads the state file, maps the memory file, KVM ioctls, reopens disks). Not
-// started: the caller starts it, paused or not. src/vm `Vm.restore` checks `dir` first.
+// a libuv worker (reads the state file, maps the memory file, KVM ioctls, reopens disks), or
+// from the restore prepared for `dir` (vmPrepareRestore). Not started: the caller starts it,
+// paused or not. src/vm `Vm.restore` checks `dir` first.
 Napi::Value vm_restore(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsFunction()) {
@@ -364,6 +367,29 @@ Napi::Value vm_restore(const Napi::CallbackInfo& info) {
   return build_vm(env, "nodevisor.vm.restore",
                   [dir](vmm::VmEventSink& sink) { return vmm::Vm::restore(dir, sink, kProbeWaitWords); }, session,
                   static_cast<Napi::FunctionReference*>(info.Data()));
+}
+
+// vmPrepareRestore(dir): the next restore of `dir` is made ahead on a background thread
+// (vmm/snapshot/restore_spares.h). Returns at once.
+Napi::Value vm_prepare_restore(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "vmPrepareRestore(dir): expected a string");
+  vmm::snapshot::RestoreSpares::instance().prepare(info[0].As<Napi::String>().Utf8Value());
+  return env.Undefined();
+}
+
+// vmForgetSnapshot(dir) -> Promise<void>: drops the restore prepared for `dir` and stops
+// preparing more; resolves once its files are closed and unmapped (a libuv worker waits for
+// the reaper), so the directory's filesystem can then be unmounted.
+Napi::Value vm_forget_snapshot(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "vmForgetSnapshot(dir): expected a string");
+  std::string dir = info[0].As<Napi::String>().Utf8Value();
+  return PromiseWorker<void>::start(env, "nodevisor.vm.forgetSnapshot", [dir] {
+    vmm::snapshot::RestoreSpares::instance().forget(dir);
+    vmm::Reaper::instance().drain();
+    return Status{};
+  });
 }
 
 }  // namespace
@@ -377,6 +403,8 @@ void register_vm(Napi::Env env, Napi::Object exports) {
   env.AddCleanupHook([] { vmm::Reaper::instance().drain(); });
   exports.Set("vmCreate", Napi::Function::New(env, vm_create, "vmCreate", handle_class));
   exports.Set("vmRestore", Napi::Function::New(env, vm_restore, "vmRestore", handle_class));
+  exports.Set("vmPrepareRestore", Napi::Function::New(env, vm_prepare_restore, "vmPrepareRestore"));
+  exports.Set("vmForgetSnapshot", Napi::Function::New(env, vm_forget_snapshot, "vmForgetSnapshot"));
   exports.Set("vmDrainTeardown", Napi::Function::New(env, vm_drain_teardown, "vmDrainTeardown"));
 }
 

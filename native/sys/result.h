@@ -36,6 +36,11 @@ struct Error {
   }
   // True for `check` errors and plain_error ones: no system call failed.
   bool is_check() const { return syscall.empty() && !code.empty(); }
+  // This error, naming the file it is about.
+  Error at(std::string file) && {
+    path = std::move(file);
+    return std::move(*this);
+  }
 };
 
 // A failed system call: code is the caller's nodevisor code (e.g. "EKVM_CREATE_VM") or, when

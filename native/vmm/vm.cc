@@ -296,7 +296,7 @@ void Vm::stop() {
     // The vCPU fds, the VM fd and guest memory are released by the reaper (util/reaper.h):
     // closing a VM fd waits ~20 ms in the kernel, which stop() need not wait for.
     std::lock_guard lock(irq_mutex_);
-    Reaper::instance().dispose(KernelRemains{std::move(memory_), std::move(kvm_vm_), std::move(vcpus_)});
+    Reaper::instance().dispose(KernelObjects(std::move(memory_), std::move(kvm_vm_), std::move(vcpus_)));
     kvm_vm_ = KvmVm{};
     vcpus_.clear();
   }
@@ -308,14 +308,6 @@ void Vm::stop() {
     ended_ = true;
   }
   if (report) sink_.on_exit({"stopped", 0, ""});
-}
-
-Vm::KernelRemains::~KernelRemains() {
-  // On a reaper thread. vCPUs first (their fds pin the VM), then the VM, then its memory: with
-  // the VM gone, unmapping no longer calls into KVM's MMU notifier.
-  vcpus.clear();
-  vm = KvmVm{};
-  memory.reset();
 }
 
 void Vm::end(VmExitInfo info) {

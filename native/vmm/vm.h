@@ -38,6 +38,7 @@ class WaitPort;
 class VmGeneration;
 namespace snapshot {
 struct VmSnapshot;
+struct RestoreKernel;
 }
 
 // The words the wait port (devices/legacy/wait_port.h) posts to a guest parked on it when
@@ -105,6 +106,7 @@ class Vm final : private VcpuExitHandler {
   // `start` (or `start(true)` to stay paused). A bad snapshot is an EBADSNAPSHOT error naming
   // the file; nothing of the half-built VM is left behind. Runs on a worker thread.
   // `wait_words` are not part of a snapshot: the caller says them again, as for `create`.
+  // Uses the restore prepared for `dir` (snapshot/restore_spares.h) when there is one.
   static Result<std::unique_ptr<Vm>> restore(const std::string& dir, VmEventSink& sink,
                                              const WaitPortWords& wait_words = {});
   ~Vm() override;
@@ -152,19 +154,8 @@ class Vm final : private VcpuExitHandler {
   void pause_virtio(bool paused);
   Status setup_vcpus(const x86_64::BootEntry& boot);
   // vm_snapshot.cc: builds this (new) VM from a decoded snapshot.
-  Status restore_from(const snapshot::VmSnapshot& snap, UniqueFd memory_file, const std::string& state_path);
+  Status restore_from(const snapshot::VmSnapshot& snap, snapshot::RestoreKernel kernel, const std::string& state_path);
   void end(VmExitInfo info);
-
-  // What stop() hands to the reaper, released in this order by the destructor.
-  struct KernelRemains {
-    std::unique_ptr<GuestMemory> memory;
-    KvmVm vm;
-    std::vector<std::unique_ptr<KvmVcpu>> vcpus;
-    KernelRemains(std::unique_ptr<GuestMemory> m, KvmVm v, std::vector<std::unique_ptr<KvmVcpu>> c)
-        : memory(std::move(m)), vm(std::move(v)), vcpus(std::move(c)) {}
-    KernelRemains(KernelRemains&&) = default;
-    ~KernelRemains();
-  };
 
   // VcpuExitHandler, on vCPU threads.
   void pio_read(uint16_t port, std::span<uint8_t> data) override;

@@ -18,6 +18,7 @@
 #include "vmm/kvm/cpuid.h"
 #include "vmm/kvm/kvm_system.h"
 #include "vmm/kvm/warm_vm.h"
+#include "vmm/snapshot/restore_spares.h"
 #include "vmm/snapshot/state_file.h"
 #include "vmm/snapshot/vm_snapshot.h"
 #include "vmm/util/read_file.h"
@@ -28,32 +29,23 @@ namespace nodevisor::vmm {
 
 namespace {
 
-std::string join_path(const std::string& dir, const char* name) {
-  return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
-}
-
-Error with_path(Error e, const std::string& path) {
-  e.path = path;
-  return e;
-}
-
 // Writes a file as `<path>.tmp` and renames it into place, so a reader (or a crash) never sees
 // half a file under the final name. `fill` writes the content into the fd it is given.
 template <typename Fill>
 Status write_file_atomically(const std::string& path, Fill fill) {
   const std::string tmp = path + ".tmp";
   UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd.valid()) return with_path(sys_error(errno, "open", "cannot create " + tmp), tmp);
+  if (!fd.valid()) return sys_error(errno, "open", "cannot create " + tmp).at(tmp);
   Status filled = fill(fd.get());
   if (!filled.ok()) {
     unlink(tmp.c_str());
-    return with_path(filled.error(), tmp);
+    return Error(filled.error()).at(tmp);
   }
   fd.reset();
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     unlink(tmp.c_str());
-    return with_path(sys_error(err, "rename", "cannot move the snapshot file into place"), path);
+    return sys_error(err, "rename", "cannot move the snapshot file into place").at(path);
   }
   return {};
 }
@@ -139,64 +131,45 @@ Status Vm::snapshot(const std::string& dir) {
   snap.generation = generation();
 
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return with_path(sys_error(errno, "mkdir", "cannot create the snapshot directory " + dir), dir);
+    return sys_error(errno, "mkdir", "cannot create the snapshot directory " + dir).at(dir);
   }
   // Memory first: a directory with a state file always has the memory that goes with it.
-  NV_TRY(write_file_atomically(join_path(dir, "memory"), [&](int fd) { return memory_->write_image(fd); }));
+  NV_TRY(write_file_atomically(snapshot::snapshot_file(dir, "memory"), [&](int fd) { return memory_->write_image(fd); }));
   const std::vector<uint8_t> file = snapshot::seal_state_file(snapshot::encode_vm_snapshot(snap));
-  return write_file_atomically(join_path(dir, "state"), [&](int fd) { return write_all(fd, file); });
+  return write_file_atomically(snapshot::snapshot_file(dir, "state"), [&](int fd) { return write_all(fd, file); });
 }
 
 Result<std::unique_ptr<Vm>> Vm::restore(const std::string& dir, VmEventSink& sink, const WaitPortWords& wait_words) {
-  const std::string state_path = join_path(dir, "state");
-  const std::string memory_path = join_path(dir, "memory");
-  auto file = read_whole_file(state_path, snapshot::kMaxStateFileBytes, "snapshot state file", "the 64 MiB cap");
-  if (!file.ok()) return file.error();
-  auto payload = snapshot::open_state_file(file.value(), state_path);
-  if (!payload.ok()) return payload.error();
-  auto snap = snapshot::decode_vm_snapshot(payload.value(), state_path);
-  if (!snap.ok()) return snap.error();
-  auto system = KvmSystem::get();
-  if (!system.ok()) return system.error();
-  NV_TRY(snapshot::check_host_cpu(snap.value(), system.value()->xsave_size(), system.value()->supported_cpuid(),
-                                  state_path));
-
-  UniqueFd memory(open(memory_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!memory.valid()) {
-    return with_path(sys_error(errno, "open", "cannot open the snapshot memory file " + memory_path), memory_path);
+  // A restore made ahead for this directory (snapshot/restore_spares.h) has the snapshot read
+  // and checked and its kernel objects built; otherwise both are done here.
+  std::unique_ptr<snapshot::RestoreSpare> spare = snapshot::RestoreSpares::instance().take(dir);
+  if (!spare) {
+    auto opened = snapshot::open_snapshot(dir);
+    if (!opened.ok()) return opened.error();
+    // An empty KVM VM made ahead (kvm/warm_vm.h) when there is one.
+    auto kernel = snapshot::make_restore_kernel(*opened.value().snap, std::move(opened.value().memory),
+                                                WarmVmCache::instance().take_empty());
+    if (!kernel.ok()) return kernel.error();
+    spare.reset(new snapshot::RestoreSpare{dir, std::move(opened.value()), std::move(kernel.value())});
   }
-  struct stat st {};
-  if (fstat(memory.get(), &st) != 0) return with_path(sys_error(errno, "fstat", "cannot stat " + memory_path), memory_path);
-  const uint64_t want = snap.value().config.memory_mib << 20;
-  if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != want) {
-    return snapshot::bad_snapshot(memory_path, "memory file is " + std::to_string(st.st_size) + " bytes; the snapshot's VM has " +
-                                                   std::to_string(snap.value().config.memory_mib) +
-                                                   " MiB of memory (truncated or not this snapshot's)");
-  }
+  const snapshot::OpenedSnapshot& opened = spare->opened;
 
   // If anything below fails, the unique_ptr takes the half-built VM down: device workers
   // joined, vCPU and VM fds closed, memory unmapped (nothing was started).
-  VmConfig config = snap.value().config;
+  VmConfig config = opened.snap->config;
   config.wait_words = wait_words;
   std::unique_ptr<Vm> vm(new Vm(config, sink));
-  NV_TRY(vm->restore_from(snap.value(), std::move(memory), state_path));
+  NV_TRY(vm->restore_from(*opened.snap, std::move(spare->kernel), opened.state_path));
   return vm;
 }
 
-Status Vm::restore_from(const snapshot::VmSnapshot& snap, UniqueFd memory_file, const std::string& state_path) {
+Status Vm::restore_from(const snapshot::VmSnapshot& snap, snapshot::RestoreKernel kernel, const std::string& state_path) {
   const auto bad = [&](const std::string& what, const Error& e) { return snapshot::bad_snapshot(state_path, what + ": " + e.message); };
   restoring_ = true;
-  auto memory = GuestMemory::map_private(std::move(memory_file), config_.memory_mib << 20);
-  if (!memory.ok()) return memory.error();
-  memory_ = std::make_unique<GuestMemory>(std::move(memory.value()));
-  // An empty KVM VM made ahead (kvm/warm_vm.h) when there is one; the memory goes in first.
-  kvm_vm_ = WarmVmCache::instance().take_empty();
-  if (kvm_vm_.fd() < 0) {
-    auto kvm_vm = KvmVm::create_empty();
-    if (!kvm_vm.ok()) return kvm_vm.error();
-    kvm_vm_ = std::move(kvm_vm.value());
-  }
-  NV_TRY(kvm_vm_.set_up(*memory_));
+  memory_ = std::move(kernel.objects.memory);
+  kvm_vm_ = std::move(kernel.objects.vm);
+  std::vector<std::unique_ptr<KvmVcpu>> vcpus = std::move(kernel.objects.vcpus);
+  if (kernel.coalesced_page != 0 && !vcpus.empty()) coalesced_ring_ = vcpus.front()->coalesced_ring(kernel.coalesced_page);
 
   // The same devices in the same order as the VM that was saved (its config is ours), boot
   // disks reopened by path, net slots empty (their transports and config generation restored
@@ -240,17 +213,10 @@ Status Vm::restore_from(const snapshot::VmSnapshot& snap, UniqueFd memory_file, 
 
   cpuid_base_ = snap.cpuid;
   for (uint32_t index = 0; index < config_.vcpus; ++index) {
-    auto vcpu = KvmVcpu::create(kvm_vm_, index);
-    if (!vcpu.ok()) return vcpu.error();
-    auto owned = std::make_unique<KvmVcpu>(std::move(vcpu.value()));
-    NV_TRY(owned->set_cpuid(vcpu_cpuid(cpuid_base_, index, config_.vcpus)));
-    if (index == 0 && snap.coalesce_com1) {
-      const uint32_t page = kvm_vm_.coalesce_pio_writes(Serial8250::kCom1Port, 1);
-      coalesced_ring_ = owned->coalesced_ring(page);
-    }
-    Status restored = restore_vcpu_state(*owned, snap.vcpus[index]);
+    if (index >= vcpus.size()) return bad("vCPU " + std::to_string(index), plain_error("EINVAL", "was not created"));
+    Status restored = restore_vcpu_state(*vcpus[index], snap.vcpus[index]);
     if (!restored.ok()) return bad("vCPU " + std::to_string(index), restored.error());
-    vcpus_.push_back(std::move(owned));
+    vcpus_.push_back(std::move(vcpus[index]));
   }
   return {};
 }

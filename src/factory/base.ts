@@ -11,6 +11,11 @@ export interface FactoryBase<V extends FactoryVm = FactoryVm> {
   /** The config this factory makes VMs from, defaults filled in. */
   config(): CheckedFactoryVmConfig;
   getBaseVm(config: CheckedFactoryVmConfig): Promise<V>;
+  /**
+   * A VM from this base was just handed over (or joined a pool): the base may now make the
+   * next one ahead, in the background, without competing with that VM's start for a CPU.
+   */
+  prepareNext?(): void;
   /** Releases what the factory holds (pooled VMs, the template's tmpfs). Never rejects. */
   close(): Promise<void>;
 }

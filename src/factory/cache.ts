@@ -129,6 +129,7 @@ export class CacheFactory<V extends FactoryVm> implements FactoryBase<V> {
       await stopQuietly(vm, 'cache closed while the VM was made');
       return;
     }
+    this.base.prepareNext?.();
     const waiter = this.#waiters.shift();
     if (waiter) waiter.resolve(vm);
     else this.#ready.push(vm);

@@ -92,13 +92,19 @@ export class Factory<V extends FactoryVm = FactoryVm> {
       }
       const vm = await this.base.getBaseVm(this.base.config());
       try {
+        // The request that makes a clone unique is queued before the resume: the guest finds
+        // it as it wakes, and the host's work on it overlaps the guest's first steps. The
+        // guest still sees resume first, then the request (B39's order).
+        const unique = madeUnique.has(vm) ? undefined : makeUnique(vm);
+        unique?.catch(() => undefined); // awaited below; a failed resume must not leave it unhandled
         await vm.resume();
-        if (!madeUnique.has(vm)) await makeUnique(vm);
+        await unique;
         await syncTime(vm);
       } catch (err) {
         await stopQuietly(vm, 'hand-over failed');
         throw wrapError(`cannot hand over VM ${vm.id}`, err);
       }
+      this.base.prepareNext?.();
       return vm;
     });
   }

@@ -52,6 +52,16 @@ export interface Hypervisor<V extends FactoryVm = FactoryVm> {
    * no agent check). `template` says what the template was.
    */
   restore(dir: string, template: TemplateInfo): Promise<V>;
+  /**
+   * `dir` will be restored again soon: make what can be made ahead of that restore, in the
+   * background. Returns at once; a failure shows in the restore.
+   */
+  prepareRestore(dir: string): void;
+  /**
+   * `dir` will not be restored again (its template is closing): release what was prepared
+   * for the next restore, which holds the snapshot's files open. Resolves once they are closed.
+   */
+  forget(dir: string): Promise<void>;
 }
 
 /** What the factory records next to a template's snapshot (`<state>/template.json`). */

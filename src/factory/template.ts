@@ -118,8 +118,19 @@ export class TemplateFactory<V extends FactoryVm> implements FactoryBase<V> {
     return this.hypervisor.restore(this.statePath, this.info);
   }
 
-  /** Kata's `close()`: unmount and remove the state path; errors are logged, not returned. */
+  /** The next clone's restore is prepared (snapshot read, memory mapped, KVM objects made). */
+  prepareNext(): void {
+    this.hypervisor.prepareRestore(this.statePath);
+  }
+
+  /**
+   * Kata's `close()`: unmount and remove the state path; errors are logged, not returned. The
+   * restore prepared for the next clone holds the snapshot's files: it is released first.
+   */
   async close(): Promise<void> {
+    await this.hypervisor.forget(this.statePath).catch((err: unknown) => {
+      logger('factory').warn({ err, statePath: this.statePath }, 'cannot release the restore prepared from the template');
+    });
     await this.stateFs.remove(this.statePath);
   }
 }

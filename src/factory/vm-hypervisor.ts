@@ -114,5 +114,13 @@ export function vmHypervisor(options: VmHypervisorOptions = {}): Hypervisor<Fact
       const vm = await Vm.restore(dir, { paused: true });
       return new FactoryVmHandle(vm, new AgentClient(vm.agent, { timeoutMs: AGENT_TIMEOUT_MS }), template.guest, template.generation);
     },
+
+    prepareRestore(dir: string) {
+      Vm.prepareRestore(dir);
+    },
+
+    forget(dir: string) {
+      return Vm.forgetSnapshot(dir);
+    },
   };
 }

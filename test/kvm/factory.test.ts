@@ -3,19 +3,27 @@
  * tmpfs, its clones answering ping with distinct generations; a pool handing over distinct
  * running VMs; the tmpfs gone after close. Needs /dev/kvm and root (the template is a mount).
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { newFactory, type Factory, type FactoryVmHandle } from '../../src/factory/index.js';
 import type { CacheFactory } from '../../src/factory/cache.js';
 import { probeGuestPath } from '../../src/guest/probe.js';
+import { Vm } from '../../src/vm/vm.js';
 import { mountAt, readMountInfo } from '../../src/util/mountinfo.js';
 import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 
 const vmConfig = () => ({ hypervisorConfig: { kernelPath: probeGuestPath(), kernelParams: [], memorySize: 64 } });
+/** This process's mappings of the file with inode `ino` (its path changes once it is unmounted). */
+function mappingsOf(ino: number): number {
+  return readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((line) => Number(line.split(/\s+/)[4]) === ino).length;
+}
+
 /** vCPU threads of this process (native/vmm/vstate names them nv-vcpu<N>). */
 function vcpuThreads(): number {
   return readdirSync('/proc/self/task').filter((tid) => {
@@ -108,6 +116,26 @@ describe('VM factory (probe guest)', skipUnless('VM factory on the probe guest, 
     expect(existsSync(statePath)).toBe(false);
     // The clone maps the (now detached) memory file and keeps running.
     expect(await clone.agent.echo('after close')).toBe('after close');
+  });
+
+  it('after a hand-over the next clone\'s restore is prepared; close releases it before unmounting', async () => {
+    const { factory, statePath } = await make({ template: true, cache: 0 });
+    const memory = join(statePath, 'memory');
+    const inode = statSync(memory).ino;
+    const clone = await factory.getVm(vmConfig());
+    await Vm.drainTeardown(); // also waits for the restore being prepared
+    expect(mappingsOf(inode)).toBe(2); // the clone, and the restore prepared for the next one
+    await clone.stop();
+    await Vm.drainTeardown();
+    expect(mappingsOf(inode)).toBe(1);
+    const next = await factory.getVm(vmConfig()); // takes the prepared restore
+    expect((await next.agent.ping()).agent).toBe('nodevisor-probe');
+    await next.stop();
+    await factory.close();
+    await Vm.drainTeardown();
+    // Nothing maps the template's memory file any more (a lazy unmount would have left it).
+    expect(mappingsOf(inode)).toBe(0);
+    expect(mountAt(readMountInfo(), statePath)).toBeUndefined();
   });
 
   it('fetchOnly finds the template another factory made, and its clones work', async () => {

@@ -67,7 +67,8 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
     for (const vm of vms.splice(0)) await vm.stop();
   });
 
-  it('a restored VM goes on counting from where the snapshot stopped', async () => {
+  /** A probe VM counting in a loop, paused and snapshotted into a new directory. */
+  async function countingSnapshot(): Promise<{ dir: string; vm: Vm; saved: bigint }> {
     const dir = tempDir();
     const vm = await bootProbe();
     vms.push(vm);
@@ -76,6 +77,11 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
     await vm.pause();
     const saved = counter(vm);
     await vm.snapshot(dir);
+    return { dir, vm, saved };
+  }
+
+  it('a restored VM goes on counting from where the snapshot stopped', async () => {
+    const { dir, vm, saved } = await countingSnapshot();
     expect(statSync(join(dir, 'memory')).size).toBe(64 << 20);
 
     const clone = await Vm.restore(dir, { paused: true });
@@ -273,6 +279,105 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
     });
     const missing = join(tempDir(), 'nothing-here');
     await expect(Vm.restore(missing)).rejects.toMatchObject({ code: 'ENOENT', path: join(missing, 'state') });
+  });
+
+  describe('prepared restores (Vm.prepareRestore)', () => {
+    /** Waits for the restore being prepared (Vm.drainTeardown settles the spare threads). */
+    const settled = () => Vm.drainTeardown();
+
+    it('the next restore of the directory takes the prepared one, which behaves like any restore', async () => {
+      const { dir, saved } = await countingSnapshot();
+      const memory = join(dir, 'memory');
+
+      Vm.prepareRestore(dir);
+      await settled();
+      expect(mappingsOf(memory)).toBe(1); // the prepared restore maps the file already
+      const clone = await Vm.restore(dir, { paused: true });
+      vms.push(clone);
+      expect(counter(clone)).toBe(saved);
+      await clone.resume();
+      await until(() => counter(clone) > saved + 1000n, 'the clone to go on counting');
+      await settled();
+      // One prepare, one prepared restore: the clone's mapping only, nothing made behind it.
+      expect(mappingsOf(memory)).toBe(1);
+      await clone.stop();
+      await settled();
+      expect(mappingsOf(memory)).toBe(0);
+    });
+
+    it('a snapshot written again after the prepare is restored from its new files', async () => {
+      const dir = tempDir();
+      const first = await bootProbe({ memoryMiB: 16 });
+      vms.push(first);
+      expect((await generationOf(client(first))).asked).toBe(1);
+      await first.pause();
+      await first.snapshot(dir);
+      Vm.prepareRestore(dir);
+      await settled();
+
+      const second = await bootProbe({ memoryMiB: 16 });
+      vms.push(second);
+      const agent = client(second);
+      for (let i = 0; i < 3; i++) await generationOf(agent);
+      await second.pause();
+      await second.snapshot(dir); // new files renamed into place: the prepared restore is stale
+      const clone = await Vm.restore(dir);
+      vms.push(clone);
+      expect(await generationOf(client(clone))).toEqual({ generation: clone.generation, asked: 4 });
+      await settled();
+      expect(mappingsOf(join(dir, 'memory'))).toBe(1); // the clone's; the stale one was released
+    });
+
+    it('forgetSnapshot releases the prepared restore, its fds and mapping', async () => {
+      const dir = tempDir();
+      const vm = await bootProbe({ memoryMiB: 16 });
+      vms.push(vm);
+      await vm.pause();
+      await vm.snapshot(dir);
+      await settled();
+      const before = fds();
+      Vm.prepareRestore(dir);
+      await settled();
+      expect(mappingsOf(join(dir, 'memory'))).toBe(1);
+      expect(fds()).toBeGreaterThan(before); // the memory file, the VM and its vCPU
+      await Vm.forgetSnapshot(dir);
+      expect(mappingsOf(join(dir, 'memory'))).toBe(0);
+      expect(fds()).toBe(before);
+      await Vm.forgetSnapshot(dir); // nothing left to forget: not an error
+      await Vm.forgetSnapshot(join(tempDir(), 'never-prepared'));
+    });
+
+    it('preparing a missing or bad snapshot leaves the error to the restore, and nothing behind', async () => {
+      const missing = join(tempDir(), 'nothing-here');
+      await settled();
+      const before = { fds: fds(), threads: threads() };
+      Vm.prepareRestore(missing);
+      await settled();
+      await expect(Vm.restore(missing)).rejects.toMatchObject({ code: 'ENOENT', path: join(missing, 'state') });
+
+      const bad = tempDir();
+      const vm = await bootProbe({ memoryMiB: 16 });
+      vms.push(vm);
+      await vm.pause();
+      await vm.snapshot(bad);
+      truncateSync(join(bad, 'memory'), 4096);
+      Vm.prepareRestore(bad);
+      await settled();
+      await expect(Vm.restore(bad)).rejects.toMatchObject({ code: 'EBADSNAPSHOT', path: join(bad, 'memory') });
+      await vm.stop();
+      vms.splice(vms.indexOf(vm), 1);
+      await settled();
+      expect(fds()).toBe(before.fds);
+      // The preparing thread, started by the first prepare in this process, may be new.
+      expect(threads()).toBeLessThanOrEqual(before.threads + 1);
+      expect(mappingsOf(join(bad, 'memory'))).toBe(0);
+    });
+
+    it('bad arguments are refused', async () => {
+      expect(() => Vm.prepareRestore('')).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringContaining('dir') }));
+      expect(() => Vm.prepareRestore('a\0b')).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+      await expect(Vm.forgetSnapshot('')).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringContaining('dir') });
+    });
   });
 
   describe('bad snapshots', () => {

@@ -14,7 +14,7 @@ import type { FactoryVm, GuestKind, Hypervisor, StateFs, TemplateInfo } from '..
 import type { CheckedFactoryVmConfig } from '../../src/factory/vm-config.js';
 import { rootLogger, setLogger } from '../../src/log/logger.js';
 
-export type FakeOp = 'boot' | 'pause' | 'resume' | 'snapshot' | 'stop' | 'restore' | 'rngReseed' | 'timeSync' | 'generation';
+export type FakeOp = 'boot' | 'pause' | 'resume' | 'snapshot' | 'stop' | 'restore' | 'rngReseed' | 'timeSync' | 'generation' | 'forget' | 'prepareRestore';
 
 export class FakeVm implements FactoryVm {
   state: 'running' | 'paused' | 'stopped';
@@ -34,14 +34,28 @@ export class FakeVm implements FactoryVm {
     this.state = state;
     this.agent = {
       rngReseed: async (seed: Buffer) => {
+        await this.guestRuns();
         await this.hv.step('rngReseed', this);
         this.seeds.push(seed);
       },
       timeSync: async (now: Date) => {
+        await this.guestRuns();
         await this.hv.step('timeSync', this);
         this.times.push(now);
       },
     };
+  }
+
+  readonly #waiting: (() => void)[] = [];
+
+  /** As on the real agent channel, a request to a paused guest is answered once it runs. */
+  private async guestRuns(): Promise<void> {
+    while (this.state === 'paused') await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    if (this.state === 'stopped') throw new NodevisorError('the agent channel closed', { code: 'ECLOSED' });
+  }
+
+  #wake(): void {
+    for (const resolve of this.#waiting.splice(0)) resolve();
   }
 
   async pause(): Promise<void> {
@@ -52,6 +66,7 @@ export class FakeVm implements FactoryVm {
   async resume(): Promise<void> {
     await this.hv.step('resume', this);
     this.state = 'running';
+    this.#wake();
   }
 
   async snapshot(dir: string): Promise<void> {
@@ -64,10 +79,12 @@ export class FakeVm implements FactoryVm {
   async stop(): Promise<void> {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
+    this.#wake();
     await this.hv.step('stop', this);
   }
 
   async generation(): Promise<string> {
+    await this.guestRuns();
     await this.hv.step('generation', this);
     return this.currentGeneration;
   }
@@ -121,6 +138,22 @@ export class FakeHypervisor implements Hypervisor<FakeVm> {
     this.vms.push(vm);
     this.journal[this.journal.length - 1] = `restore ${vm.id}`;
     return vm;
+  }
+
+  /** Directories `forget` was called with, in order. */
+  readonly forgotten: string[] = [];
+
+  /** Directories `prepareRestore` was called with, in order. */
+  readonly prepared: string[] = [];
+
+  prepareRestore(dir: string): void {
+    this.journal.push('prepareRestore');
+    this.prepared.push(dir);
+  }
+
+  async forget(dir: string): Promise<void> {
+    await this.step('forget', undefined);
+    this.forgotten.push(dir);
   }
 
   live(): FakeVm[] {

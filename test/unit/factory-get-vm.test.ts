@@ -18,17 +18,20 @@ async function factoryOf(over: Partial<NewFactoryConfig> = {}, prepare?: (hv: Fa
   prepare?.(hypervisor);
   const config: NewFactoryConfig = { template: false, cache: 0, vmConfig, statePath: join(tempDir('nodevisor-factory-'), 't'), ...over };
   const factory = await buildFactory(config, false, { hypervisor, stateFs: new DirStateFs() });
-  return { factory, hypervisor, mark: hypervisor.journal.length };
+  return { factory, hypervisor, mark: hypervisor.journal.length, statePath: config.statePath! };
 }
 
 describe('getVm (B39)', () => {
   it.each([false, true])('resumes, reseeds with 512 random bytes, syncs the time, and hands over a running VM (template: %s)', async (template) => {
-    const { factory, hypervisor, mark } = await factoryOf({ template });
+    const { factory, hypervisor, mark, statePath } = await factoryOf({ template });
     const before = Date.now();
     const vm = await factory.getVm(vmConfig);
     const first = template ? `restore ${vm.id}` : `boot ${vm.id}`;
     const pause = template ? [] : [`pause ${vm.id}`];
-    expect(hypervisor.journal.slice(mark)).toEqual([first, ...pause, `resume ${vm.id}`, `rngReseed ${vm.id}`, `timeSync ${vm.id}`]);
+    // A template prepares the next clone's restore once this one is handed over.
+    const prepared = template ? ['prepareRestore'] : [];
+    expect(hypervisor.journal.slice(mark)).toEqual([first, ...pause, `resume ${vm.id}`, `rngReseed ${vm.id}`, `timeSync ${vm.id}`, ...prepared]);
+    expect(hypervisor.prepared).toEqual(template ? [statePath] : []);
     expect(vm.state).toBe('running');
     expect(vm.seeds).toHaveLength(1);
     expect(vm.seeds[0]).toHaveLength(RESEED_BYTES);
@@ -41,7 +44,7 @@ describe('getVm (B39)', () => {
   it('checks a probe clone\'s generation instead (the probe has no RNG or clock to set)', async () => {
     const { factory, hypervisor, mark } = await factoryOf({ template: true }, (hv) => (hv.guest = 'probe'));
     const vm = await factory.getVm(vmConfig);
-    expect(hypervisor.journal.slice(mark)).toEqual([`restore ${vm.id}`, `resume ${vm.id}`, `generation ${vm.id}`]);
+    expect(hypervisor.journal.slice(mark)).toEqual([`restore ${vm.id}`, `resume ${vm.id}`, `generation ${vm.id}`, 'prepareRestore']);
     expect(vm.templateGeneration).toBe(hypervisor.vms[0]!.currentGeneration);
     expect(vm.currentGeneration).not.toBe(vm.templateGeneration);
     await Promise.all([vm.stop(), factory.close()]);

@@ -13,7 +13,7 @@ import { DirectFactory } from '../../src/factory/direct.js';
 import { TemplateFactory } from '../../src/factory/template.js';
 import { CacheFactory } from '../../src/factory/cache.js';
 import { tempDir } from '../helpers/tmp.js';
-import { DirStateFs, FakeHypervisor } from './factory-fake-hypervisor.js';
+import { DirStateFs, FakeHypervisor, withLogLines } from './factory-fake-hypervisor.js';
 
 function setup(over: Partial<NewFactoryConfig> = {}) {
   const hypervisor = new FakeHypervisor();
@@ -168,6 +168,27 @@ describe('template factory (B32)', () => {
     expect(stateFs.prepared).toEqual([]);
   });
 
+  it('close() first releases the restore prepared for the next clone, then removes the state path, even when releasing fails', async () => {
+    const { config, env, hypervisor, stateFs, statePath } = setup({ template: true });
+    const factory = await buildFactory(config, false, env);
+    const vm = await factory.getVm(config.vmConfig);
+    expect(hypervisor.prepared).toEqual([statePath]);
+    const remove = stateFs.remove.bind(stateFs);
+    stateFs.remove = async (path) => {
+      hypervisor.journal.push(`remove ${path}`);
+      await remove(path);
+    };
+    hypervisor.failOn('forget', new NodevisorError('still busy', { code: 'EBUSY' }));
+    const logged = await withLogLines(async (lines) => {
+      await factory.close();
+      return lines;
+    });
+    expect(hypervisor.journal.slice(-2)).toEqual(['forget', `remove ${statePath}`]);
+    expect(existsSync(statePath)).toBe(false);
+    expect(logged.some((l) => l.msg === 'cannot release the restore prepared from the template')).toBe(true);
+    await vm.stop();
+  });
+
   it('close() removes the state path (Kata: umount + RemoveAll), once', async () => {
     const { config, env, stateFs, statePath } = setup({ template: true });
     const factory = await buildFactory(config, false, env);
@@ -202,7 +223,8 @@ describe('template fetch (B33)', () => {
     const before = s.hypervisor.journal.length;
     const factory = await buildFactory(s.config, true, s.env);
     const vm = await factory.getVm(s.config.vmConfig);
-    expect(s.hypervisor.journal.slice(before)).toEqual([`restore ${vm.id}`, `resume ${vm.id}`, `rngReseed ${vm.id}`, `timeSync ${vm.id}`]);
+    expect(s.hypervisor.journal.slice(before)).toEqual([`restore ${vm.id}`, `resume ${vm.id}`, `rngReseed ${vm.id}`, `timeSync ${vm.id}`, 'prepareRestore']);
+    expect(s.hypervisor.prepared).toEqual([s.statePath]);
     await vm.stop();
   });
 

@@ -1,28 +1,22 @@
 #include "vmm/kvm/warm_vm.h"
 
-#include <pthread.h>
-#include <signal.h>
-
 #include <cstdlib>
 #include <cstring>
 #include <system_error>
 
 #include "vmm/kvm/cpuid.h"
 #include "vmm/kvm/kvm_system.h"
+#include "vmm/util/background_thread.h"
 
 namespace nodevisor::vmm {
 
-namespace {
-
-bool enabled() {
+bool spare_vms_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("NODEVISOR_WARM_VM");
     return v == nullptr || std::strcmp(v, "0") != 0;
   }();
   return on;
 }
-
-}  // namespace
 
 WarmVmCache& WarmVmCache::instance() {
   static WarmVmCache cache;
@@ -31,21 +25,15 @@ WarmVmCache& WarmVmCache::instance() {
 
 void WarmVmCache::start_thread() {
   if (thread_.joinable()) return;
-  // Signals stay with the JS and vCPU threads.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
   try {
-    thread_ = std::thread([this] { run(); });
-    pthread_setname_np(thread_.native_handle(), "nv-prewarm");
+    thread_ = start_background_thread("nv-prewarm", [this] { run(); });
   } catch (const std::system_error&) {
     // No thread to spare (EAGAIN): starts simply make their own VMs; asked again next time.
   }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 std::unique_ptr<WarmVm> WarmVmCache::take(uint64_t memory_bytes, uint32_t vcpus) {
-  if (!enabled()) return nullptr;
+  if (!spare_vms_enabled()) return nullptr;
   std::unique_ptr<WarmVm> out;
   {
     std::lock_guard lock(mutex_);
@@ -60,7 +48,7 @@ std::unique_ptr<WarmVm> WarmVmCache::take(uint64_t memory_bytes, uint32_t vcpus)
 }
 
 KvmVm WarmVmCache::take_empty() {
-  if (!enabled()) return KvmVm{};
+  if (!spare_vms_enabled()) return KvmVm{};
   KvmVm out;
   {
     std::lock_guard lock(mutex_);
@@ -91,7 +79,7 @@ std::unique_ptr<WarmVm> prepare(uint64_t bytes, uint32_t vcpus) {
   auto owned = std::make_unique<GuestMemory>(std::move(memory.value()));
   auto vm = KvmVm::create(*owned);
   if (!vm.ok()) return nullptr;
-  std::unique_ptr<WarmVm> made(new WarmVm{std::move(owned), std::move(vm.value()), {}});
+  auto made = std::make_unique<WarmVm>(std::move(owned), std::move(vm.value()), std::vector<std::unique_ptr<KvmVcpu>>{});
   for (uint32_t index = 0; index < vcpus; ++index) {
     auto vcpu = KvmVcpu::create(made->vm, index);
     if (!vcpu.ok()) return nullptr;

@@ -22,19 +22,15 @@
 #include <mutex>
 #include <thread>
 
-#include <vector>
-
-#include "vmm/kvm/kvm_vcpu.h"
-#include "vmm/kvm/kvm_vm.h"
-#include "vmm/memory/guest_memory.h"
+#include "vmm/kvm/kernel_objects.h"
 
 namespace nodevisor::vmm {
 
-struct WarmVm {
-  std::unique_ptr<GuestMemory> memory;  // declared first: released after the VM
-  KvmVm vm;
-  std::vector<std::unique_ptr<KvmVcpu>> vcpus;  // by index, CPUID set (kvm/cpuid.h); released first
-};
+// False when NODEVISOR_WARM_VM=0: no spare VMs are made (here or for restores).
+bool spare_vms_enabled();
+
+// A spare: its vCPUs have their CPUID set (kvm/cpuid.h).
+using WarmVm = KernelObjects;
 
 class WarmVmCache {
  public:

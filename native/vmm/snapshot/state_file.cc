@@ -72,4 +72,8 @@ Result<std::span<const uint8_t>> open_state_file(std::span<const uint8_t> file, 
   return payload;
 }
 
+std::string snapshot_file(const std::string& dir, const char* name) {
+  return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
+}
+
 }  // namespace nodevisor::vmm::snapshot

@@ -47,4 +47,7 @@ uint32_t state_crc32(std::span<const uint8_t> bytes);
 // An EBADSNAPSHOT error naming `path`.
 Error bad_snapshot(const std::string& path, const std::string& what);
 
+// `dir/name`: the path of a snapshot directory's file ("state", "memory").
+std::string snapshot_file(const std::string& dir, const char* name);
+
 }  // namespace nodevisor::vmm::snapshot

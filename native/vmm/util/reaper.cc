@@ -1,9 +1,8 @@
 #include "vmm/util/reaper.h"
 
-#include <pthread.h>
-#include <signal.h>
-
 #include <system_error>
+
+#include "vmm/util/background_thread.h"
 
 namespace nodevisor::vmm {
 
@@ -22,19 +21,11 @@ void Reaper::push(std::unique_ptr<Batch> batch, bool bounded) {
   if (threads_.empty() && !stopping_) {
     // Started all at once, on first use: the thread count is then flat for the process's
     // life (leak checks compare it), and no later dispose pays for a thread start.
-    // Signals stay with the JS and vCPU threads: reapers block them all.
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
     try {
-      for (size_t i = 0; i < kThreads; ++i) {
-        threads_.emplace_back([this] { run(); });
-        pthread_setname_np(threads_.back().native_handle(), "nv-reaper");
-      }
+      for (size_t i = 0; i < kThreads; ++i) threads_.push_back(start_background_thread("nv-reaper", [this] { run(); }));
     } catch (const std::system_error&) {
       // Fewer threads (or none: then every batch is released by its caller, below).
     }
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
   if ((bounded && pending_.size() >= kMaxPending) || threads_.empty() || stopping_) {
     lock.unlock();

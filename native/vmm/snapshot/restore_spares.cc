@@ -1,0 +1,193 @@
+#include "vmm/snapshot/restore_spares.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <system_error>
+
+#include "vmm/devices/legacy/serial_8250.h"
+#include "vmm/kvm/cpuid.h"
+#include "vmm/kvm/kvm_system.h"
+#include "vmm/kvm/warm_vm.h"
+#include "vmm/snapshot/state_file.h"
+#include "vmm/util/background_thread.h"
+#include "vmm/util/read_file.h"
+#include "vmm/util/reaper.h"
+
+namespace nodevisor::vmm::snapshot {
+
+bool FileIdentity::operator==(const FileIdentity& other) const {
+  return dev == other.dev && ino == other.ino && size == other.size && mtime.tv_sec == other.mtime.tv_sec &&
+         mtime.tv_nsec == other.mtime.tv_nsec;
+}
+
+FileIdentity FileIdentity::of(const struct stat& st) { return {st.st_dev, st.st_ino, st.st_size, st.st_mtim}; }
+
+Result<OpenedSnapshot> open_snapshot(const std::string& dir) {
+  OpenedSnapshot out;
+  out.state_path = snapshot_file(dir, "state");
+  const std::string memory_path = snapshot_file(dir, "memory");
+  UniqueFd state(open(out.state_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!state.valid()) {
+    return sys_error(errno, "open", "cannot open the snapshot state file " + out.state_path).at(out.state_path);
+  }
+  struct stat st {};
+  if (fstat(state.get(), &st) != 0) return sys_error(errno, "fstat", "cannot stat " + out.state_path).at(out.state_path);
+  out.state_id = FileIdentity::of(st);
+  auto file = read_whole_file(out.state_path, kMaxStateFileBytes, "snapshot state file", "the 64 MiB cap");
+  if (!file.ok()) return file.error();
+  auto payload = open_state_file(file.value(), out.state_path);
+  if (!payload.ok()) return payload.error();
+  auto snap = decode_vm_snapshot(payload.value(), out.state_path);
+  if (!snap.ok()) return snap.error();
+  auto system = KvmSystem::get();
+  if (!system.ok()) return system.error();
+  NV_TRY(check_host_cpu(snap.value(), system.value()->xsave_size(), system.value()->supported_cpuid(), out.state_path));
+
+  out.memory.reset(open(memory_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!out.memory.valid()) {
+    return sys_error(errno, "open", "cannot open the snapshot memory file " + memory_path).at(memory_path);
+  }
+  if (fstat(out.memory.get(), &st) != 0) return sys_error(errno, "fstat", "cannot stat " + memory_path).at(memory_path);
+  const uint64_t want = snap.value().config.memory_mib << 20;
+  if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != want) {
+    return bad_snapshot(memory_path, "memory file is " + std::to_string(st.st_size) + " bytes; the snapshot's VM has " +
+                                         std::to_string(snap.value().config.memory_mib) +
+                                         " MiB of memory (truncated or not this snapshot's)");
+  }
+  out.memory_id = FileIdentity::of(st);
+  out.snap = std::make_shared<const VmSnapshot>(std::move(snap.value()));
+  return out;
+}
+
+Result<RestoreKernel> make_restore_kernel(const VmSnapshot& snap, UniqueFd memory_file, KvmVm empty_vm) {
+  RestoreKernel out;
+  auto memory = GuestMemory::map_private(std::move(memory_file), snap.config.memory_mib << 20);
+  if (!memory.ok()) return memory.error();
+  out.objects.memory = std::make_unique<GuestMemory>(std::move(memory.value()));
+  if (empty_vm.fd() < 0) {
+    auto made = KvmVm::create_empty();
+    if (!made.ok()) return made.error();
+    empty_vm = std::move(made.value());
+  }
+  out.objects.vm = std::move(empty_vm);
+  // The memory goes in before the irqchip (kvm_vm.h says why).
+  NV_TRY(out.objects.vm.set_up(*out.objects.memory));
+  for (uint32_t index = 0; index < snap.config.vcpus; ++index) {
+    auto vcpu = KvmVcpu::create(out.objects.vm, index);
+    if (!vcpu.ok()) return vcpu.error();
+    auto owned = std::make_unique<KvmVcpu>(std::move(vcpu.value()));
+    // The snapshot's CPUID, not this host's table: the guest sees what it saw before.
+    NV_TRY(owned->set_cpuid(vcpu_cpuid(snap.cpuid, index, snap.config.vcpus)));
+    out.objects.vcpus.push_back(std::move(owned));
+  }
+  if (snap.coalesce_com1) out.coalesced_page = out.objects.vm.coalesce_pio_writes(Serial8250::kCom1Port, 1);
+  return out;
+}
+
+RestoreSpares& RestoreSpares::instance() {
+  static RestoreSpares spares;
+  return spares;
+}
+
+void RestoreSpares::prepare(const std::string& dir) {
+  if (!spare_vms_enabled()) return;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    if (!thread_.joinable()) {
+      try {
+        thread_ = start_background_thread("nv-restore-prep", [this] { run(); });
+      } catch (const std::system_error&) {
+        return;  // no thread to spare: restores build their own
+      }
+    }
+    wanted_ = dir;
+  }
+  wanted_changed_.notify_one();
+}
+
+std::unique_ptr<RestoreSpare> RestoreSpares::take(const std::string& dir) {
+  std::unique_ptr<RestoreSpare> out;
+  {
+    std::lock_guard lock(mutex_);
+    if (spare_ && spare_->dir == dir) {
+      out = std::move(spare_);
+      if (wanted_ == dir) wanted_.clear();  // one prepare, one spare: the next is asked for again
+    }
+  }
+  if (!out) return nullptr;
+  // Still the files it was made from? A snapshot rewritten since is restored the long way
+  // (and checked again); the spare made from the old one is released.
+  struct stat state {}, memory {};
+  const bool unchanged = stat(out->opened.state_path.c_str(), &state) == 0 &&
+                         stat(snapshot_file(dir, "memory").c_str(), &memory) == 0 &&
+                         FileIdentity::of(state) == out->opened.state_id &&
+                         FileIdentity::of(memory) == out->opened.memory_id;
+  if (!unchanged) {
+    Reaper::instance().dispose(std::move(out->kernel.objects));
+    return nullptr;
+  }
+  return out;
+}
+
+void RestoreSpares::forget(const std::string& dir) {
+  std::unique_ptr<RestoreSpare> dropped;
+  {
+    std::unique_lock lock(mutex_);
+    if (wanted_ == dir) wanted_.clear();
+    idle_.wait(lock, [this] { return !preparing_; });
+    if (spare_ && spare_->dir == dir) dropped = std::move(spare_);
+  }
+  if (dropped) Reaper::instance().dispose(std::move(dropped->kernel.objects));
+}
+
+bool RestoreSpares::has_work() const {
+  return !wanted_.empty() && !(spare_ && spare_->dir == wanted_);
+}
+
+void RestoreSpares::settle() {
+  std::unique_lock lock(mutex_);
+  idle_.wait(lock, [this] { return stopping_ || !thread_.joinable() || (!preparing_ && !has_work()); });
+}
+
+void RestoreSpares::run() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wanted_changed_.wait(lock, [this] { return stopping_ || has_work(); });
+    if (stopping_) return;
+    preparing_ = true;
+    const std::string dir = wanted_;
+    std::unique_ptr<RestoreSpare> stale = std::move(spare_);  // made for another directory
+    lock.unlock();
+    if (stale) Reaper::instance().dispose(std::move(stale->kernel.objects));
+    std::unique_ptr<RestoreSpare> made;
+    auto opened = open_snapshot(dir);
+    if (opened.ok()) {
+      auto kernel = make_restore_kernel(*opened.value().snap, std::move(opened.value().memory), KvmVm{});
+      if (kernel.ok()) made.reset(new RestoreSpare{dir, std::move(opened.value()), std::move(kernel.value())});
+    }
+    lock.lock();
+    if (made && wanted_ == dir && !stopping_) spare_ = std::move(made);
+    if (!made && wanted_ == dir) wanted_.clear();  // failed: the restore itself reports why
+    if (made && !stopping_) {
+      lock.unlock();  // no longer wanted: released off the lock (dispose may do it here)
+      Reaper::instance().dispose(std::move(made->kernel.objects));
+      lock.lock();
+    }
+    preparing_ = false;
+    idle_.notify_all();
+  }
+}
+
+RestoreSpares::~RestoreSpares() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wanted_changed_.notify_all();
+  idle_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace nodevisor::vmm::snapshot
