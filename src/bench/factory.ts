@@ -5,8 +5,11 @@
  * - clone: `getVm` on a template factory: restore (copy-on-write) + resume + the generation check;
  * - hand-over: `getVm` on a template factory with a full pool: take and resume (the pooled VM
  *   answered its generation check when it joined the pool; a Linux guest also gets a time sync);
+ * - hand-over, back to back: `poolSize` getVm calls in a row on a full pool, nothing drained
+ *   between them (a burst of requests; the first of each burst starts from an idle process);
  * - pool take: `getBaseVm` on that full pool alone (the paused VM, before the resume).
- * Then sustained VM starts per second from the template for 10 s, and the resident memory (PSS,
+ * Then sustained VM starts per second from the template for 10 s (with each getVm's latency
+ * there: back to back, the previous VMs' teardown overlapping), and the resident memory (PSS,
  * /proc/self/smaps_rollup) each idle clone adds. "Ready": the guest answered on its agent channel
  * (for a pooled VM, when it joined the pool) and runs. Results are returned as JSON figures and drawn as SVG charts
  * (src/bench/chart.ts) into bench-results/.
@@ -47,7 +50,7 @@ export interface FactoryBenchOptions {
   chartDir?: string;
 }
 
-type StartPath = 'cold' | 'clone' | 'hand-over' | 'pool take';
+type StartPath = 'cold' | 'clone' | 'hand-over' | 'hand-over, back to back' | 'pool take';
 
 export interface LatencyFigure {
   path: StartPath;
@@ -63,6 +66,8 @@ export interface SustainedFigure {
   starts: number;
   perSecond: number;
   perSecondBuckets: number[];
+  /** Each getVm's own latency in the run (µs). */
+  getVmUs: Summary;
 }
 
 export interface FactoryBenchResult {
@@ -153,6 +158,25 @@ async function timeGetVm(
   return samples;
 }
 
+/** getVm calls in bursts of `burst` on a full pool: nothing is drained or awaited in between. */
+async function timeHandOverBursts(factory: Factory<FactoryVmHandle>, pool: CacheFactory<FactoryVmHandle>, burst: number, iterations: number): Promise<number[]> {
+  const config = factory.config();
+  const samples: number[] = [];
+  for (let round = 0; samples.length < iterations + burst; round++) {
+    await pool.filled();
+    await Vm.drainTeardown();
+    const handed: FactoryVm[] = [];
+    for (let i = 0; i < burst; i++) {
+      const t0 = nowUs();
+      handed.push(await factory.getVm(config));
+      const t = nowUs() - t0;
+      if (round > 0) samples.push(t); // the first round warms up
+    }
+    await Promise.all(handed.map((vm) => vm.stop()));
+  }
+  return samples.slice(0, iterations);
+}
+
 async function sustainedStarts(seconds: number, concurrency: number): Promise<SustainedFigure> {
   const { factory, done } = await templateFactory(128, 0);
   try {
@@ -162,10 +186,13 @@ async function sustainedStarts(seconds: number, concurrency: number): Promise<Su
     const t0 = nowUs();
     const end = t0 + seconds * 1e6;
     let starts = 0;
+    const latencies: number[] = [];
     const worker = async (): Promise<void> => {
       while (nowUs() < end) {
+        const asked = nowUs();
         const vm = await factory.getVm(config);
         const at = nowUs();
+        latencies.push(at - asked);
         if (at > end) {
           await vm.stop();
           break;
@@ -181,7 +208,14 @@ async function sustainedStarts(seconds: number, concurrency: number): Promise<Su
     await Promise.all(Array.from({ length: concurrency }, worker));
     const elapsed = (nowUs() - t0) / 1e6;
     await Promise.all(stops);
-    return { seconds: round2(elapsed), concurrency, starts, perSecond: round2(starts / Math.min(elapsed, seconds)), perSecondBuckets: buckets };
+    return {
+      seconds: round2(elapsed),
+      concurrency,
+      starts,
+      perSecond: round2(starts / Math.min(elapsed, seconds)),
+      perSecondBuckets: buckets,
+      getVmUs: summarize(latencies),
+    };
   } finally {
     await done();
   }
@@ -307,6 +341,7 @@ export async function benchFactory(options: FactoryBenchOptions = {}): Promise<F
       const pool = pooled.factory.baseFactory as CacheFactory<FactoryVmHandle>;
       const beforeEach = () => pool.filled();
       result.latency.push(figure('hand-over', memoryMiB, await timeGetVm(pooled.factory, iterations, { beforeEach })));
+      result.latency.push(figure('hand-over, back to back', memoryMiB, await timeHandOverBursts(pooled.factory, pool, poolSize, iterations)));
       result.latency.push(figure('pool take', memoryMiB, await timeGetVm(pooled.factory, iterations, { beforeEach, takeOnly: true })));
     } finally {
       await pooled.done();
@@ -336,13 +371,16 @@ export const factoryBench: Bench<FactoryBenchResult> = {
     return benchFactory(ctx.quick ? { iterations: 20, sustainSeconds: 2, pssClones: 20 } : {});
   },
   format(r) {
-    const lines = ['   start → ready (µs)      p50       p99'];
+    const lines = ['   start → ready (µs)                    p50       p99'];
     for (const f of r.latency) {
-      lines.push(`   ${f.path.padEnd(9)} ${sizeLabel(f.memoryMiB).padStart(8)}  ${String(f.p50Us).padStart(8)}  ${String(f.p99Us).padStart(8)}  (n=${f.summaryUs.n})`);
+      lines.push(`   ${f.path.padEnd(23)} ${sizeLabel(f.memoryMiB).padStart(8)}  ${String(f.p50Us).padStart(8)}  ${String(f.p99Us).padStart(8)}  (n=${f.summaryUs.n})`);
     }
     if (r.clonesSkipped) lines.push(`   clone, hand-over, sustained, idle-clone memory: skipped (${r.clonesSkipped})`);
     for (const s of r.sustained ?? []) {
-      lines.push(`   sustained from the template: ${s.perSecond} starts/s (${s.starts} in ${s.seconds} s, ${s.concurrency} getVm in flight)`);
+      lines.push(
+        `   sustained from the template: ${s.perSecond} starts/s (${s.starts} in ${s.seconds} s, ${s.concurrency} getVm in flight); ` +
+          `getVm p50 ${round2(s.getVmUs.median)} µs, p99 ${round2(s.getVmUs.p99)} µs`,
+      );
     }
     for (const p of r.pssPerIdleClone ?? []) {
       lines.push(`   idle clone at ${sizeLabel(p.memoryMiB)}: PSS ${p.pssKiBPerClone} KiB, RSS ${p.rssKiBPerClone} KiB (over ${p.clones} clones)`);
