@@ -265,8 +265,10 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
 // Builds a VM (create, or restore from a snapshot) on a libuv worker and resolves its handle;
 // a failed build lets the session go. JS thread.
 using BuildVm = std::function<Result<std::unique_ptr<vmm::Vm>>(vmm::VmEventSink&)>;
+// `started`: the build also started the VM, so its events keep the loop alive from now on
+// (as VmHandle::start does for a VM started from JS).
 Napi::Promise build_vm(Napi::Env env, const char* name, BuildVm build, std::shared_ptr<VmSession> session,
-                       Napi::FunctionReference* handle_class) {
+                       Napi::FunctionReference* handle_class, bool started = false) {
   return PromiseWorker<std::shared_ptr<VmSession>>::start(
       env, name,
       [build = std::move(build), session]() -> Result<std::shared_ptr<VmSession>> {  // libuv worker
@@ -275,7 +277,8 @@ Napi::Promise build_vm(Napi::Env env, const char* name, BuildVm build, std::shar
         session->vm = std::move(vm.value());
         return session;
       },
-      [handle_class](Napi::Env env, const std::shared_ptr<VmSession>& built) -> Napi::Value {
+      [handle_class, started](Napi::Env env, const std::shared_ptr<VmSession>& built) -> Napi::Value {
+        if (started && !built->tsfn_released) built->events->tsfn().Ref(env);
         auto* external_data = new std::shared_ptr<VmSession>(built);
         auto external = Napi::External<std::shared_ptr<VmSession>>::New(
             env, external_data, [](Napi::Env, std::shared_ptr<VmSession>* data) { delete data; });
@@ -353,20 +356,39 @@ Napi::Value vm_drain_teardown(const Napi::CallbackInfo& info) {
   });
 }
 
-// vmRestore(dir, onEvent) -> Promise<VmHandle>: a new VM from a snapshot directory, built on
-// a libuv worker (reads the state file, maps the memory file, KVM ioctls, reopens disks), or
-// from the restore prepared for `dir` (vmPrepareRestore). Not started: the caller starts it,
-// paused or not. src/vm `Vm.restore` checks `dir` first.
+// vmRestore(dir, onEvent, options) -> Promise<VmHandle>: a new VM from a snapshot directory,
+// built on a libuv worker (reads the state file, maps the memory file, KVM ioctls, reopens
+// disks) or from the restore prepared for `dir` (vmPrepareRestore), and started there, paused
+// or running (`options.paused`): the vCPU threads are spawned off the JS thread, and a running
+// restore's guest gets going while JS sets up its side. `options.agentInput` (copied here) is
+// in the guest's agent channel before it runs. src/vm `Vm.restore` checks the arguments first.
 Napi::Value vm_restore(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsFunction()) {
-    throw Napi::TypeError::New(env, "vmRestore(dir, onEvent): expected a string and a function");
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsFunction() || !info[2].IsObject()) {
+    throw Napi::TypeError::New(env, "vmRestore(dir, onEvent, options): expected a string, a function and an object");
   }
   std::string dir = info[0].As<Napi::String>().Utf8Value();
+  Napi::Object options = info[2].As<Napi::Object>();
+  const bool paused = options.Get("paused").ToBoolean().Value();
+  std::vector<uint8_t> input;
+  Napi::Value agent_input = options.Get("agentInput");
+  if (agent_input.IsTypedArray()) {
+    auto bytes = agent_input.As<Napi::Uint8Array>();
+    input.assign(bytes.Data(), bytes.Data() + bytes.ByteLength());
+  } else if (!agent_input.IsUndefined()) {
+    throw Napi::TypeError::New(env, "vmRestore: options.agentInput must be a Uint8Array");
+  }
   auto session = new_session(env, info[1].As<Napi::Function>());
-  return build_vm(env, "nodevisor.vm.restore",
-                  [dir](vmm::VmEventSink& sink) { return vmm::Vm::restore(dir, sink, kProbeWaitWords); }, session,
-                  static_cast<Napi::FunctionReference*>(info.Data()));
+  return build_vm(
+      env, "nodevisor.vm.restore",
+      [dir, paused, input = std::move(input)](vmm::VmEventSink& sink) -> Result<std::unique_ptr<vmm::Vm>> {
+        auto vm = vmm::Vm::restore(dir, sink, kProbeWaitWords, input);
+        if (!vm.ok()) return vm.error();
+        // On failure the unique_ptr stops what start() left (nothing: it cleans up after itself).
+        NV_TRY(vm.value()->start(paused));
+        return vm;
+      },
+      session, static_cast<Napi::FunctionReference*>(info.Data()), /*started=*/true);
 }
 
 // vmPrepareRestore(dir): the next restore of `dir` is made ahead on a background thread

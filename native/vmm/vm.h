@@ -107,8 +107,11 @@ class Vm final : private VcpuExitHandler {
   // the file; nothing of the half-built VM is left behind. Runs on a worker thread.
   // `wait_words` are not part of a snapshot: the caller says them again, as for `create`.
   // Uses the restore prepared for `dir` (snapshot/restore_spares.h) when there is one.
+  // `agent_input` is delivered to the guest's agent channel as part of the restore, before
+  // anything runs: a first request the guest finds as it starts.
   static Result<std::unique_ptr<Vm>> restore(const std::string& dir, VmEventSink& sink,
-                                             const WaitPortWords& wait_words = {});
+                                             const WaitPortWords& wait_words = {},
+                                             std::span<const uint8_t> agent_input = {});
   ~Vm() override;
 
   // Runs the vCPUs; with `paused`, the VM starts in the paused state (resume runs it).

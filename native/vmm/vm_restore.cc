@@ -139,7 +139,8 @@ Status Vm::snapshot(const std::string& dir) {
   return write_file_atomically(snapshot::snapshot_file(dir, "state"), [&](int fd) { return write_all(fd, file); });
 }
 
-Result<std::unique_ptr<Vm>> Vm::restore(const std::string& dir, VmEventSink& sink, const WaitPortWords& wait_words) {
+Result<std::unique_ptr<Vm>> Vm::restore(const std::string& dir, VmEventSink& sink, const WaitPortWords& wait_words,
+                                         std::span<const uint8_t> agent_input) {
   // A restore made ahead for this directory (snapshot/restore_spares.h) has the snapshot read
   // and checked and its kernel objects built; otherwise both are done here.
   std::unique_ptr<snapshot::RestoreSpare> spare = snapshot::RestoreSpares::instance().take(dir);
@@ -160,6 +161,18 @@ Result<std::unique_ptr<Vm>> Vm::restore(const std::string& dir, VmEventSink& sin
   config.wait_words = wait_words;
   std::unique_ptr<Vm> vm(new Vm(config, sink));
   NV_TRY(vm->restore_from(*opened.snap, std::move(spare->kernel), opened.state_path));
+  if (!agent_input.empty()) {
+    std::shared_ptr<virtio::DeviceManager> set = vm->virtio_devices();
+    if (!set || set->console() == nullptr) return plain_error("EINVAL", "the snapshot's VM has no agent channel for the agent input");
+    if (set->console()->deliver_before_start(agent_input) != agent_input.size()) {
+      return plain_error("E2BIG", "the agent input (" + std::to_string(agent_input.size()) +
+                                      " bytes) is more than the agent channel's buffer takes");
+    }
+    // As write_agent (vm_virtio.cc): the probe's wait port learns there is virtio work.
+    if (vm->wait_port_ && vm->config_.wait_words.virtio_work != 0) {
+      vm->wait_port_->post_coalesced(vm->config_.wait_words.virtio_work);
+    }
+  }
   return vm;
 }
 

@@ -80,6 +80,28 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     } catch (err) {
       return Promise.reject(err);
     }
+    const answer = this.track<T>(id, type, options);
+    this.stream.write(frame);
+    return answer;
+  }
+
+  /**
+   * The answer to a request that reached the agent another way: its frame (`encodeFrame`,
+   * with this `id`) went with the VM's restore (`Vm.restore`'s `agentInput`), before this
+   * client existed. The id is not used again. Resolves and rejects as `request` does.
+   */
+  adopt<T = Record<string, unknown>>(id: number, type: string, options: RequestOptions = {}): Promise<T> {
+    if (!Number.isSafeInteger(id) || id < 1 || id >= MAX_MESSAGE_ID) {
+      return Promise.reject(new NodevisorError(`adopt: id must be an integer from 1 to ${MAX_MESSAGE_ID - 1}, got ${id}`, { code: 'EINVAL' }));
+    }
+    if (this.pending.has(id)) return Promise.reject(new NodevisorError(`adopt: request ${id} already waits for its answer`, { code: 'EINVAL' }));
+    if (this.closed) return Promise.reject(new NodevisorError('the agent channel is closed', { code: 'ECLOSED' }));
+    if (id >= this.nextId) this.nextId = id + 1;
+    return this.track<T>(id, type, options);
+  }
+
+  /** A pending entry for request `id`, with its timeout; the answer settles it (onMessage). */
+  private track<T>(id: number, type: string, options: RequestOptions): Promise<T> {
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     return new Promise<T>((resolve, reject) => {
       const entry: Pending = {
@@ -95,7 +117,6 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
         }, timeoutMs);
       }
       this.pending.set(id, entry);
-      this.stream.write(frame);
     });
   }
 

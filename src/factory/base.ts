@@ -12,6 +12,11 @@ export interface FactoryBase<V extends FactoryVm = FactoryVm> {
   config(): CheckedFactoryVmConfig;
   getBaseVm(config: CheckedFactoryVmConfig): Promise<V>;
   /**
+   * What `getVm` hands over when the base can make it in one step: a VM already running (the
+   * template: a clone restored running). Without it, `getVm` resumes a `getBaseVm` VM.
+   */
+  getRunningVm?(config: CheckedFactoryVmConfig): Promise<V>;
+  /**
    * A VM from this base was just handed over (or joined a pool): the base may now make the
    * next one ahead, in the background, without competing with that VM's start for a CPU.
    */

@@ -90,14 +90,17 @@ export class Factory<V extends FactoryVm = FactoryVm> {
         logger('factory').info({ reason: mismatch }, 'fallback to direct factory vm');
         return this.hypervisor.boot(checked);
       }
-      const vm = await this.base.getBaseVm(this.base.config());
+      // A template clone comes running (its uniqueness check may be on its way already); any
+      // other base VM is paused and resumed here.
+      const running = this.base.getRunningVm !== undefined;
+      const vm = running ? await this.base.getRunningVm!(this.base.config()) : await this.base.getBaseVm(this.base.config());
       try {
         // The request that makes a clone unique is queued before the resume: the guest finds
         // it as it wakes, and the host's work on it overlaps the guest's first steps. The
         // guest still sees resume first, then the request (B39's order).
         const unique = madeUnique.has(vm) ? undefined : makeUnique(vm);
         unique?.catch(() => undefined); // awaited below; a failed resume must not leave it unhandled
-        await vm.resume();
+        if (!running) await vm.resume();
         await unique;
         await syncTime(vm);
       } catch (err) {

@@ -49,9 +49,11 @@ export interface Hypervisor<V extends FactoryVm = FactoryVm> {
   boot(config: CheckedFactoryVmConfig): Promise<V>;
   /**
    * Builds a new VM from the snapshot in `dir`, left paused (Kata: "the VM comes back paused",
-   * no agent check). `template` says what the template was.
+   * no agent check). `template` says what the template was. With `running`, the VM runs at
+   * once and the request that makes it unique may already be on its way (the factory's
+   * hand-over: see `FactoryVm.generation`).
    */
-  restore(dir: string, template: TemplateInfo): Promise<V>;
+  restore(dir: string, template: TemplateInfo, options?: { running?: boolean }): Promise<V>;
   /**
    * `dir` will be restored again soon: make what can be made ahead of that restore, in the
    * background. Returns at once; a failure shows in the restore.

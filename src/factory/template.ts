@@ -11,6 +11,9 @@
  *   the VMM writes `memory` at snapshot time, and the agent channel is in this process.
  * - `fetch` also reads `template.json` and refuses a template made from another VM config
  *   (Kata would have cloned it anyway, with the wrong kernel or memory).
+ * - Once a clone is handed over (`prepareNext`), the next clone's restore is prepared in the
+ *   background (`Vm.prepareRestore`: the snapshot read, its memory mapped, the KVM objects
+ *   made), so a clone pays for loading the state only; `close` releases it first.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
@@ -116,6 +119,11 @@ export class TemplateFactory<V extends FactoryVm> implements FactoryBase<V> {
   /** A paused copy-on-write clone of the template. */
   getBaseVm(_config: CheckedFactoryVmConfig): Promise<V> {
     return this.hypervisor.restore(this.statePath, this.info);
+  }
+
+  /** A clone restored running: its guest starts while the host sets up its side. */
+  getRunningVm(_config: CheckedFactoryVmConfig): Promise<V> {
+    return this.hypervisor.restore(this.statePath, this.info, { running: true });
   }
 
   /** The next clone's restore is prepared (snapshot read, memory mapped, KVM objects made). */

@@ -6,6 +6,7 @@
  * JS thread only; every VM operation is a Promise from the addon.
  */
 import { AgentClient } from '../agent/client.js';
+import { encodeFrame } from '../agent/frame.js';
 import type { PingResult } from '../agent/messages.js';
 import { kernelParamsToCmdline } from '../config/kernel-params.js';
 import { NodevisorError, wrapError } from '../errors.js';
@@ -26,10 +27,16 @@ const GUESTS = new Map<unknown, GuestKind>([
 
 let nextId = 1;
 
+/** The probe.generation request a running probe clone's restore delivers: its agent client's first id. */
+const RESTORE_GENERATION_ID = 1;
+const RESTORE_GENERATION_FRAME = encodeFrame({ id: RESTORE_GENERATION_ID, type: 'probe.generation' });
+
 /** A VM the factory made, with its agent client. Sandbox creation uses `vm` and `agent`. */
 export class FactoryVmHandle implements FactoryVm {
   readonly id = `factory-vm-${nextId++}`;
   readonly templateGeneration?: string;
+  /** The answer to the probe.generation request the restore delivered, until `generation()` takes it. */
+  #restoreGeneration: Promise<{ generation: unknown }> | undefined;
 
   constructor(
     readonly vm: Vm,
@@ -38,6 +45,13 @@ export class FactoryVmHandle implements FactoryVm {
     templateGeneration?: string,
   ) {
     if (templateGeneration !== undefined) this.templateGeneration = templateGeneration;
+  }
+
+  /** @internal The restore delivered a probe.generation request with id `id`: the next `generation()` is its answer. */
+  adoptGenerationRequest(id: number): void {
+    const answer = this.agent.adopt<{ generation: unknown }>(id, 'probe.generation');
+    answer.catch(() => undefined); // a VM stopped before anyone asks must not leave it unhandled
+    this.#restoreGeneration = answer;
   }
 
   pause(): Promise<void> {
@@ -63,7 +77,9 @@ export class FactoryVmHandle implements FactoryVm {
    * showing another would not have noticed it was restored.
    */
   async generation(): Promise<string> {
-    const { generation } = await this.agent.request<{ generation: unknown }>('probe.generation');
+    const delivered = this.#restoreGeneration;
+    this.#restoreGeneration = undefined;
+    const { generation } = await (delivered ?? this.agent.request<{ generation: unknown }>('probe.generation'));
     if (typeof generation !== 'string') throw new NodevisorError('probe.generation answered without a generation', { code: 'EPROTO' });
     if (generation !== this.vm.generation) {
       throw new NodevisorError(`the guest reads generation ${generation}, the VM has ${this.vm.generation}`, { code: 'ENOTUNIQUE' });
@@ -110,9 +126,14 @@ export function vmHypervisor(options: VmHypervisorOptions = {}): Hypervisor<Fact
       }
     },
 
-    async restore(dir: string, template: TemplateInfo) {
-      const vm = await Vm.restore(dir, { paused: true });
-      return new FactoryVmHandle(vm, new AgentClient(vm.agent, { timeoutMs: AGENT_TIMEOUT_MS }), template.guest, template.generation);
+    async restore(dir: string, template: TemplateInfo, options: { running?: boolean } = {}) {
+      // A running probe clone gets its uniqueness check with the restore (agentInput): the guest
+      // answers it as it starts, while this thread sets up the agent client.
+      const check = options.running === true && template.guest === 'probe' && template.generation !== undefined;
+      const vm = await Vm.restore(dir, { paused: options.running !== true, ...(check ? { agentInput: RESTORE_GENERATION_FRAME } : {}) });
+      const handle = new FactoryVmHandle(vm, new AgentClient(vm.agent, { timeoutMs: AGENT_TIMEOUT_MS }), template.guest, template.generation);
+      if (check) handle.adoptGenerationRequest(RESTORE_GENERATION_ID);
+      return handle;
     },
 
     prepareRestore(dir: string) {

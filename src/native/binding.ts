@@ -159,10 +159,15 @@ export interface NativeAddon {
   /**
    * Builds a new VM from a snapshot directory on a libuv worker thread (reads and checks
    * `dir/state`, maps `dir/memory` copy-on-write, restores every vCPU and device, reopens
-   * disks), or from the restore prepared for `dir`, and resolves its handle, not started. Use
-   * src/vm `Vm.restore`.
+   * disks), or from the restore prepared for `dir`, starts it there (paused or running), and
+   * resolves its handle. `agentInput` is in the guest's agent channel before it runs. Use src/vm
+   * `Vm.restore`.
    */
-  vmRestore(dir: string, onEvent: (kind: NativeVmEventKind, payload: unknown) => void): Promise<NativeVmHandle & NativeVmTestMethods>;
+  vmRestore(
+    dir: string,
+    onEvent: (kind: NativeVmEventKind, payload: unknown) => void,
+    options: { paused: boolean; agentInput?: Uint8Array },
+  ): Promise<NativeVmHandle & NativeVmTestMethods>;
   /** Returns at once: a background thread prepares the next restore of `dir` (native/vmm/snapshot/restore_spares.h). */
   vmPrepareRestore(dir: string): void;
   /** A libuv worker: drops the restore made ahead for `dir` and waits until its files are closed. */

@@ -53,7 +53,16 @@ export interface VmExit {
 export interface RestoreOptions {
   /** Leave the restored VM paused (`resume()` runs it). Default false: it runs at once. */
   paused?: boolean;
+  /**
+   * Bytes for the guest's agent channel, delivered as part of the restore: they are in the
+   * guest's receive buffers before it runs, so a running clone answers its first request
+   * (e.g. the factory's uniqueness check) while the host sets up its side. At most 1 MiB.
+   */
+  agentInput?: Uint8Array;
 }
+
+/** Largest `agentInput` a restore takes (well inside the agent channel's 4 MiB buffer). */
+export const MAX_RESTORE_AGENT_INPUT = 1 << 20;
 
 export interface VmEvents {
   console: [data: Buffer];
@@ -111,19 +120,26 @@ export class Vm extends EventEmitter<VmEvents> {
     }
     if (typeof options !== 'object' || options === null) throw invalid('Vm.restore: options must be an object');
     for (const key of Object.keys(options)) {
-      if (key !== 'paused') {
+      if (key !== 'paused' && key !== 'agentInput') {
         throw invalid(`Vm.restore: option ${key} cannot be given (memory, vCPUs and devices come from the snapshot)`);
       }
     }
     const paused = options.paused ?? false;
     if (typeof paused !== 'boolean') throw invalid('Vm.restore: paused must be a boolean');
-    const vm = await Vm.#build(`cannot restore the VM from ${dir}`, (onEvent) => addon().vmRestore(dir, onEvent));
-    try {
-      await vm.#native().start(paused);
-    } catch (err) {
-      await vm.#native().stop();
-      throw err;
+    const { agentInput } = options;
+    if (agentInput !== undefined) {
+      if (!(agentInput instanceof Uint8Array)) throw invalid('Vm.restore: agentInput must be a Uint8Array (a Buffer)');
+      if (agentInput.byteLength > MAX_RESTORE_AGENT_INPUT) {
+        throw invalid(`Vm.restore: agentInput is ${agentInput.byteLength} bytes, over the ${MAX_RESTORE_AGENT_INPUT} maximum`);
+      }
     }
+    // Built and started on a libuv worker, in one step: a running guest gets going while this
+    // thread sets up its side. Events it sends before the handle is here find this Vm (#build).
+    const vm = await Vm.#build(`cannot restore the VM from ${dir}`, (onEvent) =>
+      addon().vmRestore(dir, onEvent, agentInput !== undefined && agentInput.byteLength > 0 ? { paused, agentInput } : { paused }),
+    );
+    // The guest may have ended before the handle arrived: its exit event found no handle to stop.
+    if (vm.#exit) await vm.#native().stop();
     return vm;
   }
 

@@ -10,9 +10,10 @@ import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { AgentClient } from '../../src/agent/client.js';
+import { encodeFrame } from '../../src/agent/frame.js';
 import { PHASE_READY, PROBE_COUNTER_GPA, ProbeCommand, probeGuestPath } from '../../src/guest/probe.js';
 import { debugReadGuest, postWaitWord } from '../../src/testing.js';
-import { Vm, type VmConfig } from '../../src/vm/vm.js';
+import { MAX_RESTORE_AGENT_INPUT, Vm, type VmConfig } from '../../src/vm/vm.js';
 import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -176,6 +177,34 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
     // The template goes on with its own id and its own count.
     await vm.resume();
     expect(await generationOf(agent)).toEqual({ generation: vm.generation, asked: 5 });
+  });
+
+  it('agentInput is in the guest\'s agent channel when it starts: the clone answers it with nothing written after', async () => {
+    const dir = tempDir();
+    const vm = await bootProbe({ memoryMiB: 16 });
+    vms.push(vm);
+    expect((await generationOf(client(vm))).asked).toBe(1);
+    await vm.pause();
+    await vm.snapshot(dir);
+    for (const paused of [false, true]) {
+      const request = encodeFrame({ id: 1, type: 'probe.generation' });
+      const clone = await Vm.restore(dir, { paused, agentInput: request });
+      vms.push(clone);
+      const agent = client(clone);
+      const answer = agent.adopt<Generation>(1, 'probe.generation');
+      if (paused) await clone.resume(); // delivered before the resume, answered after it
+      expect(await answer).toEqual({ generation: clone.generation, asked: 2 });
+      expect(await generationOf(agent)).toEqual({ generation: clone.generation, asked: 3 });
+    }
+  });
+
+  it('agentInput that is not bytes, or too big, is refused before anything is built', async () => {
+    const dir = tempDir();
+    await expect(Vm.restore(dir, { agentInput: 'ping' as never })).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringContaining('agentInput must be a Uint8Array') });
+    await expect(Vm.restore(dir, { agentInput: Buffer.alloc(MAX_RESTORE_AGENT_INPUT + 1) })).rejects.toMatchObject({
+      code: 'EINVAL',
+      message: expect.stringContaining(`over the ${MAX_RESTORE_AGENT_INPUT} maximum`),
+    });
   });
 
   it('100 clones of one snapshot each answer ping and report distinct generations', async () => {

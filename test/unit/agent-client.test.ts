@@ -69,6 +69,26 @@ describe('AgentClient', () => {
     expect(client.inFlight).toBe(0);
   });
 
+  it('adopts a request sent another way (with a restore): its answer resolves it, and its id is not reused', async () => {
+    const pair = await socketPair();
+    cleanup = pair.close;
+    const sent = requests(pair.peer);
+    const client = new AgentClient(pair.client);
+    const adopted = client.adopt<{ generation: string }>(1, 'probe.generation');
+    const ping = client.ping();
+    await until(() => sent.length === 1);
+    expect(sent).toEqual([{ id: 2, type: 'ping' }]); // nothing sent for the adopted one; id 1 skipped
+    pair.peer.write(encodeFrame({ id: 1, type: 'ok', generation: '00000000000000ab' }));
+    pair.peer.write(encodeFrame({ id: 2, type: 'ok', agent: 'nodevisor-probe', version: 1, pid: 0 }));
+    expect(await adopted).toEqual({ generation: '00000000000000ab' });
+    expect((await ping).agent).toBe('nodevisor-probe');
+    await expect(client.adopt(0, 'x')).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(client.adopt(1.5, 'x')).rejects.toMatchObject({ code: 'EINVAL' });
+    const waiting = client.adopt(7, 'slow', { timeoutMs: 20 });
+    await expect(client.adopt(7, 'again')).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringContaining('already waits') });
+    await expect(waiting).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+  });
+
   it('rejects with the agent error code and message', async () => {
     const pair = await socketPair();
     cleanup = pair.close;

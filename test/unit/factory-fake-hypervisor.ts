@@ -129,12 +129,13 @@ export class FakeHypervisor implements Hypervisor<FakeVm> {
     return vm;
   }
 
-  async restore(dir: string, template: TemplateInfo): Promise<FakeVm> {
+  async restore(dir: string, template: TemplateInfo, options: { running?: boolean } = {}): Promise<FakeVm> {
     await this.step('restore', undefined);
     await readFile(join(dir, 'memory'));
     await readFile(join(dir, 'state'));
     const generation = this.clonesKeepGeneration && template.generation !== undefined ? template.generation : this.nextGeneration();
-    const vm = new FakeVm(this, `vm${++this.ids}`, template.guest, template.config, 'paused', generation, template.generation);
+    const state = options.running ? 'running' : 'paused';
+    const vm = new FakeVm(this, `vm${++this.ids}`, template.guest, template.config, state, generation, template.generation);
     this.vms.push(vm);
     this.journal[this.journal.length - 1] = `restore ${vm.id}`;
     return vm;

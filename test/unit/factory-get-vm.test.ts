@@ -22,15 +22,15 @@ async function factoryOf(over: Partial<NewFactoryConfig> = {}, prepare?: (hv: Fa
 }
 
 describe('getVm (B39)', () => {
-  it.each([false, true])('resumes, reseeds with 512 random bytes, syncs the time, and hands over a running VM (template: %s)', async (template) => {
+  it.each([false, true])('resumes (a template clone: restores running), reseeds with 512 random bytes, syncs the time, and hands over a running VM (template: %s)', async (template) => {
     const { factory, hypervisor, mark, statePath } = await factoryOf({ template });
     const before = Date.now();
     const vm = await factory.getVm(vmConfig);
-    const first = template ? `restore ${vm.id}` : `boot ${vm.id}`;
-    const pause = template ? [] : [`pause ${vm.id}`];
-    // A template prepares the next clone's restore once this one is handed over.
+    // A direct VM is booted, paused (the base factory's VM) and resumed; a template clone is
+    // restored running in one step. The template then prepares the next clone's restore.
+    const start = template ? [`restore ${vm.id}`] : [`boot ${vm.id}`, `pause ${vm.id}`, `resume ${vm.id}`];
     const prepared = template ? ['prepareRestore'] : [];
-    expect(hypervisor.journal.slice(mark)).toEqual([first, ...pause, `resume ${vm.id}`, `rngReseed ${vm.id}`, `timeSync ${vm.id}`, ...prepared]);
+    expect(hypervisor.journal.slice(mark)).toEqual([...start, `rngReseed ${vm.id}`, `timeSync ${vm.id}`, ...prepared]);
     expect(hypervisor.prepared).toEqual(template ? [statePath] : []);
     expect(vm.state).toBe('running');
     expect(vm.seeds).toHaveLength(1);
@@ -44,7 +44,7 @@ describe('getVm (B39)', () => {
   it('checks a probe clone\'s generation instead (the probe has no RNG or clock to set)', async () => {
     const { factory, hypervisor, mark } = await factoryOf({ template: true }, (hv) => (hv.guest = 'probe'));
     const vm = await factory.getVm(vmConfig);
-    expect(hypervisor.journal.slice(mark)).toEqual([`restore ${vm.id}`, `resume ${vm.id}`, `generation ${vm.id}`, 'prepareRestore']);
+    expect(hypervisor.journal.slice(mark)).toEqual([`restore ${vm.id}`, `generation ${vm.id}`, 'prepareRestore']);
     expect(vm.templateGeneration).toBe(hypervisor.vms[0]!.currentGeneration);
     expect(vm.currentGeneration).not.toBe(vm.templateGeneration);
     await Promise.all([vm.stop(), factory.close()]);
@@ -68,12 +68,17 @@ describe('getVm (B39)', () => {
     await vm.stop();
   });
 
-  it.each<FakeOp>(['resume', 'rngReseed', 'timeSync'])('stops the VM when %s fails, and says which VM', async (op) => {
-    const { factory, hypervisor } = await factoryOf({ template: true });
+  it.each<[FakeOp, boolean]>([
+    ['resume', false],
+    ['rngReseed', true],
+    ['timeSync', true],
+  ])('stops the VM when %s fails, and says which VM (template: %s)', async (op, template) => {
+    const { factory, hypervisor } = await factoryOf({ template });
     hypervisor.failOn(op, new NodevisorError(`${op} broke`, { code: 'EAGENT' }), 1);
-    await expect(factory.getVm(vmConfig)).rejects.toMatchObject({ code: 'EAGENT', message: `cannot hand over VM vm2: ${op} broke` });
+    const id = template ? 'vm2' : 'vm1'; // a template is vm1
+    await expect(factory.getVm(vmConfig)).rejects.toMatchObject({ code: 'EAGENT', message: `cannot hand over VM ${id}: ${op} broke` });
     expect(hypervisor.live()).toEqual([]);
-    expect(hypervisor.journal).toContain('stop vm2');
+    expect(hypervisor.journal).toContain(`stop ${id}`);
     const next = await factory.getVm(vmConfig);
     expect(next.state).toBe('running');
     await Promise.all([next.stop(), factory.close()]);

@@ -223,7 +223,7 @@ describe('template fetch (B33)', () => {
     const before = s.hypervisor.journal.length;
     const factory = await buildFactory(s.config, true, s.env);
     const vm = await factory.getVm(s.config.vmConfig);
-    expect(s.hypervisor.journal.slice(before)).toEqual([`restore ${vm.id}`, `resume ${vm.id}`, `rngReseed ${vm.id}`, `timeSync ${vm.id}`, 'prepareRestore']);
+    expect(s.hypervisor.journal.slice(before)).toEqual([`restore ${vm.id}`, `rngReseed ${vm.id}`, `timeSync ${vm.id}`, 'prepareRestore']);
     expect(s.hypervisor.prepared).toEqual([s.statePath]);
     await vm.stop();
   });

@@ -234,6 +234,13 @@ ConsoleStats ConsoleDevice::stats() {
   return stats_;
 }
 
+size_t ConsoleDevice::deliver_before_start(std::span<const uint8_t> data) {
+  const size_t taken = write_input(data);
+  std::lock_guard guard(lock());
+  if (activated() && mem_ != nullptr) (void)fill_receive_queue(kConsoleChainsPerWakeup);
+  return taken;
+}
+
 void ConsoleDevice::discard_host_buffers() {
   std::lock_guard guard(lock());
   input_.clear();

@@ -76,6 +76,12 @@ class ConsoleDevice final : public VirtioDevice {
   // Drops the host-side buffers (both directions): a VM restored from a snapshot gets a fresh
   // agent channel, not bytes meant for, or written to, the VM it was saved from.
   void discard_host_buffers();
+  // A restore's first host → guest bytes (Vm::restore's `agent_input`): queued, and put into
+  // the guest's receive buffers right here, on the restoring thread, so the guest finds them
+  // as it starts. Only before the VM's vCPUs first run: the worker leaves the queues alone
+  // while the VM is paused, and the device mutex is taken. Returns how many bytes were queued
+  // (what did not fit in the receive buffers is delivered by the worker once the VM runs).
+  size_t deliver_before_start(std::span<const uint8_t> data);
 
   int queue_eventfd(uint16_t queue) const { return worker_->queue_eventfd(queue); }
 
