@@ -263,10 +263,24 @@ Status Vm::resume() {
     }
     state_ = VmState::kRunning;
   }
-  pause_virtio(false);
+  {
+    std::shared_ptr<virtio::DeviceManager> set = virtio_devices();
+    if (set) {
+      set->set_paused(false, /*wake=*/false);
+      devices_need_wake_.store(true);
+    }
+  }
   wait_port_->set_held(false);
   for (auto& t : threads_) t->request_resume();
   return {};
+}
+
+void Vm::vcpu_resumed(uint32_t vcpu_index) {
+  // vCPU thread. The device workers look at their queues again (doorbells that rang while
+  // paused were dropped); done here, before the guest runs, instead of on the resuming thread.
+  if (vcpu_index != 0 || !devices_need_wake_.exchange(false)) return;
+  std::shared_ptr<virtio::DeviceManager> set = virtio_devices();
+  if (set) set->wake_all();
 }
 
 void Vm::stop() {

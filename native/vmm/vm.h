@@ -11,6 +11,7 @@
 // - `write_console`, `post_wait_word`, `read_guest` may be called from any thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -166,6 +167,7 @@ class Vm final : private VcpuExitHandler {
   void mmio_read(uint64_t address, std::span<uint8_t> data) override;
   void mmio_write(uint64_t address, std::span<const uint8_t> data) override;
   void vcpu_ended(uint32_t vcpu_index, const std::string& reason, const std::string& detail) override;
+  void vcpu_resumed(uint32_t vcpu_index) override;
   void drain_buffered_writes() override;
 
   const VmConfig config_;
@@ -202,6 +204,9 @@ class Vm final : private VcpuExitHandler {
   // pause() calls waiting for the vCPUs without control_mutex_; stop() keeps threads_ until
   // they are done. Guarded by control_mutex_.
   int pausers_ = 0;
+  // Set by resume(): vCPU 0 wakes the device workers as it leaves its pause (vcpu_resumed),
+  // so the thread that resumes pays for one wake-up (the vCPU's), not one per device too.
+  std::atomic<bool> devices_need_wake_{false};
   bool stopping_ = false;  // stop() has begun
   std::condition_variable pausers_done_;
   mutable std::mutex state_mutex_;  // guards state_, ended_

@@ -170,7 +170,7 @@ void DeviceManager::shut_down() {
   for (auto& p : placed_) p.device->stop_and_reset();
 }
 
-void DeviceManager::set_paused(bool paused) {
+void DeviceManager::set_paused(bool paused, bool wake) {
   for (auto& p : placed_) {
     // Pausing: work in flight gives up at its next step and is put back (it runs again after
     // the resume), so waiting for the work lock is short.
@@ -178,8 +178,12 @@ void DeviceManager::set_paused(bool paused) {
     std::lock_guard work(p.device->work_lock());
     std::lock_guard guard(p.device->lock());
     if (!paused) p.device->cancel_work(false);
-    p.device->set_paused(paused);
+    p.device->set_paused(paused, wake);
   }
+}
+
+void DeviceManager::wake_all() {
+  for (auto& p : placed_) p.device->wake_all();  // eventfd writes: no lock needed
 }
 
 std::string DeviceManager::cmdline_entries() const {

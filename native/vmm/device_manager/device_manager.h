@@ -109,7 +109,10 @@ class DeviceManager {
   // memory. Waits at most one step of each worker.
   void shut_down();
   // Pauses (or resumes) every device's work on its queues; used while the VM is paused.
-  void set_paused(bool paused);
+  // Resuming wakes each device's worker unless `wake` is false (then call wake_all).
+  void set_paused(bool paused, bool wake = true);
+  // Wakes every device's worker for every queue and for host work.
+  void wake_all();
 
  private:
   struct Placed {

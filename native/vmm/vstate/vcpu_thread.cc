@@ -167,16 +167,19 @@ void VcpuThread::run_loop() {
     }
     exit_needs_completion = false;
     // Mailbox: act on the latest request before (re-)entering the guest.
+    bool resumed = false;
     {
       std::unique_lock lock(mutex_);
       if (request_ == Request::kPause) {
         state_ = VcpuRunState::kPaused;
         changed_.notify_all();
         changed_.wait(lock, [this] { return request_ != Request::kPause; });
+        resumed = true;
       }
       if (request_ == Request::kStop) break;
       state_ = VcpuRunState::kRunning;
     }
+    if (resumed) handler_.vcpu_resumed(vcpu_.index());
     const int rc = vcpu_.run();
     handler_.drain_buffered_writes();
     if (rc == -EINTR || rc == -EAGAIN) {

@@ -76,11 +76,12 @@ class VirtioDevice {
   virtual void wake_all() = 0;
 
   // While paused (the VM is paused or being snapshotted) the worker leaves the queues and
-  // guest memory alone; host-side buffers still fill. Unpausing wakes the worker.
+  // guest memory alone; host-side buffers still fill. Unpausing wakes the worker, unless the
+  // caller does that later itself (`wake` false: Vm::resume has the vCPU thread do it).
   bool paused() const { return paused_; }
-  void set_paused(bool on) {
+  void set_paused(bool on, bool wake = true) {
     paused_ = on;
-    if (!on) wake_all();
+    if (!on && wake) wake_all();
   }
   // Asks work in progress to give up at its next step (a VM being torn down must not wait
   // for a long request). No lock: an atomic the worker polls. Final.
