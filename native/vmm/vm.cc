@@ -10,6 +10,7 @@
 #include "vmm/kvm/cpuid.h"
 #include "vmm/kvm/kvm_system.h"
 #include "vmm/kvm/warm_vm.h"
+#include "vmm/util/hex.h"
 #include "vmm/util/read_file.h"
 #include "vmm/util/reaper.h"
 #include "vmm/vstate/vcpu_state.h"
@@ -94,6 +95,10 @@ Status Vm::build() {
   auto boot = x86_64::write_boot_data(*memory_, kernel.value(), loaded.value(), cmdline, initrd);
   if (!boot.ok()) return boot.error();
   NV_TRY(add_legacy_devices());
+  // The guest reads the VM generation id in its memory where its ELF note asked (the loader
+  // checked the address is aligned and in RAM).
+  generation_->set_address(loaded->generation_gpa);
+  NV_TRY(publish_generation());
   return setup_vcpus(boot.value());
 }
 
@@ -366,6 +371,14 @@ Result<std::vector<uint8_t>> Vm::read_guest(uint64_t address, uint64_t length) c
 }
 
 uint64_t Vm::generation() const { return generation_ ? generation_->value() : 0; }
+
+Status Vm::publish_generation() {
+  const uint64_t address = generation_->address();
+  if (address == 0) return {};
+  Status written = memory_->write_obj(address, generation_->value());
+  if (!written.ok()) return plain_error("EINVAL", "the VM generation address " + hex(address) + " is not in guest RAM");
+  return {};
+}
 
 void Vm::pio_read(uint16_t port, std::span<uint8_t> data) { pio_bus_.read(port, data); }
 void Vm::pio_write(uint16_t port, std::span<const uint8_t> data) { pio_bus_.write(port, data); }

@@ -160,6 +160,8 @@ class Vm final : private VcpuExitHandler {
   // vm_snapshot.cc: builds this (new) VM from a decoded snapshot.
   Status restore_from(const snapshot::VmSnapshot& snap, snapshot::RestoreKernel kernel, const std::string& state_path);
   void end(VmExitInfo info);
+  // Writes this VM's generation id where the guest reads it (VmGeneration::address), if anywhere.
+  Status publish_generation();
 
   // VcpuExitHandler, on vCPU threads.
   void pio_read(uint16_t port, std::span<uint8_t> data) override;

@@ -208,6 +208,11 @@ Status Vm::restore_from(const snapshot::VmSnapshot& snap, snapshot::RestoreKerne
     // A fresh agent channel: nothing the old host had queued, nothing the old guest wrote.
     if (set && set->console() != nullptr) set->console()->discard_host_buffers();
   }
+  // This VM's own generation id where the guest reads it (the saved VM's address).
+  {
+    Status published = publish_generation();
+    if (!published.ok()) return bad("VM generation", published.error());
+  }
 
   // The in-kernel interrupt controllers, timer and clock. The clock is set without flags: the
   // guest's kvmclock goes on from the saved value (time stood still while it was saved; a

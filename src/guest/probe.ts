@@ -17,6 +17,8 @@ export const ProbeCommand = {
 
 /** Guest-physical address of the probe's 64-bit counter (COUNT mode). */
 export const PROBE_COUNTER_GPA = 0x5000;
+/** Where the probe reads the VM generation id (its ELF note names it; the VMM writes it there). */
+export const PROBE_GENERATION_GPA = 0x5008;
 export const PROBE_BANNER = 'nodevisor probe ready\n';
 export const PHASE_STARTED = 0x40;
 export const PHASE_READY = 0x41;

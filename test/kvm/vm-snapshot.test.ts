@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { AgentClient } from '../../src/agent/client.js';
 import { encodeFrame } from '../../src/agent/frame.js';
-import { PHASE_READY, PROBE_COUNTER_GPA, ProbeCommand, probeGuestPath } from '../../src/guest/probe.js';
+import { PHASE_READY, PROBE_COUNTER_GPA, PROBE_GENERATION_GPA, ProbeCommand, probeGuestPath } from '../../src/guest/probe.js';
 import { debugReadGuest, postWaitWord } from '../../src/testing.js';
 import { MAX_RESTORE_AGENT_INPUT, Vm, type VmConfig } from '../../src/vm/vm.js';
 import { needs, skipUnless } from '../helpers/needs.js';
@@ -171,6 +171,9 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
     vms.push(clone);
     expect(clone.state).toBe('running');
     expect(clone.generation).not.toBe(vm.generation);
+    // Where the probe reads it (its ELF note's address): each VM's own id, the clone's included.
+    expect(debugReadGuest(clone, PROBE_GENERATION_GPA, 8).readBigUInt64LE(0)).toBe(BigInt(`0x${clone.generation}`));
+    expect(debugReadGuest(vm, PROBE_GENERATION_GPA, 8).readBigUInt64LE(0)).toBe(BigInt(`0x${vm.generation}`));
     const cloneAgent = client(clone);
     expect(await cloneAgent.ping()).toMatchObject({ agent: 'nodevisor-probe' });
     expect(await generationOf(cloneAgent)).toEqual({ generation: clone.generation, asked: 5 });
@@ -500,6 +503,20 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
         writeFileSync(join(d, 'state'), state);
       });
       await refused(dir, 'state', 'XSAVE area is');
+    });
+
+    it('a VM generation address that is not aligned (checksum made to match)', async () => {
+      const dir = damaged((d) => {
+        const state = readFileSync(join(d, 'state'));
+        const tag = state.indexOf(Buffer.from('VGEN')); // the VM generation device's blob: tag, version 2, value, address
+        expect(tag).toBeGreaterThan(32);
+        expect(state.readUInt32LE(tag + 4)).toBe(2);
+        expect(state.readBigUInt64LE(tag + 16)).toBe(BigInt(PROBE_GENERATION_GPA));
+        state.writeBigUInt64LE(BigInt(PROBE_GENERATION_GPA + 4), tag + 16);
+        state.writeUInt32LE(crc32(state.subarray(32)), 24);
+        writeFileSync(join(d, 'state'), state);
+      });
+      await refused(dir, 'state', 'the VM generation address is not 8-byte aligned');
     });
 
     it('a hot-plugged disk that is gone: the error names it, nothing is left behind', async () => {

@@ -53,6 +53,14 @@
     .asciz "nodevisor"
     .balign 4
     .quad probe_user_entry64
+// ... and where the VMM keeps the VM generation id for it (generation.c reads it there).
+    .balign 4
+    .long 10
+    .long 8
+    .long NODEVISOR_NOTE_GENERATION_GPA
+    .asciz "nodevisor"
+    .balign 4
+    .quad PROBE_VM_GENERATION_GPA
 
     .section .text.entry32, "ax"
     .code32

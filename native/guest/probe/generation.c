@@ -1,17 +1,15 @@
 // probe.generation: what makes a clone tell itself apart from its template. The VM generation
-// id is read from the VMM's generation port (PROBE_VM_GENERATION_PORT) at every request, never
-// cached, so a VM restored from a snapshot reports its own id, not the one the template saw.
+// id is read at every request, never cached, from where the VMM keeps it in guest memory
+// (PROBE_VM_GENERATION_GPA, which the probe's ELF note names; the VMM writes each VM's own id
+// there, a restored one's included), so a clone reports its own id, not the one the template
+// saw. A load, where the generation port (PROBE_VM_GENERATION_PORT) costs two VM exits.
 // `asked` counts these requests in guest memory: it is saved in a snapshot with the rest of
 // RAM, so a restored VM goes on counting from where the snapshot stopped.
 #include "generation.h"
 
 static u64 asked;
 
-static u64 read_generation(void) {
-  u64 low = inl(PROBE_VM_GENERATION_PORT);
-  u64 high = inl(PROBE_VM_GENERATION_PORT + 4);
-  return high << 32 | low;
-}
+static u64 read_generation(void) { return *(volatile const u64*)PROBE_VM_GENERATION_GPA; }
 
 static u32 append(char* out, u32 at, u32 room, const char* s) {
   while (*s && at + 1 < room) out[at++] = *s++;

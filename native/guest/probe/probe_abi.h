@@ -30,13 +30,16 @@
 
 // VM generation id (native/vmm/devices/legacy/vm_generation.h): 8 read-only bytes holding a
 // value drawn anew for every VM, so a clone restored from a snapshot reads a different one.
-// Two 32-bit `in`s: the low half at 0x508, the high half at 0x50c.
+// Two 32-bit `in`s: the low half at 0x508, the high half at 0x50c. The probe reads it from
+// memory instead (PROBE_VM_GENERATION_GPA, named by its ELF note): a load, not two exits.
 #define PROBE_VM_GENERATION_PORT 0x508
 
 // Status page: guest-physical address where the probe publishes what it is doing, read by
 // tests through the VMM (a 64-bit little-endian counter at offset 0, incremented in COUNT mode).
 #define PROBE_STATUS_GPA 0x5000
 #define PROBE_STATUS_COUNTER_OFFSET 0
+// The VM generation id, 8 bytes, written there by the VMM (NODEVISOR_NOTE_GENERATION_GPA).
+#define PROBE_VM_GENERATION_GPA (PROBE_STATUS_GPA + 8)
 
 #define PROBE_BANNER "nodevisor probe ready\n"
 

@@ -11,3 +11,9 @@
 // skips every (emulated) CPL-0 instruction. Other loaders (QEMU) ignore the note.
 #define NODEVISOR_NOTE_NAME "nodevisor"
 #define NODEVISOR_NOTE_USER_ENTRY64 1
+// NODEVISOR_NOTE_GENERATION_GPA (8-byte descriptor): a guest-physical address, 8-byte aligned,
+// in RAM the guest keeps for it, where nodevisor's VMM writes the 8-byte VM generation id
+// (little-endian; vmm/devices/legacy/vm_generation.h) before the guest first runs, and again,
+// with the new VM's own id, in every VM restored from a snapshot: the idea of Microsoft's
+// VMGenID buffer. Reading it costs the guest a memory load instead of two port exits.
+#define NODEVISOR_NOTE_GENERATION_GPA 2

@@ -28,6 +28,7 @@ uint64_t align_up4(uint64_t value) { return (value + 3) & ~uint64_t{3}; }
 struct EntryNotes {
   uint64_t pvh_entry = 0;   // 0: absent
   uint64_t user_entry = 0;  // 0: absent
+  uint64_t generation_gpa = 0;  // 0: absent
 };
 
 // An 8-byte (or, for PVH, 4-byte) address in a note descriptor.
@@ -72,6 +73,10 @@ Status scan_entry_notes(std::span<const uint8_t> notes, EntryNotes& found) {
       auto entry = note_address(desc, header.n_descsz, "nodevisor user entry", false);
       if (!entry.ok()) return entry.error();
       found.user_entry = entry.value();
+    } else if (is_nodevisor && header.n_type == NODEVISOR_NOTE_GENERATION_GPA) {
+      auto address = note_address(desc, header.n_descsz, "nodevisor generation address", false);
+      if (!address.ok()) return address.error();
+      found.generation_gpa = address.value();
     }
     pos += name_size + desc_size;
   }
@@ -149,11 +154,16 @@ Result<LoadedKernel> load_pvh_elf(GuestMemory& memory, std::span<const uint8_t> 
     return bad_elf("the nodevisor user entry point " + hex(notes.user_entry) + " is not inside a loaded segment");
   }
 
+  if (notes.generation_gpa != 0 && (notes.generation_gpa % 8 != 0 || !memory.contains(notes.generation_gpa, 8))) {
+    return bad_elf("the nodevisor generation address " + hex(notes.generation_gpa) + " is not an aligned address in guest RAM");
+  }
+
   for (const Elf64_Phdr& ph : loads) {
     NV_TRY(memory.write(ph.p_paddr, image.subspan(ph.p_offset, ph.p_filesz)));
   }
   kernel.pvh_entry = pvh_entry;
   kernel.user_entry = notes.user_entry;
+  kernel.generation_gpa = notes.generation_gpa;
   return kernel;
 }
 

@@ -18,6 +18,8 @@ struct LoadedKernel {
   uint64_t pvh_entry = 0;   // 32-bit physical entry point from XEN_ELFNOTE_PHYS32_ENTRY
   // 64-bit CPL-3 entry from the nodevisor note (guest/protocol/elf_note.h), or 0 when absent.
   uint64_t user_entry = 0;
+  // Where the guest wants the VM generation id (NODEVISOR_NOTE_GENERATION_GPA), or 0.
+  uint64_t generation_gpa = 0;
   uint64_t lowest_address = 0;
   uint64_t end_address = 0;  // one past the highest loaded byte
 };

@@ -23,6 +23,7 @@ Result<LoadedImage> load_kernel_image(GuestMemory& memory, std::span<const uint8
     loaded.mode = user ? BootMode::kNodevisorUser : BootMode::kPvh;
     loaded.entry = user ? elf->user_entry : elf->pvh_entry;
     loaded.end_address = elf->end_address;
+    loaded.generation_gpa = elf->generation_gpa;
     return loaded;
   }
   if (looks_like_bzimage(image)) {

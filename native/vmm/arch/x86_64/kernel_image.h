@@ -30,6 +30,7 @@ struct LoadedImage {
   BootMode mode = BootMode::kPvh;
   uint64_t entry = 0;
   uint64_t end_address = 0;  // the initrd goes above this
+  uint64_t generation_gpa = 0;  // where the guest reads the VM generation id (elf_loader.h), or 0
   LoadedBzImage bzimage;     // kLinux64 only
 };
 

@@ -13,7 +13,8 @@ namespace nodevisor::vmm {
 namespace {
 
 constexpr uint32_t kStateTag = state_tag("VGEN");
-constexpr uint32_t kStateVersion = 1;
+// Version 2 added the address; version 1 blobs (no address) still restore.
+constexpr uint32_t kStateVersion = 2;
 
 uint64_t draw() {
   uint64_t v = 0;
@@ -45,14 +46,22 @@ void VmGeneration::write(uint64_t, std::span<const uint8_t>) {}
 std::vector<uint8_t> VmGeneration::save() const {
   StateWriter w(kStateTag, kStateVersion);
   w.put(value_);
+  w.put(address_);
   return w.take();
 }
 
 Status VmGeneration::restore(std::span<const uint8_t> state) {
   StateReader r(state);
-  NV_TRY(r.expect_header(kStateTag, kStateVersion, "VM generation"));
-  uint64_t saved = 0;
-  if (!r.get(saved) || !r.at_end()) return truncated_state("VM generation");
+  uint64_t saved = 0, address = 0;
+  if (r.expect_header(kStateTag, 1, "VM generation").ok()) {
+    if (!r.get(saved) || !r.at_end()) return truncated_state("VM generation");
+  } else {
+    StateReader v2(state);
+    NV_TRY(v2.expect_header(kStateTag, kStateVersion, "VM generation"));
+    if (!v2.get(saved) || !v2.get(address) || !v2.at_end()) return truncated_state("VM generation");
+    if (address % 8 != 0) return plain_error("ESTATE", "the VM generation address is not 8-byte aligned");
+  }
+  address_ = address;
   return {};
 }
 
