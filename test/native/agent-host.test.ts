@@ -4,107 +4,24 @@
  * talking over a socketpair (fd 3). Each container gets fresh mount, PID, UTS and IPC namespaces
  * from the agent. The rootfs is a real ext4 image on a loop device holding Debian's busybox-static.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { AgentClient } from '../../src/agent/client.js';
 import { MAX_FRAME_PAYLOAD } from '../../src/agent/frame.js';
-import type { ExitEvent, ProcessRef, StdioEvent } from '../../src/agent/messages.js';
-import { agentBinaryPath } from '../../src/guest/agent-binary.js';
-import { need, needs, skipUnless } from '../helpers/needs.js';
+import { AgentProcess, agentOnHost, agentPath } from '../helpers/agent-process.js';
+import { needs, skipUnless } from '../helpers/needs.js';
 import { busyboxRootfsNeed, makeBusyboxImage } from '../helpers/busybox-rootfs.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const agentPath = agentBinaryPath({ mustExist: false });
-const agentBuilt = need(existsSync(agentPath), `${agentPath} is not built (npm ci builds it; or npx node-gyp build)`);
-const agentNeeds = skipUnless('agent host-mode tests', needs.root, needs.command('unshare'), agentBuilt);
+const agentNeeds = skipUnless('agent host-mode tests', agentOnHost);
 const rootfsNeeds = skipUnless(
   'agent host-mode tests with a container rootfs',
-  needs.root,
-  needs.command('unshare'),
-  agentBuilt,
+  agentOnHost,
   needs.command('losetup'),
   busyboxRootfsNeed(),
 );
-
-/** One agent process and a client on its channel, with everything it sent recorded. */
-class AgentUnderTest {
-  readonly child: ChildProcess;
-  readonly client: AgentClient;
-  readonly stdio: StdioEvent[] = [];
-  readonly exits: ExitEvent[] = [];
-  readonly protocolErrors: { code: string; message: string }[] = [];
-  /** Every event in arrival order, as "stdio:<container>:<stream>" or "exit:<container>". */
-  readonly order: string[] = [];
-  readonly socket: Duplex;
-
-  /**
-   * `extraArgs` go to the agent. With `unshareArgs` the caller gives unshare's own options and the
-   * agent's path; by default, unshare without --fork execs the agent in place (child.pid is the
-   * agent's pid) in a private mount namespace.
-   */
-  constructor(extraArgs: string[] = [], unshareArgs: string[] = ['--mount', '--propagation', 'private', agentPath]) {
-    this.child = spawn('unshare', [...unshareArgs, '--channel-fd', '3', ...extraArgs], {
-      stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
-    });
-    this.socket = this.child.stdio[3] as Duplex;
-    this.client = new AgentClient(this.socket, { timeoutMs: 20_000 });
-    this.client.on('stdio', (e) => {
-      this.stdio.push(e);
-      this.order.push(`stdio:${e.containerId}:${e.stream}`);
-    });
-    this.client.on('exit', (e) => {
-      this.exits.push(e);
-      this.order.push(`exit:${e.containerId}`);
-    });
-    this.client.on('protocolError', (e) => this.protocolErrors.push({ code: e.code, message: e.message }));
-  }
-
-  /** The agent's pid on the host: unshare's own, or (with --fork) its only child's. */
-  pidOverride: number | undefined;
-  get pid(): number {
-    return this.pidOverride ?? this.child.pid!;
-  }
-
-  output(ref: ProcessRef, stream: 'stdout' | 'stderr' = 'stdout'): string {
-    return Buffer.concat(
-      this.stdio
-        .filter((e) => e.containerId === ref.containerId && e.execId === ref.execId && e.stream === stream && e.data)
-        .map((e) => e.data!),
-    ).toString();
-  }
-
-  fds(): string[] {
-    return readdirSync(`/proc/${this.pid}/fd`).map((fd) => {
-      try {
-        return readlinkSync(`/proc/${this.pid}/fd/${fd}`);
-      } catch {
-        return '?';
-      }
-    });
-  }
-
-  mountinfo(): string[] {
-    return readFileSync(`/proc/${this.pid}/mountinfo`, 'utf8').trim().split('\n');
-  }
-
-  children(): string {
-    return readdirSync(`/proc/${this.pid}/task`)
-      .map((t) => readFileSync(`/proc/${this.pid}/task/${t}/children`, 'utf8').trim())
-      .join(' ')
-      .trim();
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    this.socket.end();
-    await exited;
-  }
-}
 
 /** Mount points (field 5 of mountinfo) at or under `dir`. */
 function mountsUnder(lines: string[], dir: string): string[] {
@@ -122,11 +39,11 @@ function loopDevicesOf(file: string): string[] {
 
 describe('nodevisor-agent on the host: requests that need no container rootfs', agentNeeds, () => {
   let work: string;
-  let agent: AgentUnderTest;
+  let agent: AgentProcess;
 
   beforeAll(() => {
     work = tempDir('nodevisor-agent-bare-');
-    agent = new AgentUnderTest();
+    agent = new AgentProcess();
   });
 
   afterAll(async () => {
@@ -225,7 +142,7 @@ describe('nodevisor-agent on the host: requests that need no container rootfs', 
     // CAP_SYS_ADMIN in the initial one) the kernel refuses it and the agent says so.
     await agent.client.rngReseed(Buffer.alloc(64, 7), 0);
     await agent.client.rngReseed(Buffer.alloc(32, 9));
-    const unprivileged = new AgentUnderTest([], ['--user', '--map-root-user', '--mount', '--propagation', 'private', agentPath]);
+    const unprivileged = new AgentProcess([], ['--user', '--map-root-user', '--mount', '--propagation', 'private', agentPath]);
     try {
       await expect(unprivileged.client.rngReseed(Buffer.alloc(16, 1))).rejects.toMatchObject({
         code: 'EPERM',
@@ -254,7 +171,7 @@ describe('nodevisor-agent on the host: requests that need no container rootfs', 
       await agent.client.timeSync(new Date(trueNow() + before));
     }
     expect(Math.abs(offset() - before)).toBeLessThan(500);
-    const unprivileged = new AgentUnderTest([], ['--user', '--map-root-user', '--mount', '--propagation', 'private', agentPath]);
+    const unprivileged = new AgentProcess([], ['--user', '--map-root-user', '--mount', '--propagation', 'private', agentPath]);
     try {
       await expect(unprivileged.client.timeSync()).rejects.toMatchObject({ code: 'EPERM', message: expect.stringContaining('clock_settime') });
     } finally {
@@ -277,14 +194,14 @@ describe('nodevisor-agent on the host (socketpair, loop-device rootfs)', rootfsN
   let work: string;
   let image: string;
   let loop: string;
-  let agent: AgentUnderTest;
+  let agent: AgentProcess;
   let rootfs: string;
 
   beforeAll(async () => {
     work = tempDir('nodevisor-agent-');
     image = makeBusyboxImage(work);
     loop = execFileSync('losetup', ['--find', '--show', image], { encoding: 'utf8' }).trim();
-    agent = new AgentUnderTest();
+    agent = new AgentProcess();
     rootfs = join(work, 'mnt/rootfs');
     await agent.client.mountStorage({ device: loop, fstype: 'ext4', options: ['ro', 'nodev', 'errors=remount-ro'], mountPoint: rootfs });
   });
@@ -472,7 +389,7 @@ describe('nodevisor-agent on the host (socketpair, loop-device rootfs)', rootfsN
     // Serials come from /sys/block/<name>/serial in a guest; here a directory made by the test.
     const sysBlock = join(work, 'sys-block');
     mkdirSync(sysBlock);
-    const second = new AgentUnderTest(['--sys-block', sysBlock]);
+    const second = new AgentProcess(['--sys-block', sysBlock]);
     try {
       const mountPoint = join(work, 'by-serial');
       const mounting = second.client.mountStorage({ serial: 'ctr-42', fstype: 'ext4', options: ['ro'], mountPoint, timeoutMs: 5000 });
@@ -494,7 +411,7 @@ describe('nodevisor-agent on the host (socketpair, loop-device rootfs)', rootfsN
   });
 
   it('works without pivot_root (MS_MOVE + chroot, for an initramfs root)', async () => {
-    const third = new AgentUnderTest(['--no-pivot']);
+    const third = new AgentProcess(['--no-pivot']);
     try {
       const mountPoint = join(work, 'no-pivot');
       await third.client.mountStorage({ device: loop, fstype: 'ext4', options: ['ro'], mountPoint });
@@ -521,7 +438,7 @@ describe('nodevisor-agent on the host (socketpair, loop-device rootfs)', rootfsN
     copyFileSync(agentPath, join(initRoot, 'init'));
     chmodSync(join(initRoot, 'init'), 0o755);
     writeFileSync(join(initRoot, 'lib/modules/nodevisor.list'), '# test\n/lib/modules/not-there.ko\n');
-    const booted = new AgentUnderTest(['--boot'], ['--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', `--root=${initRoot}`, '/init']);
+    const booted = new AgentProcess(['--boot'], ['--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', `--root=${initRoot}`, '/init']);
     try {
       const pong = await booted.client.ping();
       expect(pong.pid).toBe(1);
@@ -547,7 +464,7 @@ describe('nodevisor-agent on the host (socketpair, loop-device rootfs)', rootfsN
 
   it('takes the read-only mark off a device when it unmounts what it marked', async () => {
     execFileSync('blockdev', ['--setrw', loop]);
-    const fifth = new AgentUnderTest();
+    const fifth = new AgentProcess();
     try {
       const mountPoint = join(work, 'ro-mark');
       await fifth.client.mountStorage({ device: loop, fstype: 'ext4', options: ['ro'], mountPoint });
@@ -561,7 +478,7 @@ describe('nodevisor-agent on the host (socketpair, loop-device rootfs)', rootfsN
   });
 
   it('kills its containers and exits when the host closes the channel', async () => {
-    const fourth = new AgentUnderTest();
+    const fourth = new AgentProcess();
     const mountPoint = join(work, 'closing');
     await fourth.client.mountStorage({ device: loop, fstype: 'ext4', options: ['ro'], mountPoint });
     const { pid } = await fourth.client.createContainer({ containerId: 'orphan', rootfs: mountPoint, process: { args: ['sleep', '1000'] } });
