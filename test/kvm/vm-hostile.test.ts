@@ -18,10 +18,11 @@ import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { AgentClient } from '../../src/agent/client.js';
-import { PHASE_READY, probeGuestPath } from '../../src/guest/probe.js';
+import { probeGuestPath } from '../../src/guest/probe.js';
 import { Vm, type VmConfig, type VmExit } from '../../src/vm/vm.js';
 import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
+import { bootProbe } from '../helpers/probe-vm.js';
 
 /** hostile.c writes this phase once a disk or console flood is armed. */
 const PHASE_HOSTILE = 0x48;
@@ -38,10 +39,7 @@ function sparseImage(dir: string, name: string, bytes: number): string {
 }
 
 async function hostileVm(kind: string, config: Partial<VmConfig> = {}): Promise<Vm> {
-  const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 64, ...config });
-  const ready = new Promise<void>((resolve) => vm.on('phase', (p) => p.code === PHASE_READY && resolve()));
-  await vm.start();
-  await ready;
+  const vm = await bootProbe(config);
   const armed = new Promise<void>((resolve) => vm.on('phase', (p) => p.code === PHASE_HOSTILE && resolve()));
   // The guest never answers a hostile request; the client's timer is off.
   const agent = new AgentClient(vm.agent, { timeoutMs: 0 });

@@ -6,24 +6,17 @@ import { mkdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { PHASE_READY, probeGuestPath } from '../../src/guest/probe.js';
+import { probeGuestPath } from '../../src/guest/probe.js';
 import { Vm } from '../../src/vm/vm.js';
 import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
+import { bootProbe } from '../helpers/probe-vm.js';
 
 function image(dir: string, name: string, bytes = 1 << 20): string {
   const path = join(dir, name);
   writeFileSync(path, '');
   truncateSync(path, bytes);
   return path;
-}
-
-async function readyVm(config: Partial<Parameters<typeof Vm.create>[0]> = {}): Promise<Vm> {
-  const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 64, ...config });
-  const ready = new Promise<void>((resolve) => vm.on('phase', (p) => p.code === PHASE_READY && resolve()));
-  await vm.start();
-  await ready;
-  return vm;
 }
 
 describe('disk slots and the agent channel (host side)', skipUnless('virtio hot-plug on the host side', needs.kvm), () => {
@@ -34,7 +27,7 @@ describe('disk slots and the agent channel (host side)', skipUnless('virtio hot-
 
   it('attaches into free slots, refuses a full VM, detaches and attaches again', async () => {
     const dir = tempDir();
-    const vm = await readyVm({ hotplugSlots: 2 });
+    const vm = await bootProbe({ hotplugSlots: 2 });
     vms.push(vm);
     expect(await vm.attachDisk({ path: image(dir, 'a.img'), serial: 'ctr-a' })).toBe(0);
     expect(await vm.attachDisk({ path: image(dir, 'b.img'), serial: 'ctr-b', readOnly: true })).toBe(1);
@@ -49,7 +42,7 @@ describe('disk slots and the agent channel (host side)', skipUnless('virtio hot-
 
   it('puts boot disks before the hot-plug slots', async () => {
     const dir = tempDir();
-    const vm = await readyVm({ disks: [{ path: image(dir, 'root.img'), serial: 'boot' }], hotplugSlots: 1 });
+    const vm = await bootProbe({ disks: [{ path: image(dir, 'root.img'), serial: 'boot' }], hotplugSlots: 1 });
     vms.push(vm);
     expect(await vm.attachDisk({ path: image(dir, 'x.img') })).toBe(1);
     await expect(vm.detachDisk(1)).resolves.toBeUndefined();
@@ -61,7 +54,7 @@ describe('disk slots and the agent channel (host side)', skipUnless('virtio hot-
 
   it('refuses a missing path, a long serial, a directory and the same writable disk twice', async () => {
     const dir = tempDir();
-    const vm = await readyVm({ hotplugSlots: 3 });
+    const vm = await bootProbe({ hotplugSlots: 3 });
     vms.push(vm);
     await expect(vm.attachDisk({ path: join(dir, 'missing.img') })).rejects.toMatchObject({ code: 'ENOENT', path: join(dir, 'missing.img') });
     await expect(vm.attachDisk({ path: image(dir, 's.img'), serial: 'x'.repeat(21) })).rejects.toThrow(/longer than 20 bytes/);
@@ -80,7 +73,7 @@ describe('disk slots and the agent channel (host side)', skipUnless('virtio hot-
   });
 
   it('ends the agent stream when the VM ends, and refuses writes after', async () => {
-    const vm = await readyVm();
+    const vm = await bootProbe();
     const agent = vm.agent;
     const errors: Error[] = [];
     agent.on('error', (err) => errors.push(err));
@@ -94,7 +87,7 @@ describe('disk slots and the agent channel (host side)', skipUnless('virtio hot-
 
   it('attach on a stopped VM is refused', async () => {
     const dir = tempDir();
-    const vm = await readyVm({ hotplugSlots: 1 });
+    const vm = await bootProbe({ hotplugSlots: 1 });
     await vm.stop();
     await expect(vm.attachDisk({ path: image(dir, 'late.img') })).rejects.toMatchObject({ code: 'EBUSY' });
   });

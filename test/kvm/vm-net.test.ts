@@ -14,11 +14,12 @@ import { basename } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { AgentClient } from '../../src/agent/client.js';
-import { PHASE_READY, probeGuestPath } from '../../src/guest/probe.js';
+import { probeGuestPath } from '../../src/guest/probe.js';
 import { createNetNs, deleteNetNs } from '../../src/netns/netns.js';
 import { connectSandboxNetwork, type SandboxNetwork } from '../../src/network/index.js';
 import { Vm } from '../../src/vm/vm.js';
 import { needs, skipUnless } from '../helpers/needs.js';
+import { bootProbe } from '../helpers/probe-vm.js';
 
 const canRun = skipUnless('sandbox networking with a probe VM', needs.kvm, needs.root, needs.command('tc'));
 const hasPing = skipUnless('ICMP echo from the host', needs.command('ping'));
@@ -62,10 +63,7 @@ async function dropRig(rig: Rig): Promise<void> {
 }
 
 async function probeVm(): Promise<{ vm: Vm; agent: AgentClient }> {
-  const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 64, hotplugNetSlots: 1 });
-  const ready = new Promise<void>((resolve) => vm.on('phase', (p) => p.code === PHASE_READY && resolve()));
-  await vm.start();
-  await ready;
+  const vm = await bootProbe({ hotplugNetSlots: 1 });
   return { vm, agent: new AgentClient(vm.agent, { timeoutMs: 60_000 }) };
 }
 

@@ -8,22 +8,16 @@ import { readdirSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { AgentClient } from '../../src/agent/client.js';
-import { PHASE_READY, probeGuestPath } from '../../src/guest/probe.js';
+import { probeGuestPath } from '../../src/guest/probe.js';
 import { connectSandboxNetwork } from '../../src/network/index.js';
-import { Vm, type VmConfig } from '../../src/vm/vm.js';
+import { Vm } from '../../src/vm/vm.js';
 import { needs, skipUnless } from '../helpers/needs.js';
 import { dropNetRig, makeNetRig, netLeftovers, pingFromHost, type NetRig } from '../helpers/net-rig.js';
 import { tempDir } from '../helpers/tmp.js';
+import { bootProbe } from '../helpers/probe-vm.js';
 
 const canRun = skipUnless('snapshots with net slots (probe VM, netns, ping)', needs.kvm, needs.root, needs.command('tc'), needs.command('ping'));
 
-async function bootProbe(config: Partial<VmConfig> = {}): Promise<Vm> {
-  const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 64, ...config });
-  const ready = new Promise<void>((resolve) => vm.on('phase', (p) => p.code === PHASE_READY && resolve()));
-  await vm.start();
-  await ready;
-  return vm;
-}
 
 describe('snapshots of a VM with net hot-plug slots', canRun, () => {
   const cleanups: (() => Promise<unknown>)[] = [];

@@ -11,11 +11,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { AgentClient } from '../../src/agent/client.js';
 import { encodeFrame } from '../../src/agent/frame.js';
-import { PHASE_READY, PROBE_COUNTER_GPA, PROBE_GENERATION_GPA, ProbeCommand, probeGuestPath } from '../../src/guest/probe.js';
+import { PROBE_COUNTER_GPA, PROBE_GENERATION_GPA, ProbeCommand, probeGuestPath } from '../../src/guest/probe.js';
 import { debugReadGuest, postWaitWord } from '../../src/testing.js';
-import { MAX_RESTORE_AGENT_INPUT, Vm, type VmConfig } from '../../src/vm/vm.js';
+import { MAX_RESTORE_AGENT_INPUT, Vm } from '../../src/vm/vm.js';
 import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
+import { bootProbe } from '../helpers/probe-vm.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const fds = (): number => readdirSync('/proc/self/fd').length;
@@ -23,13 +24,6 @@ const threads = (): number => readdirSync('/proc/self/task').length;
 const rssKiB = (): number =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? Number.NaN);
 
-async function bootProbe(config: Partial<VmConfig> = {}): Promise<Vm> {
-  const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 64, ...config });
-  const ready = new Promise<void>((resolve) => vm.on('phase', (p) => p.code === PHASE_READY && resolve()));
-  await vm.start();
-  await ready;
-  return vm;
-}
 
 function counter(vm: Vm): bigint {
   return debugReadGuest(vm, PROBE_COUNTER_GPA, 8).readBigUInt64LE(0);

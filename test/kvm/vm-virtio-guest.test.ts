@@ -12,17 +12,14 @@ import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { AgentClient } from '../../src/agent/client.js';
-import { PHASE_READY, probeGuestPath } from '../../src/guest/probe.js';
 import { Vm, type VmConfig } from '../../src/vm/vm.js';
 import { needs, skipUnless } from '../helpers/needs.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
+import { bootProbe } from '../helpers/probe-vm.js';
 
 async function probeVm(config: Partial<VmConfig> = {}): Promise<{ vm: Vm; agent: AgentClient }> {
-  const vm = await Vm.create({ kernel: probeGuestPath(), memoryMiB: 64, ...config });
-  const ready = new Promise<void>((resolve) => vm.on('phase', (p) => p.code === PHASE_READY && resolve()));
-  await vm.start();
-  await ready;
+  const vm = await bootProbe(config);
   return { vm, agent: new AgentClient(vm.agent, { timeoutMs: 60_000 }) };
 }
 
