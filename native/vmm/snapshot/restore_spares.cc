@@ -27,12 +27,12 @@ Result<OpenedSnapshot> open_snapshot(const std::string& dir) {
   OpenedSnapshot out;
   out.state_path = snapshot_file(dir, "state");
   const std::string memory_path = snapshot_file(dir, "memory");
-  UniqueFd state(open(out.state_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!state.valid()) {
-    return sys_error(errno, "open", "cannot open the snapshot state file " + out.state_path).at(out.state_path);
-  }
+  // Its identity before its content: a state file replaced in between makes a spare that the
+  // restore's check (take) finds stale, never one that passes with the other file's content.
   struct stat st {};
-  if (fstat(state.get(), &st) != 0) return sys_error(errno, "fstat", "cannot stat " + out.state_path).at(out.state_path);
+  if (stat(out.state_path.c_str(), &st) != 0) {
+    return sys_error(errno, "stat", "cannot find the snapshot state file " + out.state_path).at(out.state_path);
+  }
   out.state_id = FileIdentity::of(st);
   auto file = read_whole_file(out.state_path, kMaxStateFileBytes, "snapshot state file", "the 64 MiB cap");
   if (!file.ok()) return file.error();
