@@ -95,9 +95,9 @@ export class Factory<V extends FactoryVm = FactoryVm> {
       const running = this.base.getRunningVm !== undefined;
       const vm = running ? await this.base.getRunningVm!(this.base.config()) : await this.base.getBaseVm(this.base.config());
       try {
-        // The request that makes a clone unique is queued before the resume: the guest finds
-        // it as it wakes, and the host's work on it overlaps the guest's first steps. The
-        // guest still sees resume first, then the request (B39's order).
+        // The request that makes a clone unique goes out before a resume: the guest finds it as
+        // it wakes, and still sees the resume first, then the request (B39's order). A probe
+        // clone restored running got it with its restore already (vm-hypervisor.ts).
         const unique = madeUnique.has(vm) ? undefined : makeUnique(vm);
         unique?.catch(() => undefined); // awaited below; a failed resume must not leave it unhandled
         if (!running) await vm.resume();
