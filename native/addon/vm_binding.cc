@@ -29,7 +29,7 @@
 #include "vmm/devices/legacy/vm_generation.h"
 #include "vmm/devices/legacy/wait_port.h"
 #include "vmm/kvm/warm_vm.h"
-#include "vmm/snapshot/restore_spares.h"
+#include "vmm/restore_spares.h"
 #include "vmm/util/reaper.h"
 #include "vmm/vm.h"
 
@@ -350,7 +350,7 @@ Napi::Value vm_create(const Napi::CallbackInfo& info) {
 Napi::Value vm_drain_teardown(const Napi::CallbackInfo& info) {
   return PromiseWorker<void>::start(info.Env(), "nodevisor.vm.drainTeardown", [] {
     vmm::WarmVmCache::instance().settle();  // the spare VMs being made hold fds too
-    vmm::snapshot::RestoreSpares::instance().settle();
+    vmm::RestoreSpares::instance().settle();
     vmm::Reaper::instance().drain();
     return Status{};
   });
@@ -382,21 +382,17 @@ Napi::Value vm_restore(const Napi::CallbackInfo& info) {
   return build_vm(
       env, "nodevisor.vm.restore",
       [dir, paused, input = std::move(input)](vmm::VmEventSink& sink) -> Result<std::unique_ptr<vmm::Vm>> {
-        auto vm = vmm::Vm::restore(dir, sink, kProbeWaitWords, input);
-        if (!vm.ok()) return vm.error();
-        // On failure the unique_ptr stops what start() left (nothing: it cleans up after itself).
-        NV_TRY(vm.value()->start(paused));
-        return vm;
+        return vmm::Vm::restore(dir, sink, kProbeWaitWords, input, paused);
       },
       session, static_cast<Napi::FunctionReference*>(info.Data()), /*started=*/true);
 }
 
 // vmPrepareRestore(dir): the next restore of `dir` is made ahead on a background thread
-// (vmm/snapshot/restore_spares.h). Returns at once.
+// (vmm/restore_spares.h). Returns at once.
 Napi::Value vm_prepare_restore(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "vmPrepareRestore(dir): expected a string");
-  vmm::snapshot::RestoreSpares::instance().prepare(info[0].As<Napi::String>().Utf8Value());
+  vmm::RestoreSpares::instance().prepare(info[0].As<Napi::String>().Utf8Value(), kProbeWaitWords);
   return env.Undefined();
 }
 
@@ -408,7 +404,7 @@ Napi::Value vm_forget_snapshot(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "vmForgetSnapshot(dir): expected a string");
   std::string dir = info[0].As<Napi::String>().Utf8Value();
   return PromiseWorker<void>::start(env, "nodevisor.vm.forgetSnapshot", [dir] {
-    vmm::snapshot::RestoreSpares::instance().forget(dir);
+    vmm::RestoreSpares::instance().forget(dir);
     vmm::Reaper::instance().drain();
     return Status{};
   });
@@ -422,7 +418,11 @@ void register_vm(Napi::Env env, Napi::Object exports) {
   env.AddCleanupHook([handle_class] { delete handle_class; });
   // Registered before any VM's own hook, so it runs after them (Node runs cleanup hooks in
   // reverse): every stopped VM's fds and memory are released before the environment is gone.
-  env.AddCleanupHook([] { vmm::Reaper::instance().drain(); });
+  // A VM restored ahead of time (restore_spares.h) is stopped first, so its fds go too.
+  env.AddCleanupHook([] {
+    vmm::RestoreSpares::instance().drop_all();
+    vmm::Reaper::instance().drain();
+  });
   exports.Set("vmCreate", Napi::Function::New(env, vm_create, "vmCreate", handle_class));
   exports.Set("vmRestore", Napi::Function::New(env, vm_restore, "vmRestore", handle_class));
   exports.Set("vmPrepareRestore", Napi::Function::New(env, vm_prepare_restore, "vmPrepareRestore"));

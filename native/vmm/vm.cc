@@ -29,7 +29,17 @@ const char* vm_state_name(VmState state) {
   return "unknown";
 }
 
-Vm::Vm(const VmConfig& config, VmEventSink& sink) : config_(config), sink_(sink) {}
+Vm::Vm(const VmConfig& config, VmEventSink& sink) : config_(config), sink_(&sink) {}
+
+VmEventSink& null_event_sink() {
+  class NullSink final : public VmEventSink {
+    void on_console_output(uint8_t) override {}
+    void on_phase(uint8_t, uint64_t) override {}
+    void on_exit(const VmExitInfo&) override {}
+  };
+  static NullSink sink;
+  return sink;
+}
 
 Vm::~Vm() {
   // A VM that never started (or failed to build) ends silently; a running one is stopped.
@@ -104,7 +114,7 @@ Status Vm::build() {
 
 Status Vm::add_legacy_devices() {
   serial_ = std::make_shared<Serial8250>(
-      [this](uint8_t byte) { sink_.on_console_output(byte); },
+      [this](uint8_t byte) { sink().on_console_output(byte); },
       [this] {
         // ISA interrupts are edges: pulse the line. A failure here cannot be reported to the
         // guest; the in-kernel irqchip does not fail for a valid line. Console input from the
@@ -115,7 +125,7 @@ Status Vm::add_legacy_devices() {
         (void)kvm_vm_.set_irq_line(Serial8250::kCom1Irq, true);
         (void)kvm_vm_.set_irq_line(Serial8250::kCom1Irq, false);
       });
-  debug_port_ = std::make_shared<DebugPort>([this](uint8_t code, uint64_t ns) { sink_.on_phase(code, ns); });
+  debug_port_ = std::make_shared<DebugPort>([this](uint8_t code, uint64_t ns) { sink().on_phase(code, ns); });
   wait_port_ = std::make_shared<WaitPort>(config_.wait_port_timeout);
   auto i8042 = std::make_shared<I8042>([this] { end({"reset", 0, "the guest reset the machine (i8042)"}); });
   auto exit_port = std::make_shared<ExitPort>([this](uint32_t code) { end({"guest-exit", code, ""}); });
@@ -326,7 +336,7 @@ void Vm::stop() {
     report = !ended_;
     ended_ = true;
   }
-  if (report) sink_.on_exit({"stopped", 0, ""});
+  if (report) sink().on_exit({"stopped", 0, ""});
 }
 
 void Vm::end(VmExitInfo info) {
@@ -342,7 +352,7 @@ void Vm::end(VmExitInfo info) {
   }
   wait_port_->set_held(true);
   for (auto& t : threads_) t->request_stop();
-  sink_.on_exit(info);
+  sink().on_exit(info);
 }
 
 VmState Vm::state() const {

@@ -40,6 +40,7 @@ class VmGeneration;
 namespace snapshot {
 struct VmSnapshot;
 struct RestoreKernel;
+struct OpenedSnapshot;
 }
 
 // The words the wait port (devices/legacy/wait_port.h) posts to a guest parked on it when
@@ -48,6 +49,7 @@ struct RestoreKernel;
 struct WaitPortWords {
   uint32_t console_input = 0;
   uint32_t virtio_work = 0;
+  bool operator==(const WaitPortWords&) const = default;
 };
 
 struct VmConfig {
@@ -95,6 +97,9 @@ class VmEventSink {
   virtual void on_agent_writable() {}
 };
 
+// Drops every event: what a VM assembled ahead of its restore reports to until it is finished.
+VmEventSink& null_event_sink();
+
 enum class VmState { kCreated, kRunning, kPaused, kExited, kStopped };
 const char* vm_state_name(VmState state);
 
@@ -103,16 +108,21 @@ class Vm final : private VcpuExitHandler {
   static Result<std::unique_ptr<Vm>> create(const VmConfig& config, VmEventSink& sink);
   // A new VM from a snapshot directory written by `snapshot` (vm_restore.cc): guest memory
   // mapped copy-on-write from `dir/memory`, every vCPU and device restored from `dir/state`,
-  // disks reopened by path, a fresh agent channel and a new generation id. Not running yet:
-  // `start` (or `start(true)` to stay paused). A bad snapshot is an EBADSNAPSHOT error naming
-  // the file; nothing of the half-built VM is left behind. Runs on a worker thread.
-  // `wait_words` are not part of a snapshot: the caller says them again, as for `create`.
-  // Uses the restore prepared for `dir` (snapshot/restore_spares.h) when there is one.
-  // `agent_input` is delivered to the guest's agent channel as part of the restore, before
-  // anything runs: a first request the guest finds as it starts.
+  // disks reopened by path, a fresh agent channel and a new generation id; started, running
+  // or (`paused`) paused. A bad snapshot is an EBADSNAPSHOT error naming the file; nothing of
+  // the half-built VM is left behind. Runs on a worker thread. `wait_words` are not part of a
+  // snapshot: the caller says them again, as for `create`. Takes the VM assembled ahead for
+  // `dir` (restore_spares.h) when there is one. `agent_input` is delivered to the guest's
+  // agent channel as part of the restore, before anything runs: a first request the guest
+  // finds as it starts.
   static Result<std::unique_ptr<Vm>> restore(const std::string& dir, VmEventSink& sink,
                                              const WaitPortWords& wait_words = {},
-                                             std::span<const uint8_t> agent_input = {});
+                                             std::span<const uint8_t> agent_input = {}, bool paused = false);
+  // The part of a restore that depends on the snapshot alone (restore_spares.h makes it ahead):
+  // the VM built, its state loaded but for the timers and clock, its vCPU threads started and
+  // parked, its events going nowhere yet. Only `restore` (finish_restore) goes on from here.
+  static Result<std::unique_ptr<Vm>> assemble_restore(const snapshot::OpenedSnapshot& opened,
+                                                      snapshot::RestoreKernel kernel, const WaitPortWords& wait_words);
   ~Vm() override;
 
   // Runs the vCPUs; with `paused`, the VM starts in the paused state (resume runs it).
@@ -159,6 +169,8 @@ class Vm final : private VcpuExitHandler {
   Status setup_vcpus(const x86_64::BootEntry& boot);
   // vm_snapshot.cc: builds this (new) VM from a decoded snapshot.
   Status restore_from(const snapshot::VmSnapshot& snap, snapshot::RestoreKernel kernel, const std::string& state_path);
+  // The rest of a restore, on an assembled VM: timers and clock, `sink`, the agent input, resume.
+  Status finish_restore(VmEventSink& sink, std::span<const uint8_t> agent_input, bool paused);
   void end(VmExitInfo info);
   // Writes this VM's generation id where the guest reads it (VmGeneration::address), if anywhere.
   Status publish_generation();
@@ -173,7 +185,13 @@ class Vm final : private VcpuExitHandler {
   void drain_buffered_writes() override;
 
   const VmConfig config_;
-  VmEventSink& sink_;
+  // Where events go. An assembled restore reports to a sink that drops them until
+  // finish_restore binds the caller's (before any thread of the VM runs).
+  std::atomic<VmEventSink*> sink_;
+  VmEventSink& sink() const { return *sink_.load(std::memory_order_acquire); }
+  // An assembled restore not finished yet: the snapshot its timers and clock come from.
+  std::shared_ptr<const snapshot::VmSnapshot> unfinished_;
+  std::string unfinished_state_path_;
 
   KvmVm kvm_vm_;
   std::unique_ptr<GuestMemory> memory_;

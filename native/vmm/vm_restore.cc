@@ -2,23 +2,32 @@
 // state into a directory; `restore` builds a new VM from one. Kept apart from vm.cc, which
 // owns booting and running. The format is snapshot/ (docs/snapshot-format.md).
 //
-// Threads: both run on a libuv worker. `snapshot` holds the control mutex, so no start, pause,
-// resume or stop interleaves; the vCPU threads are parked in their mailboxes and the device
-// workers paused, so nothing changes guest memory or device state while it is read. `restore`
-// works on a VM no other thread knows yet.
+// A restore has two parts. `assemble_restore` builds everything that depends only on the
+// snapshot and leaves the VM started but paused, its vCPU threads parked; `finish_restore`
+// loads what depends on the moment the guest goes on (the timers, the clock), binds the
+// caller's event sink, hands in the agent input and resumes. `restore` does both, or only the
+// second on a VM assembled ahead of time (restore_spares.h).
+//
+// Threads: `snapshot` and `restore` run on a libuv worker, `assemble_restore` there or on the
+// restore-prep thread. `snapshot` holds the control mutex, so no start, pause, resume or stop
+// interleaves; the vCPU threads are parked in their mailboxes and the device workers paused,
+// so nothing changes guest memory or device state while it is read. A restore works on a VM
+// no other thread knows yet (its own threads are parked until it resumes).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 
+#include "vmm/devices/legacy/debug_port.h"
 #include "vmm/devices/legacy/serial_8250.h"
 #include "vmm/devices/legacy/vm_generation.h"
 #include "vmm/devices/legacy/wait_port.h"
 #include "vmm/kvm/cpuid.h"
 #include "vmm/kvm/kvm_system.h"
 #include "vmm/kvm/warm_vm.h"
-#include "vmm/snapshot/restore_spares.h"
+#include "vmm/restore_spares.h"
+#include "vmm/snapshot/open_snapshot.h"
 #include "vmm/snapshot/state_file.h"
 #include "vmm/snapshot/vm_snapshot.h"
 #include "vmm/util/read_file.h"
@@ -140,40 +149,79 @@ Status Vm::snapshot(const std::string& dir) {
 }
 
 Result<std::unique_ptr<Vm>> Vm::restore(const std::string& dir, VmEventSink& sink, const WaitPortWords& wait_words,
-                                         std::span<const uint8_t> agent_input) {
-  // A restore made ahead for this directory (snapshot/restore_spares.h) has the snapshot read
-  // and checked and its kernel objects built; otherwise both are done here.
-  std::unique_ptr<snapshot::RestoreSpare> spare = snapshot::RestoreSpares::instance().take(dir);
-  if (!spare) {
+                                         std::span<const uint8_t> agent_input, bool paused) {
+  // A VM assembled ahead for this directory (restore_spares.h), else assembled here.
+  std::unique_ptr<Vm> vm = RestoreSpares::instance().take(dir, wait_words);
+  if (!vm) {
     auto opened = snapshot::open_snapshot(dir);
     if (!opened.ok()) return opened.error();
     // An empty KVM VM made ahead (kvm/warm_vm.h) when there is one.
     auto kernel = snapshot::make_restore_kernel(*opened.value().snap, std::move(opened.value().memory),
                                                 WarmVmCache::instance().take_empty());
     if (!kernel.ok()) return kernel.error();
-    spare.reset(new snapshot::RestoreSpare{dir, std::move(opened.value()), std::move(kernel.value())});
+    auto assembled = assemble_restore(opened.value(), std::move(kernel.value()), wait_words);
+    if (!assembled.ok()) return assembled.error();
+    vm = std::move(assembled.value());
   }
-  const snapshot::OpenedSnapshot& opened = spare->opened;
+  // On failure the unique_ptr stops the VM: threads joined, fds and memory to the reaper.
+  NV_TRY(vm->finish_restore(sink, agent_input, paused));
+  return vm;
+}
 
+Result<std::unique_ptr<Vm>> Vm::assemble_restore(const snapshot::OpenedSnapshot& opened, snapshot::RestoreKernel kernel,
+                                                  const WaitPortWords& wait_words) {
   // If anything below fails, the unique_ptr takes the half-built VM down: device workers
-  // joined, vCPU and VM fds closed, memory unmapped (nothing was started).
+  // joined, vCPU and VM fds closed, memory unmapped.
   VmConfig config = opened.snap->config;
   config.wait_words = wait_words;
-  std::unique_ptr<Vm> vm(new Vm(config, sink));
-  NV_TRY(vm->restore_from(*opened.snap, std::move(spare->kernel), opened.state_path));
+  std::unique_ptr<Vm> vm(new Vm(config, null_event_sink()));
+  NV_TRY(vm->restore_from(*opened.snap, std::move(kernel), opened.state_path));
+  vm->unfinished_ = opened.snap;
+  vm->unfinished_state_path_ = opened.state_path;
+  // The vCPU threads exist from here on, parked until finish_restore resumes them.
+  NV_TRY(vm->start(/*paused=*/true));
+  return vm;
+}
+
+Status Vm::finish_restore(VmEventSink& sink, std::span<const uint8_t> agent_input, bool paused) {
+  std::shared_ptr<const snapshot::VmSnapshot> snap = std::move(unfinished_);
+  if (!snap) return plain_error("EINVAL", "this VM's restore was finished already");
+  const std::string& state_path = unfinished_state_path_;
+  const auto bad = [&](const std::string& what, const Error& e) { return snapshot::bad_snapshot(state_path, what + ": " + e.message); };
+  // The PIT and the clock, and each vCPU's timers, now: loaded when the VM was assembled, they
+  // would have counted the time it waited. The clock is set without flags: the guest's
+  // kvmclock goes on from the saved value (time stood still while it was saved; a Linux
+  // guest's agent is told the time after a restore, Kata's B39).
+  {
+    Status pit = kvm_vm_.set_pit(snap->pit);
+    if (!pit.ok()) return bad("PIT", pit.error());
+    kvm_clock_data clock{};
+    clock.clock = snap->clock.clock;
+    Status set = kvm_vm_.set_clock(clock);
+    if (!set.ok()) return bad("KVM clock", set.error());
+  }
+  for (uint32_t index = 0; index < vcpus_.size(); ++index) {
+    Status restored = restore_vcpu_state(*vcpus_[index], snap->vcpus[index], VcpuStateStep::kTimers);
+    if (!restored.ok()) return bad("vCPU " + std::to_string(index), restored.error());
+  }
   if (!agent_input.empty()) {
-    std::shared_ptr<virtio::DeviceManager> set = vm->virtio_devices();
+    std::shared_ptr<virtio::DeviceManager> set = virtio_devices();
     if (!set || set->console() == nullptr) return plain_error("EINVAL", "the snapshot's VM has no agent channel for the agent input");
     if (set->console()->deliver_before_start(agent_input) != agent_input.size()) {
       return plain_error("E2BIG", "the agent input (" + std::to_string(agent_input.size()) +
                                       " bytes) is more than the agent channel's buffer takes");
     }
     // As write_agent (vm_virtio.cc): the probe's wait port learns there is virtio work.
-    if (vm->wait_port_ && vm->config_.wait_words.virtio_work != 0) {
-      vm->wait_port_->post_coalesced(vm->config_.wait_words.virtio_work);
-    }
+    if (wait_port_ && config_.wait_words.virtio_work != 0) wait_port_->post_coalesced(config_.wait_words.virtio_work);
   }
-  return vm;
+  // The caller's sink last: a restore that fails above ends with its "stopped" event going
+  // nowhere, as for a VM that never started. Nothing has run, so nothing was reported to the
+  // placeholder; the threads that will report (parked vCPUs, paused device workers) see this
+  // store once they are resumed.
+  sink_.store(&sink, std::memory_order_release);
+  debug_port_->set_origin(monotonic_ns());  // phases count from now, not from the assembly
+  if (!paused) NV_TRY(resume());
+  return {};
 }
 
 Status Vm::restore_from(const snapshot::VmSnapshot& snap, snapshot::RestoreKernel kernel, const std::string& state_path) {
@@ -214,9 +262,7 @@ Status Vm::restore_from(const snapshot::VmSnapshot& snap, snapshot::RestoreKerne
     if (!published.ok()) return bad("VM generation", published.error());
   }
 
-  // The in-kernel interrupt controllers, timer and clock. The clock is set without flags: the
-  // guest's kvmclock goes on from the saved value (time stood still while it was saved; a
-  // Linux guest's agent is told the time after a restore, Kata's B39).
+  // The in-kernel interrupt controllers (the PIT and the clock count time: finish_restore).
   const auto vm_state = [&](const char* what, Status s) -> Status {
     if (!s.ok()) return bad(what, s.error());
     return {};
@@ -224,15 +270,11 @@ Status Vm::restore_from(const snapshot::VmSnapshot& snap, snapshot::RestoreKerne
   NV_TRY(vm_state("PIC master", kvm_vm_.set_irqchip(snap.pic_master)));
   NV_TRY(vm_state("PIC slave", kvm_vm_.set_irqchip(snap.pic_slave)));
   NV_TRY(vm_state("IOAPIC", kvm_vm_.set_irqchip(snap.ioapic)));
-  NV_TRY(vm_state("PIT", kvm_vm_.set_pit(snap.pit)));
-  kvm_clock_data clock{};
-  clock.clock = snap.clock.clock;
-  NV_TRY(vm_state("KVM clock", kvm_vm_.set_clock(clock)));
 
   cpuid_base_ = snap.cpuid;
   for (uint32_t index = 0; index < config_.vcpus; ++index) {
     if (index >= vcpus.size()) return bad("vCPU " + std::to_string(index), plain_error("EINVAL", "was not created"));
-    Status restored = restore_vcpu_state(*vcpus[index], snap.vcpus[index]);
+    Status restored = restore_vcpu_state(*vcpus[index], snap.vcpus[index], VcpuStateStep::kRegisters);
     if (!restored.ok()) return bad("vCPU " + std::to_string(index), restored.error());
     vcpus_.push_back(std::move(vcpus[index]));
   }

@@ -23,8 +23,8 @@ Result<std::string> Vm::add_virtio_devices() {
   config.hotplug_slots = config_.hotplug_slots;
   config.netdevs = config_.netdevs;
   config.hotplug_net_slots = config_.hotplug_net_slots;
-  config.console_notifications.output_ready = [this] { sink_.on_agent_readable(); };
-  config.console_notifications.input_space = [this] { sink_.on_agent_writable(); };
+  config.console_notifications.output_ready = [this] { sink().on_agent_readable(); };
+  config.console_notifications.input_space = [this] { sink().on_agent_writable(); };
   // wait_port_ is created by add_legacy_devices, which may run later: look it up per call.
   config.on_interrupt = [this] {
     if (wait_port_ && config_.wait_words.virtio_work != 0) wait_port_->post_coalesced(config_.wait_words.virtio_work);

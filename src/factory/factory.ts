@@ -101,13 +101,20 @@ export class Factory<V extends FactoryVm = FactoryVm> {
         const unique = madeUnique.has(vm) ? undefined : makeUnique(vm);
         unique?.catch(() => undefined); // awaited below; a failed resume must not leave it unhandled
         if (!running) await vm.resume();
-        await unique;
-        await syncTime(vm);
+        // Only what is there is awaited: each await is a turn of the microtask queue.
+        if (unique) await unique;
+        if (vm.guest === 'agent') await syncTime(vm);
       } catch (err) {
         await stopQuietly(vm, 'hand-over failed');
         throw wrapError(`cannot hand over VM ${vm.id}`, err);
       }
-      this.base.prepareNext?.();
+      // The next VM is prepared once the caller has this one: on the next turn of the event
+      // loop, so that the preparation does not take a CPU from this VM's first steps.
+      if (this.base.prepareNext) {
+        setImmediate(() => {
+          if (!this.#closed) this.base.prepareNext?.();
+        });
+      }
       return vm;
     });
   }
@@ -144,9 +151,9 @@ async function makeUnique(vm: FactoryVm): Promise<void> {
   }
 }
 
-/** Kata B39 step 3, at hand-over: the host's time (a pooled VM may have waited paused for long). */
+/** Kata B39 step 3, at hand-over, for the Linux agent: the host's time (a pooled VM may have waited paused for long). */
 async function syncTime(vm: FactoryVm): Promise<void> {
-  if (vm.guest === 'agent') await vm.agent.timeSync(new Date());
+  await vm.agent.timeSync(new Date());
 }
 
 /**

@@ -12,8 +12,9 @@
  * - `fetch` also reads `template.json` and refuses a template made from another VM config
  *   (Kata would have cloned it anyway, with the wrong kernel or memory).
  * - Once a clone is handed over (`prepareNext`), the next clone's restore is prepared in the
- *   background (`Vm.prepareRestore`: the snapshot read, its memory mapped, the KVM objects
- *   made), so a clone pays for loading the state only; `close` releases it first.
+ *   background (`Vm.prepareRestore`: the VM assembled from the snapshot, its threads parked),
+ *   so a clone pays only for its timers, its first request and the resume; `close` releases
+ *   it first.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
@@ -126,7 +127,7 @@ export class TemplateFactory<V extends FactoryVm> implements FactoryBase<V> {
     return this.hypervisor.restore(this.statePath, this.info, { running: true });
   }
 
-  /** The next clone's restore is prepared (snapshot read, memory mapped, KVM objects made). */
+  /** The next clone's restore is prepared (the VM assembled from the snapshot, its threads parked). */
   prepareNext(): void {
     this.hypervisor.prepareRestore(this.statePath);
   }

@@ -168,7 +168,7 @@ export interface NativeAddon {
     onEvent: (kind: NativeVmEventKind, payload: unknown) => void,
     options: { paused: boolean; agentInput?: Uint8Array },
   ): Promise<NativeVmHandle & NativeVmTestMethods>;
-  /** Returns at once: a background thread prepares the next restore of `dir` (native/vmm/snapshot/restore_spares.h). */
+  /** Returns at once: a background thread prepares the next restore of `dir` (native/vmm/restore_spares.h). */
   vmPrepareRestore(dir: string): void;
   /** A libuv worker: drops the restore made ahead for `dir` and waits until its files are closed. */
   vmForgetSnapshot(dir: string): Promise<void>;

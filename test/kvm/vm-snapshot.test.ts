@@ -318,6 +318,8 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
       Vm.prepareRestore(dir);
       await settled();
       expect(mappingsOf(memory)).toBe(1); // the prepared restore maps the file already
+      // Its vCPU thread is there, parked: the guest does not run before the restore is taken.
+      await new Promise((resolve) => setTimeout(resolve, 100));
       const clone = await Vm.restore(dir, { paused: true });
       vms.push(clone);
       expect(counter(clone)).toBe(saved);
@@ -364,11 +366,14 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
       const before = fds();
       Vm.prepareRestore(dir);
       await settled();
+      const threadsPrepared = threads();
       expect(mappingsOf(join(dir, 'memory'))).toBe(1);
-      expect(fds()).toBeGreaterThan(before); // the memory file, the VM and its vCPU
+      expect(fds()).toBeGreaterThan(before); // the memory file, the VM, its vCPU, the devices' eventfds
       await Vm.forgetSnapshot(dir);
       expect(mappingsOf(join(dir, 'memory'))).toBe(0);
       expect(fds()).toBe(before);
+      // Its parked vCPU thread and its device worker are gone too.
+      expect(threads()).toBeLessThanOrEqual(threadsPrepared - 2);
       await Vm.forgetSnapshot(dir); // nothing left to forget: not an error
       await Vm.forgetSnapshot(join(tempDir(), 'never-prepared'));
     });

@@ -197,3 +197,8 @@ export async function withLogLines<T>(fn: (lines: Record<string, unknown>[]) => 
     setLogger(before);
   }
 }
+
+/** A turn of the event loop: a factory asks for the next clone's restore then, after a hand-over. */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { NodevisorError } from '../../src/errors.js';
 import { buildFactory, RESEED_BYTES, type NewFactoryConfig } from '../../src/factory/factory.js';
 import { tempDir } from '../helpers/tmp.js';
-import { DirStateFs, FakeHypervisor, withLogLines, type FakeOp } from './factory-fake-hypervisor.js';
+import { DirStateFs, FakeHypervisor, withLogLines, type FakeOp, nextTurn } from './factory-fake-hypervisor.js';
 
 const vmConfig = { hypervisorConfig: { kernelPath: '/k.elf', kernelParams: [], memorySize: 256, numVCPUs: 2 } };
 
@@ -26,8 +26,10 @@ describe('getVm (B39)', () => {
     const { factory, hypervisor, mark, statePath } = await factoryOf({ template });
     const before = Date.now();
     const vm = await factory.getVm(vmConfig);
+    await nextTurn();
     // A direct VM is booted, paused (the base factory's VM) and resumed; a template clone is
-    // restored running in one step. The template then prepares the next clone's restore.
+    // restored running in one step. The template then prepares the next clone's restore, on
+    // the next turn of the event loop (the caller has its VM first).
     const start = template ? [`restore ${vm.id}`] : [`boot ${vm.id}`, `pause ${vm.id}`, `resume ${vm.id}`];
     const prepared = template ? ['prepareRestore'] : [];
     expect(hypervisor.journal.slice(mark)).toEqual([...start, `rngReseed ${vm.id}`, `timeSync ${vm.id}`, ...prepared]);
@@ -44,6 +46,8 @@ describe('getVm (B39)', () => {
   it('checks a probe clone\'s generation instead (the probe has no RNG or clock to set)', async () => {
     const { factory, hypervisor, mark } = await factoryOf({ template: true }, (hv) => (hv.guest = 'probe'));
     const vm = await factory.getVm(vmConfig);
+    expect(hypervisor.journal.slice(mark)).toEqual([`restore ${vm.id}`, `generation ${vm.id}`]);
+    await nextTurn();
     expect(hypervisor.journal.slice(mark)).toEqual([`restore ${vm.id}`, `generation ${vm.id}`, 'prepareRestore']);
     expect(vm.templateGeneration).toBe(hypervisor.vms[0]!.currentGeneration);
     expect(vm.currentGeneration).not.toBe(vm.templateGeneration);

@@ -13,7 +13,7 @@ import { DirectFactory } from '../../src/factory/direct.js';
 import { TemplateFactory } from '../../src/factory/template.js';
 import { CacheFactory } from '../../src/factory/cache.js';
 import { tempDir } from '../helpers/tmp.js';
-import { DirStateFs, FakeHypervisor, withLogLines } from './factory-fake-hypervisor.js';
+import { DirStateFs, FakeHypervisor, withLogLines, nextTurn } from './factory-fake-hypervisor.js';
 
 function setup(over: Partial<NewFactoryConfig> = {}) {
   const hypervisor = new FakeHypervisor();
@@ -172,6 +172,7 @@ describe('template factory (B32)', () => {
     const { config, env, hypervisor, stateFs, statePath } = setup({ template: true });
     const factory = await buildFactory(config, false, env);
     const vm = await factory.getVm(config.vmConfig);
+    await nextTurn();
     expect(hypervisor.prepared).toEqual([statePath]);
     const remove = stateFs.remove.bind(stateFs);
     stateFs.remove = async (path) => {
@@ -186,6 +187,17 @@ describe('template factory (B32)', () => {
     expect(hypervisor.journal.slice(-2)).toEqual(['forget', `remove ${statePath}`]);
     expect(existsSync(statePath)).toBe(false);
     expect(logged.some((l) => l.msg === 'cannot release the restore prepared from the template')).toBe(true);
+    await vm.stop();
+  });
+
+  it('a factory closed right after a hand-over does not prepare the next clone (nothing would release it)', async () => {
+    const { config, env, hypervisor } = setup({ template: true });
+    const factory = await buildFactory(config, false, env);
+    const vm = await factory.getVm(config.vmConfig);
+    await factory.close();
+    await nextTurn();
+    expect(hypervisor.prepared).toEqual([]);
+    expect(hypervisor.journal).not.toContain('prepareRestore');
     await vm.stop();
   });
 
@@ -223,6 +235,7 @@ describe('template fetch (B33)', () => {
     const before = s.hypervisor.journal.length;
     const factory = await buildFactory(s.config, true, s.env);
     const vm = await factory.getVm(s.config.vmConfig);
+    await nextTurn();
     expect(s.hypervisor.journal.slice(before)).toEqual([`restore ${vm.id}`, `rngReseed ${vm.id}`, `timeSync ${vm.id}`, 'prepareRestore']);
     expect(s.hypervisor.prepared).toEqual([s.statePath]);
     await vm.stop();

@@ -2,8 +2,8 @@
 // may be released in: vCPUs first (their fds pin the VM), then the VM, then the memory (with
 // the VM gone, unmapping no longer calls into KVM's MMU notifier).
 //
-// What the spare caches make ahead of a start (kvm/warm_vm.h) or a restore
-// (snapshot/restore_spares.h), and what a stopped VM hands to the reaper (util/reaper.h),
+// What a restore is built on (snapshot/open_snapshot.h), what the spare cache makes ahead of a
+// start (kvm/warm_vm.h), and what a stopped VM hands to the reaper (util/reaper.h),
 // whose thread runs the destructor: closing a VM fd waits ~15-25 ms in the kernel.
 #pragma once
 

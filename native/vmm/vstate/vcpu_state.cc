@@ -125,7 +125,7 @@ Result<std::vector<uint8_t>> save_vcpu_state(const KvmVcpu& vcpu) {
   return w.take();
 }
 
-Status restore_vcpu_state(KvmVcpu& vcpu, std::span<const uint8_t> state) {
+Status restore_vcpu_state(KvmVcpu& vcpu, std::span<const uint8_t> state, VcpuStateStep step) {
   StateReader r(state);
   NV_TRY(r.expect_header(kStateTag, kStateVersion, "vCPU"));
   uint32_t index = 0;
@@ -155,17 +155,21 @@ Status restore_vcpu_state(KvmVcpu& vcpu, std::span<const uint8_t> state) {
   }
   // Order as KVM expects (Firecracker's): sregs before regs (mode); XCR0 before the XSAVE
   // area it describes; the LAPIC before the MSRs (the TSC deadline timer lives in it); MP
-  // state and pending events last.
-  NV_TRY(vcpu.set_sregs(sregs));
-  NV_TRY(vcpu.set_regs(regs));
-  NV_TRY(vcpu.set_fpu(fpu));
-  NV_TRY(vcpu.set_xcrs(xcrs));
-  NV_TRY(vcpu.set_xsave(*xsave));
-  NV_TRY(vcpu.set_debugregs(debugregs));
-  NV_TRY(vcpu.set_lapic(lapic));
-  NV_TRY(vcpu.set_msrs(msrs));
-  NV_TRY(vcpu.set_mp_state(mp));
-  NV_TRY(vcpu.set_vcpu_events(events));
+  // state and pending events last. The registers step comes first when the two are split.
+  if (step != VcpuStateStep::kTimers) {
+    NV_TRY(vcpu.set_sregs(sregs));
+    NV_TRY(vcpu.set_regs(regs));
+    NV_TRY(vcpu.set_fpu(fpu));
+    NV_TRY(vcpu.set_xcrs(xcrs));
+    NV_TRY(vcpu.set_xsave(*xsave));
+    NV_TRY(vcpu.set_debugregs(debugregs));
+  }
+  if (step != VcpuStateStep::kRegisters) {
+    NV_TRY(vcpu.set_lapic(lapic));
+    NV_TRY(vcpu.set_msrs(msrs));
+    NV_TRY(vcpu.set_mp_state(mp));
+    NV_TRY(vcpu.set_vcpu_events(events));
+  }
   return {};
 }
 

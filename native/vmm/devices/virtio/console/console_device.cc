@@ -201,13 +201,15 @@ bool ConsoleDevice::drain_transmit_queue(uint32_t budget) {
   return more;
 }
 
+size_t ConsoleDevice::queue_input(std::span<const uint8_t> data) {
+  std::lock_guard buffers(buffer_mutex_);
+  const size_t taken = input_.push(data);
+  if (taken < data.size()) input_was_full_ = true;
+  return taken;
+}
+
 size_t ConsoleDevice::write_input(std::span<const uint8_t> data) {
-  size_t taken = 0;
-  {
-    std::lock_guard buffers(buffer_mutex_);
-    taken = input_.push(data);
-    if (taken < data.size()) input_was_full_ = true;
-  }
+  const size_t taken = queue_input(data);
   if (taken > 0) worker_->ring(kHostDoorbell);
   return taken;
 }
@@ -235,7 +237,10 @@ ConsoleStats ConsoleDevice::stats() {
 }
 
 size_t ConsoleDevice::deliver_before_start(std::span<const uint8_t> data) {
-  const size_t taken = write_input(data);
+  // Queued without ringing the worker (write_input would): it is paused, and a wake-up now
+  // would only take a CPU from the thread finishing the restore. What does not fit the
+  // receive buffers now is put in when the worker is woken at resume.
+  const size_t taken = queue_input(data);
   std::lock_guard guard(lock());
   if (activated() && mem_ != nullptr) (void)fill_receive_queue(kConsoleChainsPerWakeup);
   return taken;

@@ -78,8 +78,9 @@ class ConsoleDevice final : public VirtioDevice {
   void discard_host_buffers();
   // A restore's first host → guest bytes (Vm::restore's `agent_input`): queued, and put into
   // the guest's receive buffers right here, on the restoring thread, so the guest finds them
-  // as it starts. Only before the VM's vCPUs first run: the worker leaves the queues alone
-  // while the VM is paused, and the device mutex is taken. Returns how many bytes were queued
+  // as it starts. Only before the guest first runs (its vCPU threads may exist, parked): the
+  // worker leaves the queues alone while the VM is paused, and is not rung (it is woken at
+  // resume), and the device mutex is taken. Returns how many bytes were queued
   // (what did not fit in the receive buffers is delivered by the worker once the VM runs).
   size_t deliver_before_start(std::span<const uint8_t> data);
 
@@ -94,6 +95,8 @@ class ConsoleDevice final : public VirtioDevice {
   ConsoleDevice(std::string name, ConsoleNotifications notify)
       : VirtioDevice(2), name_(std::move(name)), notify_(std::move(notify)) {}
   bool on_doorbell(uint16_t doorbell);  // worker thread; true: budget spent, work left
+  // Appends to the host → guest buffer (without waking the worker) → how many bytes it took.
+  size_t queue_input(std::span<const uint8_t> data);
   // Device mutex held; each returns true when it stopped at its budget with work left.
   bool fill_receive_queue(uint32_t budget);
   bool drain_transmit_queue(uint32_t budget);

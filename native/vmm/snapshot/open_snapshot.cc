@@ -1,18 +1,13 @@
-#include "vmm/snapshot/restore_spares.h"
+#include "vmm/snapshot/open_snapshot.h"
 
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <system_error>
-
 #include "vmm/devices/legacy/serial_8250.h"
 #include "vmm/kvm/cpuid.h"
 #include "vmm/kvm/kvm_system.h"
-#include "vmm/kvm/warm_vm.h"
 #include "vmm/snapshot/state_file.h"
-#include "vmm/util/background_thread.h"
 #include "vmm/util/read_file.h"
-#include "vmm/util/reaper.h"
 
 namespace nodevisor::vmm::snapshot {
 
@@ -22,6 +17,12 @@ bool FileIdentity::operator==(const FileIdentity& other) const {
 }
 
 FileIdentity FileIdentity::of(const struct stat& st) { return {st.st_dev, st.st_ino, st.st_size, st.st_mtim}; }
+
+bool OpenedSnapshot::files_unchanged(const std::string& dir) const {
+  struct stat state {}, memory {};
+  return stat(state_path.c_str(), &state) == 0 && stat(snapshot_file(dir, "memory").c_str(), &memory) == 0 &&
+         FileIdentity::of(state) == state_id && FileIdentity::of(memory) == memory_id;
+}
 
 Result<OpenedSnapshot> open_snapshot(const std::string& dir) {
   OpenedSnapshot out;
@@ -83,111 +84,6 @@ Result<RestoreKernel> make_restore_kernel(const VmSnapshot& snap, UniqueFd memor
   }
   if (snap.coalesce_com1) out.coalesced_page = out.objects.vm.coalesce_pio_writes(Serial8250::kCom1Port, 1);
   return out;
-}
-
-RestoreSpares& RestoreSpares::instance() {
-  static RestoreSpares spares;
-  return spares;
-}
-
-void RestoreSpares::prepare(const std::string& dir) {
-  if (!spare_vms_enabled()) return;
-  {
-    std::lock_guard lock(mutex_);
-    if (stopping_) return;
-    if (!thread_.joinable()) {
-      try {
-        thread_ = start_background_thread("nv-restore-prep", [this] { run(); });
-      } catch (const std::system_error&) {
-        return;  // no thread to spare: restores build their own
-      }
-    }
-    wanted_ = dir;
-  }
-  wanted_changed_.notify_one();
-}
-
-std::unique_ptr<RestoreSpare> RestoreSpares::take(const std::string& dir) {
-  std::unique_ptr<RestoreSpare> out;
-  {
-    std::lock_guard lock(mutex_);
-    if (spare_ && spare_->dir == dir) {
-      out = std::move(spare_);
-      if (wanted_ == dir) wanted_.clear();  // one prepare, one spare: the next is asked for again
-    }
-  }
-  if (!out) return nullptr;
-  // Still the files it was made from? A snapshot rewritten since is restored the long way
-  // (and checked again); the spare made from the old one is released.
-  struct stat state {}, memory {};
-  const bool unchanged = stat(out->opened.state_path.c_str(), &state) == 0 &&
-                         stat(snapshot_file(dir, "memory").c_str(), &memory) == 0 &&
-                         FileIdentity::of(state) == out->opened.state_id &&
-                         FileIdentity::of(memory) == out->opened.memory_id;
-  if (!unchanged) {
-    Reaper::instance().dispose(std::move(out->kernel.objects));
-    return nullptr;
-  }
-  return out;
-}
-
-void RestoreSpares::forget(const std::string& dir) {
-  std::unique_ptr<RestoreSpare> dropped;
-  {
-    std::unique_lock lock(mutex_);
-    if (wanted_ == dir) wanted_.clear();
-    idle_.wait(lock, [this] { return !preparing_; });
-    if (spare_ && spare_->dir == dir) dropped = std::move(spare_);
-  }
-  if (dropped) Reaper::instance().dispose(std::move(dropped->kernel.objects));
-}
-
-bool RestoreSpares::has_work() const {
-  return !wanted_.empty() && !(spare_ && spare_->dir == wanted_);
-}
-
-void RestoreSpares::settle() {
-  std::unique_lock lock(mutex_);
-  idle_.wait(lock, [this] { return stopping_ || !thread_.joinable() || (!preparing_ && !has_work()); });
-}
-
-void RestoreSpares::run() {
-  std::unique_lock lock(mutex_);
-  for (;;) {
-    wanted_changed_.wait(lock, [this] { return stopping_ || has_work(); });
-    if (stopping_) return;
-    preparing_ = true;
-    const std::string dir = wanted_;
-    std::unique_ptr<RestoreSpare> stale = std::move(spare_);  // made for another directory
-    lock.unlock();
-    if (stale) Reaper::instance().dispose(std::move(stale->kernel.objects));
-    std::unique_ptr<RestoreSpare> made;
-    auto opened = open_snapshot(dir);
-    if (opened.ok()) {
-      auto kernel = make_restore_kernel(*opened.value().snap, std::move(opened.value().memory), KvmVm{});
-      if (kernel.ok()) made.reset(new RestoreSpare{dir, std::move(opened.value()), std::move(kernel.value())});
-    }
-    lock.lock();
-    if (made && wanted_ == dir && !stopping_) spare_ = std::move(made);
-    if (!made && wanted_ == dir) wanted_.clear();  // failed: the restore itself reports why
-    if (made && !stopping_) {
-      lock.unlock();  // no longer wanted: released off the lock (dispose may do it here)
-      Reaper::instance().dispose(std::move(made->kernel.objects));
-      lock.lock();
-    }
-    preparing_ = false;
-    idle_.notify_all();
-  }
-}
-
-RestoreSpares::~RestoreSpares() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wanted_changed_.notify_all();
-  idle_.notify_all();
-  if (thread_.joinable()) thread_.join();
 }
 
 }  // namespace nodevisor::vmm::snapshot
