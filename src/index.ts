@@ -1,6 +1,6 @@
 // Public surface of nodevisor. Only exports live here; each name is defined in its layer.
 export { NodevisorError, type NodevisorErrorDetails } from './errors.js';
-export { buildInfo, type BuildInfo } from './native/binding.js';
+export { buildInfo, type BuildInfo, type RestoreCounts } from './native/binding.js';
 
 // Configuration and kernel parameters (Kata's katautils).
 export type { FactoryConfig, HypervisorConfig, Param, RuntimeConfig } from './config/types.js';

@@ -28,6 +28,7 @@
 #include "guest/probe/probe_abi.h"
 #include "vmm/devices/legacy/vm_generation.h"
 #include "vmm/devices/legacy/wait_port.h"
+#include "vmm/devices/virtio/console/console_device.h"
 #include "vmm/kvm/warm_vm.h"
 #include "vmm/restore_spares.h"
 #include "vmm/util/reaper.h"
@@ -262,11 +263,21 @@ class VmHandle final : public Napi::ObjectWrap<VmHandle> {
   bool cleanup_ran_ = false;
 };
 
+// The JS handle of a built VM. `started`: the build also started the VM, so its events keep the
+// loop alive from now on (as VmHandle::start does for a VM started from JS). JS thread.
+Napi::Value vm_handle(Napi::Env env, const std::shared_ptr<VmSession>& built, Napi::FunctionReference* handle_class,
+                      bool started) {
+  if (started && !built->tsfn_released) built->events->tsfn().Ref(env);
+  auto* external_data = new std::shared_ptr<VmSession>(built);
+  auto external = Napi::External<std::shared_ptr<VmSession>>::New(
+      env, external_data, [](Napi::Env, std::shared_ptr<VmSession>* data) { delete data; });
+  return handle_class->Value().New({external});
+}
+
 // Builds a VM (create, or restore from a snapshot) on a libuv worker and resolves its handle;
 // a failed build lets the session go. JS thread.
 using BuildVm = std::function<Result<std::unique_ptr<vmm::Vm>>(vmm::VmEventSink&)>;
-// `started`: the build also started the VM, so its events keep the loop alive from now on
-// (as VmHandle::start does for a VM started from JS).
+// `started`: as for vm_handle.
 Napi::Promise build_vm(Napi::Env env, const char* name, BuildVm build, std::shared_ptr<VmSession> session,
                        Napi::FunctionReference* handle_class, bool started = false) {
   return PromiseWorker<std::shared_ptr<VmSession>>::start(
@@ -278,11 +289,7 @@ Napi::Promise build_vm(Napi::Env env, const char* name, BuildVm build, std::shar
         return session;
       },
       [handle_class, started](Napi::Env env, const std::shared_ptr<VmSession>& built) -> Napi::Value {
-        if (started && !built->tsfn_released) built->events->tsfn().Ref(env);
-        auto* external_data = new std::shared_ptr<VmSession>(built);
-        auto external = Napi::External<std::shared_ptr<VmSession>>::New(
-            env, external_data, [](Napi::Env, std::shared_ptr<VmSession>* data) { delete data; });
-        return handle_class->Value().New({external});
+        return vm_handle(env, built, handle_class, started);
       },
       [session](Napi::Env env) { session->abandon(env); });
 }
@@ -378,13 +385,32 @@ Napi::Value vm_restore(const Napi::CallbackInfo& info) {
   } else if (!agent_input.IsUndefined()) {
     throw Napi::TypeError::New(env, "vmRestore: options.agentInput must be a Uint8Array");
   }
+  auto* handle_class = static_cast<Napi::FunctionReference*>(info.Data());
+  // A running restore of a VM assembled ahead (vmm/restore_spares.h) goes on right here:
+  // taking it touches no file, and what is left to load (timers, clock, the agent input into
+  // guest memory) its vCPU 0 loads as it starts (Vm::resume_restore). No libuv worker to wake.
+  if (!paused && input.size() <= vmm::virtio::kConsoleBufferBytes) {
+    if (std::unique_ptr<vmm::Vm> vm = vmm::RestoreSpares::instance().take_now(dir, kProbeWaitWords)) {
+      auto session = new_session(env, info[1].As<Napi::Function>());
+      Status resumed = vm->resume_restore(*session->events, input);
+      session->vm = std::move(vm);
+      auto deferred = Napi::Promise::Deferred::New(env);
+      if (resumed.ok()) {
+        deferred.Resolve(vm_handle(env, session, handle_class, /*started=*/true));
+      } else {
+        session->abandon(env);  // the reaper stops the VM, off this thread
+        deferred.Reject(make_error(env, to_failure(resumed.error())).Value());
+      }
+      return deferred.Promise();
+    }
+  }
   auto session = new_session(env, info[1].As<Napi::Function>());
   return build_vm(
       env, "nodevisor.vm.restore",
       [dir, paused, input = std::move(input)](vmm::VmEventSink& sink) -> Result<std::unique_ptr<vmm::Vm>> {
         return vmm::Vm::restore(dir, sink, kProbeWaitWords, input, paused);
       },
-      session, static_cast<Napi::FunctionReference*>(info.Data()), /*started=*/true);
+      session, handle_class, /*started=*/true);
 }
 
 // vmPrepareRestore(dir): the next restore of `dir` is made ahead on a background thread
@@ -394,6 +420,17 @@ Napi::Value vm_prepare_restore(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "vmPrepareRestore(dir): expected a string");
   vmm::RestoreSpares::instance().prepare(info[0].As<Napi::String>().Utf8Value(), kProbeWaitWords);
   return env.Undefined();
+}
+
+// vmRestoreCounts() -> { takenNow, takenAfterCheck, assembled }: how this process's restores
+// went (vmm/restore_spares.h). JS thread.
+Napi::Value vm_restore_counts(const Napi::CallbackInfo& info) {
+  const auto counts = vmm::RestoreSpares::instance().counts();
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("takenNow", static_cast<double>(counts.taken_now));
+  out.Set("takenAfterCheck", static_cast<double>(counts.taken_after_check));
+  out.Set("assembled", static_cast<double>(counts.assembled));
+  return out;
 }
 
 // vmForgetSnapshot(dir) -> Promise<void>: drops the restore prepared for `dir` and stops
@@ -426,6 +463,7 @@ void register_vm(Napi::Env env, Napi::Object exports) {
   exports.Set("vmCreate", Napi::Function::New(env, vm_create, "vmCreate", handle_class));
   exports.Set("vmRestore", Napi::Function::New(env, vm_restore, "vmRestore", handle_class));
   exports.Set("vmPrepareRestore", Napi::Function::New(env, vm_prepare_restore, "vmPrepareRestore"));
+  exports.Set("vmRestoreCounts", Napi::Function::New(env, vm_restore_counts, "vmRestoreCounts"));
   exports.Set("vmForgetSnapshot", Napi::Function::New(env, vm_forget_snapshot, "vmForgetSnapshot"));
   exports.Set("vmDrainTeardown", Napi::Function::New(env, vm_drain_teardown, "vmDrainTeardown"));
 }

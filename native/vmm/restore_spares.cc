@@ -1,5 +1,12 @@
 #include "vmm/restore_spares.h"
 
+#include <linux/magic.h>
+#include <sys/inotify.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <system_error>
 
 #include "vmm/kvm/warm_vm.h"
@@ -7,6 +14,22 @@
 #include "vmm/util/reaper.h"
 
 namespace nodevisor::vmm {
+
+namespace {
+
+// What would make a spare stale: its files written, truncated, touched, replaced, removed,
+// or the directory itself moved, removed or unmounted (IN_UNMOUNT and IN_Q_OVERFLOW come
+// unasked).
+constexpr uint32_t kChangeEvents = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
+                                   IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF;
+
+// Whether inotify reports every change in `dir`: on tmpfs and ramfs no other host writes.
+bool reports_every_change(const std::string& dir) {
+  struct statfs fs {};
+  return statfs(dir.c_str(), &fs) == 0 && (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
+}
+
+}  // namespace
 
 RestoreSpares& RestoreSpares::instance() {
   // The reaper is made first so that it is destroyed after this: a spare still held at exit
@@ -47,7 +70,35 @@ std::unique_ptr<Vm> RestoreSpares::take(const std::string& dir, const WaitPortWo
   // Still the files it was made from? A snapshot rewritten since is restored the long way
   // (and checked again); the VM made from the old one is stopped (its ~Vm, here).
   if (!out->opened.files_unchanged(dir)) return nullptr;
+  std::lock_guard lock(mutex_);
+  counts_.taken_after_check++;
   return std::move(out->vm);
+}
+
+std::unique_ptr<Vm> RestoreSpares::take_now(const std::string& dir, const WaitPortWords& words) {
+  std::unique_ptr<Spare> out;
+  {
+    std::lock_guard lock(mutex_);
+    if (!spare_ || spare_->dir != dir || !(spare_->words == words) || !spare_->watched) return nullptr;
+    if (read_changes_locked()) {
+      spare_->watched = false;  // something changed (or the watch broke): `take` compares the files
+      return nullptr;
+    }
+    out = std::move(spare_);
+    if (wanted_ == dir) wanted_.clear();  // one prepare, one spare: the next is asked for again
+    counts_.taken_now++;
+  }
+  return std::move(out->vm);
+}
+
+RestoreSpares::Counts RestoreSpares::counts() {
+  std::lock_guard lock(mutex_);
+  return counts_;
+}
+
+void RestoreSpares::count_assembled() {
+  std::lock_guard lock(mutex_);
+  counts_.assembled++;
 }
 
 void RestoreSpares::forget(const std::string& dir) {
@@ -57,6 +108,7 @@ void RestoreSpares::forget(const std::string& dir) {
     if (wanted_ == dir) wanted_.clear();
     idle_.wait(lock, [this] { return !preparing_; });
     if (spare_ && spare_->dir == dir) dropped = std::move(spare_);
+    if (watched_dir_ == dir) unwatch_locked();
   }
   // Stopped here, off the lock: its threads are joined, its kernel objects go to the reaper.
 }
@@ -80,14 +132,72 @@ void RestoreSpares::settle() {
   idle_.wait(lock, [this] { return stopping_ || !thread_.joinable() || (!preparing_ && !has_work()); });
 }
 
+bool RestoreSpares::watch_locked(const std::string& dir) {
+  if (!changes_.valid()) {
+    changes_.reset(inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    if (!changes_.valid()) return false;
+  }
+  // Twice at most: what is reported before the watch is (re)made is dropped; a watch the
+  // kernel removed meanwhile (its directory gone) shows in what was reported, and is made again.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (watched_dir_ != dir) {
+      unwatch_locked();
+      changes_wd_ = inotify_add_watch(changes_.get(), dir.c_str(), kChangeEvents);
+      if (changes_wd_ < 0) return false;
+      watched_dir_ = dir;
+    }
+    (void)read_changes_locked();
+    if (watched_dir_ == dir) return true;
+  }
+  return false;
+}
+
+bool RestoreSpares::read_changes_locked() {
+  bool changed = false;
+  alignas(inotify_event) char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::read(changes_.get(), buffer, sizeof buffer);  // non-blocking
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n < 0 && errno != EAGAIN) changed = true;  // cannot tell: count it as a change
+      return changed;
+    }
+    // Records the kernel wrote whole: a header, then `len` bytes of name.
+    for (ssize_t at = 0; at + static_cast<ssize_t>(sizeof(inotify_event)) <= n;) {
+      inotify_event event;
+      std::memcpy(&event, buffer + at, sizeof event);
+      at += static_cast<ssize_t>(sizeof event) + event.len;
+      if (event.mask & IN_Q_OVERFLOW) changed = true;
+      if (event.wd != changes_wd_ || changes_wd_ < 0) continue;  // an earlier directory's watch
+      changed = true;
+      if (event.mask & IN_IGNORED) {  // the kernel removed the watch: the directory is gone
+        changes_wd_ = -1;
+        watched_dir_.clear();
+      }
+    }
+  }
+}
+
+void RestoreSpares::unwatch_locked() {
+  if (changes_wd_ >= 0) (void)inotify_rm_watch(changes_.get(), changes_wd_);
+  changes_wd_ = -1;
+  watched_dir_.clear();
+}
+
 std::unique_ptr<RestoreSpares::Spare> RestoreSpares::make(const std::string& dir, const WaitPortWords& words) {
+  // Watched before the files are read, so that no change after this goes unseen.
+  bool watched = false;
+  if (reports_every_change(dir)) {
+    std::lock_guard lock(mutex_);
+    watched = watch_locked(dir);
+  }
   auto opened = snapshot::open_snapshot(dir);
   if (!opened.ok()) return nullptr;
   auto kernel = snapshot::make_restore_kernel(*opened.value().snap, std::move(opened.value().memory), KvmVm{});
   if (!kernel.ok()) return nullptr;
   auto vm = Vm::assemble_restore(opened.value(), std::move(kernel.value()), words);
   if (!vm.ok()) return nullptr;
-  return std::unique_ptr<Spare>(new Spare{dir, words, std::move(opened.value()), std::move(vm.value())});
+  return std::unique_ptr<Spare>(new Spare{dir, words, std::move(opened.value()), std::move(vm.value()), watched});
 }
 
 void RestoreSpares::run() {

@@ -44,7 +44,23 @@ class RestoreSpares {
   void prepare(const std::string& dir, const WaitPortWords& words);
   // The spare for `dir` when there is one made with `words` and its files are unchanged, else
   // nullptr (a stale spare is stopped). The VM is assembled and parked: Vm::finish_restore.
+  // Compares the files' identity (two stat calls): a worker thread's call.
   std::unique_ptr<Vm> take(const std::string& dir, const WaitPortWords& words);
+  // The same without touching a file, for the JS thread (then Vm::resume_restore): only a
+  // spare on a filesystem where inotify sees every change (tmpfs, ramfs), watched since before
+  // it was read, with no change reported since. Otherwise nullptr, and the spare stays for
+  // `take` to judge.
+  std::unique_ptr<Vm> take_now(const std::string& dir, const WaitPortWords& words);
+
+  // How restores went in this process (for tests and diagnostics): taken by `take_now`, taken
+  // by `take`, and assembled by the restore itself (no spare, or a stale one).
+  struct Counts {
+    uint64_t taken_now = 0;
+    uint64_t taken_after_check = 0;
+    uint64_t assembled = 0;
+  };
+  Counts counts();
+  void count_assembled();
   // Drops the spare for `dir`, if any, and stops preparing them; waits for a preparation in
   // progress. The spare's kernel objects go to the reaper (Reaper::drain waits for them).
   void forget(const std::string& dir);
@@ -61,12 +77,22 @@ class RestoreSpares {
     WaitPortWords words;
     snapshot::OpenedSnapshot opened;  // its memory fd now held by the VM's mapping
     std::unique_ptr<Vm> vm;
+    // `dir` was watched (changes_) since before its files were read, and no change was
+    // reported since: false where inotify could miss one (a filesystem other than tmpfs or
+    // ramfs), or once one was reported.
+    bool watched = false;
   };
 
   RestoreSpares() = default;
   bool has_work() const;  // mutex_ held
   void run();
-  static std::unique_ptr<Spare> make(const std::string& dir, const WaitPortWords& words);
+  std::unique_ptr<Spare> make(const std::string& dir, const WaitPortWords& words);
+  // mutex_ held. Watches `dir` (and only it) and drops the changes reported so far; false when
+  // it cannot be watched. `read_changes_locked` takes what was reported since: true when any of
+  // it is about the watched directory, or when some was lost.
+  bool watch_locked(const std::string& dir);
+  bool read_changes_locked();
+  void unwatch_locked();
 
   std::mutex mutex_;
   std::condition_variable wanted_changed_;
@@ -76,6 +102,12 @@ class RestoreSpares {
   std::unique_ptr<Spare> spare_;
   bool preparing_ = false;
   bool stopping_ = false;
+  Counts counts_;
+  // One inotify instance for the process's spares, kept until exit: closing one waits for an
+  // SRCU grace period in the kernel (milliseconds), which the JS thread must never pay.
+  UniqueFd changes_;
+  int changes_wd_ = -1;
+  std::string watched_dir_;
   std::thread thread_;
 };
 

@@ -290,12 +290,26 @@ Status Vm::resume() {
   return {};
 }
 
-void Vm::vcpu_resumed(uint32_t vcpu_index) {
-  // vCPU thread. The device workers look at their queues again (doorbells that rang while
-  // paused were dropped); done here, before the guest runs, instead of on the resuming thread.
-  if (vcpu_index != 0 || !devices_need_wake_.exchange(false)) return;
+bool Vm::vcpu_resumed(uint32_t vcpu_index) {
+  // vCPU thread. A restore resumed with its time state still to load (resume_restore): vCPU 0
+  // loads it, the others wait, so no vCPU runs the guest before it is there.
+  if (restore_pending_.load(std::memory_order_acquire)) {
+    if (vcpu_index == 0) {
+      Status completed = complete_restore();
+      if (!completed.ok()) {
+        vcpu_ended(0, "internal-error", "the restore could not be finished: " + completed.error().message);
+        return false;
+      }
+    } else if (!wait_restore_completed()) {
+      return false;
+    }
+  }
+  // The device workers look at their queues again (doorbells that rang while paused were
+  // dropped); done here, before the guest runs, instead of on the resuming thread.
+  if (vcpu_index != 0 || !devices_need_wake_.exchange(false)) return true;
   std::shared_ptr<virtio::DeviceManager> set = virtio_devices();
   if (set) set->wake_all();
+  return true;
 }
 
 void Vm::stop() {
@@ -313,6 +327,13 @@ void Vm::stop() {
     if (set) set->request_stop();
   }
   for (auto& t : threads_) t->request_stop();
+  {
+    // A vCPU waiting for vCPU 0 to finish a restore (vcpu_resumed) gives up: vCPU 0 may never
+    // get there now.
+    std::lock_guard lock(restore_mutex_);
+    restore_abandoned_ = true;
+  }
+  restore_done_.notify_all();
   for (auto& t : threads_) t->join();
   // A pause() waiting for the vCPUs (they are finished now) lets go of them first.
   pausers_done_.wait(control, [this] { return pausers_ == 0; });

@@ -118,6 +118,12 @@ class Vm final : private VcpuExitHandler {
   static Result<std::unique_ptr<Vm>> restore(const std::string& dir, VmEventSink& sink,
                                              const WaitPortWords& wait_words = {},
                                              std::span<const uint8_t> agent_input = {}, bool paused = false);
+  // A restore that goes on from a VM taken from restore_spares without waiting (`take_now`),
+  // on the calling thread (the JS thread: no file, KVM or guest-memory access here): binds
+  // `sink`, queues `agent_input`, resumes. vCPU 0 then loads the timers and clock and puts the
+  // input in the guest's receive buffers before any vCPU runs the guest (vcpu_resumed); a
+  // failure there ends the VM (exit "internal-error"). E2BIG when the input does not fit.
+  Status resume_restore(VmEventSink& sink, std::span<const uint8_t> agent_input);
   // The part of a restore that depends on the snapshot alone (restore_spares.h makes it ahead):
   // the VM built, its state loaded but for the timers and clock, its vCPU threads started and
   // parked, its events going nowhere yet. Only `restore` (finish_restore) goes on from here.
@@ -171,6 +177,16 @@ class Vm final : private VcpuExitHandler {
   Status restore_from(const snapshot::VmSnapshot& snap, snapshot::RestoreKernel kernel, const std::string& state_path);
   // The rest of a restore, on an assembled VM: timers and clock, `sink`, the agent input, resume.
   Status finish_restore(VmEventSink& sink, std::span<const uint8_t> agent_input, bool paused);
+  // Parts of it: the PIT, the clock and each vCPU's timers from `unfinished_`; the queued agent
+  // input into the guest's buffers, with the wait-port word that says so.
+  Status load_time_state();
+  void hand_in_agent_input();
+  // A restore resumed with its time state still to load (resume_restore): vCPU 0 loads it as it
+  // leaves its pause, or a snapshot of a VM paused before that does; the other vCPUs wait.
+  // Returns the failure, once, to the thread that did it.
+  Status complete_restore();
+  // Another vCPU's wait for that; false when the restore failed or the VM is stopping.
+  bool wait_restore_completed();
   void end(VmExitInfo info);
   // Writes this VM's generation id where the guest reads it (VmGeneration::address), if anywhere.
   Status publish_generation();
@@ -181,7 +197,7 @@ class Vm final : private VcpuExitHandler {
   void mmio_read(uint64_t address, std::span<uint8_t> data) override;
   void mmio_write(uint64_t address, std::span<const uint8_t> data) override;
   void vcpu_ended(uint32_t vcpu_index, const std::string& reason, const std::string& detail) override;
-  void vcpu_resumed(uint32_t vcpu_index) override;
+  bool vcpu_resumed(uint32_t vcpu_index) override;
   void drain_buffered_writes() override;
 
   const VmConfig config_;
@@ -192,6 +208,14 @@ class Vm final : private VcpuExitHandler {
   // An assembled restore not finished yet: the snapshot its timers and clock come from.
   std::shared_ptr<const snapshot::VmSnapshot> unfinished_;
   std::string unfinished_state_path_;
+  // resume_restore's hand-off to vCPU 0 (complete_restore). restore_mutex_ guards the flags
+  // and unfinished_ while it is pending; the atomic is the vCPU threads' quick check.
+  std::atomic<bool> restore_pending_{false};
+  std::mutex restore_mutex_;
+  std::condition_variable restore_done_;
+  bool restore_input_ = false;      // agent input was queued: complete_restore hands it in
+  bool restore_failed_ = false;     // complete_restore failed: the other vCPUs do not run
+  bool restore_abandoned_ = false;  // stop() began: waiting vCPUs give up
 
   KvmVm kvm_vm_;
   std::unique_ptr<GuestMemory> memory_;

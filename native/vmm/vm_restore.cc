@@ -81,6 +81,9 @@ Status Vm::snapshot(const std::string& dir) {
                                       (state_ == VmState::kRunning ? ": pause it first" : ""));
     }
   }
+  // A restore resumed and paused again before vCPU 0 loaded its time state (resume_restore):
+  // loaded now (the vCPUs are parked), so the snapshot holds the restored VM, not an assembly.
+  if (restore_pending_.load(std::memory_order_acquire)) NV_TRY(complete_restore());
   // Net slots are recorded empty: a tap is host state (an fd, a device in some netns) that a
   // clone could not share. Endpoints given at boot cannot be emptied, so such a VM is refused.
   if (!config_.netdevs.empty()) {
@@ -162,6 +165,7 @@ Result<std::unique_ptr<Vm>> Vm::restore(const std::string& dir, VmEventSink& sin
     auto assembled = assemble_restore(opened.value(), std::move(kernel.value()), wait_words);
     if (!assembled.ok()) return assembled.error();
     vm = std::move(assembled.value());
+    RestoreSpares::instance().count_assembled();
   }
   // On failure the unique_ptr stops the VM: threads joined, fds and memory to the reaper.
   NV_TRY(vm->finish_restore(sink, agent_input, paused));
@@ -178,42 +182,27 @@ Result<std::unique_ptr<Vm>> Vm::assemble_restore(const snapshot::OpenedSnapshot&
   NV_TRY(vm->restore_from(*opened.snap, std::move(kernel), opened.state_path));
   vm->unfinished_ = opened.snap;
   vm->unfinished_state_path_ = opened.state_path;
+  // The queues' pages made this VM's own now, on the assembling thread, rather than by the
+  // first device access once it runs (a copy-on-write fault each).
+  if (std::shared_ptr<virtio::DeviceManager> set = vm->virtio_devices()) set->prefault_queues();
   // The vCPU threads exist from here on, parked until finish_restore resumes them.
   NV_TRY(vm->start(/*paused=*/true));
   return vm;
 }
 
 Status Vm::finish_restore(VmEventSink& sink, std::span<const uint8_t> agent_input, bool paused) {
-  std::shared_ptr<const snapshot::VmSnapshot> snap = std::move(unfinished_);
-  if (!snap) return plain_error("EINVAL", "this VM's restore was finished already");
-  const std::string& state_path = unfinished_state_path_;
-  const auto bad = [&](const std::string& what, const Error& e) { return snapshot::bad_snapshot(state_path, what + ": " + e.message); };
-  // The PIT and the clock, and each vCPU's timers, now: loaded when the VM was assembled, they
-  // would have counted the time it waited. The clock is set without flags: the guest's
-  // kvmclock goes on from the saved value (time stood still while it was saved; a Linux
-  // guest's agent is told the time after a restore, Kata's B39).
-  {
-    Status pit = kvm_vm_.set_pit(snap->pit);
-    if (!pit.ok()) return bad("PIT", pit.error());
-    kvm_clock_data clock{};
-    clock.clock = snap->clock.clock;
-    Status set = kvm_vm_.set_clock(clock);
-    if (!set.ok()) return bad("KVM clock", set.error());
-  }
-  for (uint32_t index = 0; index < vcpus_.size(); ++index) {
-    Status restored = restore_vcpu_state(*vcpus_[index], snap->vcpus[index], VcpuStateStep::kTimers);
-    if (!restored.ok()) return bad("vCPU " + std::to_string(index), restored.error());
-  }
+  if (!unfinished_) return plain_error("EINVAL", "this VM's restore was finished already");
+  NV_TRY(load_time_state());
   if (!agent_input.empty()) {
     std::shared_ptr<virtio::DeviceManager> set = virtio_devices();
     if (!set || set->console() == nullptr) return plain_error("EINVAL", "the snapshot's VM has no agent channel for the agent input");
-    if (set->console()->deliver_before_start(agent_input) != agent_input.size()) {
+    if (set->console()->queue_input(agent_input) != agent_input.size()) {
       return plain_error("E2BIG", "the agent input (" + std::to_string(agent_input.size()) +
                                       " bytes) is more than the agent channel's buffer takes");
     }
-    // As write_agent (vm_virtio.cc): the probe's wait port learns there is virtio work.
-    if (wait_port_ && config_.wait_words.virtio_work != 0) wait_port_->post_coalesced(config_.wait_words.virtio_work);
+    hand_in_agent_input();
   }
+  unfinished_.reset();
   // The caller's sink last: a restore that fails above ends with its "stopped" event going
   // nowhere, as for a VM that never started. Nothing has run, so nothing was reported to the
   // placeholder; the threads that will report (parked vCPUs, paused device workers) see this
@@ -223,6 +212,76 @@ Status Vm::finish_restore(VmEventSink& sink, std::span<const uint8_t> agent_inpu
   if (!paused) NV_TRY(resume());
   return {};
 }
+
+Status Vm::resume_restore(VmEventSink& sink, std::span<const uint8_t> agent_input) {
+  if (!unfinished_) return plain_error("EINVAL", "this VM's restore was finished already");
+  if (!agent_input.empty()) {
+    std::shared_ptr<virtio::DeviceManager> set = virtio_devices();
+    if (!set || set->console() == nullptr) return plain_error("EINVAL", "the snapshot's VM has no agent channel for the agent input");
+    // Host memory only: the guest's buffers are filled by vCPU 0 (complete_restore).
+    if (set->console()->queue_input(agent_input) != agent_input.size()) {
+      return plain_error("E2BIG", "the agent input (" + std::to_string(agent_input.size()) +
+                                      " bytes) is more than the agent channel's buffer takes");
+    }
+  }
+  {
+    std::lock_guard lock(restore_mutex_);
+    restore_input_ = !agent_input.empty();
+    restore_pending_.store(true, std::memory_order_release);
+  }
+  sink_.store(&sink, std::memory_order_release);
+  debug_port_->set_origin(monotonic_ns());
+  return resume();
+}
+
+Status Vm::load_time_state() {
+  const snapshot::VmSnapshot& snap = *unfinished_;
+  const auto bad = [&](const std::string& what, const Error& e) {
+    return snapshot::bad_snapshot(unfinished_state_path_, what + ": " + e.message);
+  };
+  // The PIT and the clock, and each vCPU's timers, now: loaded when the VM was assembled, they
+  // would have counted the time it waited. The clock is set without flags: the guest's
+  // kvmclock goes on from the saved value (time stood still while it was saved; a Linux
+  // guest's agent is told the time after a restore, Kata's B39).
+  Status pit = kvm_vm_.set_pit(snap.pit);
+  if (!pit.ok()) return bad("PIT", pit.error());
+  kvm_clock_data clock{};
+  clock.clock = snap.clock.clock;
+  Status set = kvm_vm_.set_clock(clock);
+  if (!set.ok()) return bad("KVM clock", set.error());
+  for (uint32_t index = 0; index < vcpus_.size(); ++index) {
+    Status restored = restore_vcpu_state(*vcpus_[index], snap.vcpus[index], VcpuStateStep::kTimers);
+    if (!restored.ok()) return bad("vCPU " + std::to_string(index), restored.error());
+  }
+  return {};
+}
+
+void Vm::hand_in_agent_input() {
+  std::shared_ptr<virtio::DeviceManager> set = virtio_devices();
+  if (!set || set->console() == nullptr) return;
+  set->console()->fill_receive_buffers();
+  // As write_agent (vm_virtio.cc): the probe's wait port learns there is virtio work.
+  if (wait_port_ && config_.wait_words.virtio_work != 0) wait_port_->post_coalesced(config_.wait_words.virtio_work);
+}
+
+Status Vm::complete_restore() {
+  std::lock_guard lock(restore_mutex_);
+  if (!restore_pending_.load(std::memory_order_relaxed)) return {};  // done already, by another thread
+  Status loaded = load_time_state();
+  if (loaded.ok() && restore_input_) hand_in_agent_input();
+  unfinished_.reset();
+  restore_failed_ = !loaded.ok();
+  restore_pending_.store(false, std::memory_order_release);
+  restore_done_.notify_all();
+  return loaded;
+}
+
+bool Vm::wait_restore_completed() {
+  std::unique_lock lock(restore_mutex_);
+  restore_done_.wait(lock, [this] { return !restore_pending_.load(std::memory_order_relaxed) || restore_abandoned_; });
+  return !restore_failed_ && !restore_abandoned_;
+}
+
 
 Status Vm::restore_from(const snapshot::VmSnapshot& snap, snapshot::RestoreKernel kernel, const std::string& state_path) {
   const auto bad = [&](const std::string& what, const Error& e) { return snapshot::bad_snapshot(state_path, what + ": " + e.message); };

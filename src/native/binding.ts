@@ -125,6 +125,16 @@ export interface NativeVmTestMethods {
 }
 
 /** The raw addon, as native/addon/module.cc exports it. Each entry says which thread runs it. */
+/** How a process's restores went: see `Vm.restoreCounts`. */
+export interface RestoreCounts {
+  /** Restores that took a VM prepared ahead at once, on the calling thread (its directory on tmpfs or ramfs, unchanged). */
+  takenNow: number;
+  /** Restores that took a prepared VM after comparing its files (inode, size, mtime) on a libuv worker. */
+  takenAfterCheck: number;
+  /** Restores that assembled their VM themselves (nothing prepared for the directory, or it was stale). */
+  assembled: number;
+}
+
 export interface NativeAddon {
   /** JS thread. Hands the error class to C++ once, right after loading. */
   init(errorClass: typeof NodevisorError): void;
@@ -172,6 +182,8 @@ export interface NativeAddon {
   vmPrepareRestore(dir: string): void;
   /** A libuv worker: drops the restore made ahead for `dir` and waits until its files are closed. */
   vmForgetSnapshot(dir: string): Promise<void>;
+  /** How this process's restores went (native/vmm/restore_spares.h). */
+  vmRestoreCounts(): RestoreCounts;
   /** A libuv worker: waits until every stopped VM's fds and guest memory are released (native/vmm/util/reaper.h). */
   vmDrainTeardown(): Promise<void>;
 }

@@ -18,7 +18,7 @@ import { EventEmitter } from 'node:events';
 
 import { invalid, NodevisorError, wrapError } from '../errors.js';
 import { logger } from '../log/logger.js';
-import { addon, type NativeVmEventKind, type NativeVmHandle } from '../native/binding.js';
+import { addon, type NativeVmEventKind, type NativeVmHandle, type RestoreCounts } from '../native/binding.js';
 import { AgentStream } from './agent-stream.js';
 import { checkDisk, checkVmConfig, type DiskConfig, type VmConfig } from './config.js';
 import { checkNetdev, type NetdevConfig } from './netdev.js';
@@ -177,6 +177,16 @@ export class Vm extends EventEmitter<VmEvents> {
       return Promise.reject(invalid('Vm.forgetSnapshot: dir must be a non-empty path without NUL characters'));
     }
     return addon().vmForgetSnapshot(dir);
+  }
+
+  /**
+   * How this process's restores went so far: how many took a VM prepared ahead at once (on
+   * this thread: its directory is on tmpfs or ramfs, where a change to the files could not go
+   * unnoticed, and none was reported), how many after comparing the files on a libuv worker,
+   * and how many assembled their VM themselves. For tests and diagnostics.
+   */
+  static restoreCounts(): RestoreCounts {
+    return addon().vmRestoreCounts();
   }
 
   /**

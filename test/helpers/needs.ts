@@ -13,7 +13,7 @@
  * prints every skip with its reason and, with CI=true, fails the run on a reason that is not in
  * test/skip-allowlist.txt.
  */
-import { accessSync, constants, existsSync } from 'node:fs';
+import { accessSync, constants, existsSync, statfsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 
 import type { TestOptions } from 'vitest';
@@ -111,6 +111,16 @@ const DEBIAN_PACKAGE: Record<string, string> = {
   'dpkg-deb': 'dpkg',
 };
 
+const TMPFS_MAGIC = 0x01021994;
+
+function isTmpfs(path: string): boolean {
+  try {
+    return statfsSync(path).type === TMPFS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
 const commandNeeds = new Map<string, Need>();
 
 export const needs = {
@@ -124,6 +134,8 @@ export const needs = {
       ? 'KVM here is kvm_pvm (guest CPL 0 is emulated; a full Linux guest cannot run)'
       : '/dev/kvm is missing or not usable',
   ),
+  /** A tmpfs at /dev/shm (restores prepared there are taken without a file check: vmm/restore_spares.h). */
+  shmTmpfs: need(isTmpfs('/dev/shm'), '/dev/shm is not a tmpfs'),
   /** A command on PATH; the reason names the Debian package that has it. */
   command(cmd: string): Need {
     let n = commandNeeds.get(cmd);

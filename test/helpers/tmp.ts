@@ -14,3 +14,10 @@ export function tempDir(prefix = 'nodevisor-test-'): string {
   made.push(dir);
   return dir;
 }
+
+/** A temporary directory on the tmpfs at /dev/shm (see needs.shmTmpfs), removed like tempDir's. */
+export function shmTempDir(prefix = 'nodevisor-test-'): string {
+  const dir = mkdtempSync(join('/dev/shm', prefix));
+  made.push(dir);
+  return dir;
+}

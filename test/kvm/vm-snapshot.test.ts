@@ -4,7 +4,7 @@
  * and bad snapshots are refused with errors that name the file, leaving nothing behind.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -15,7 +15,7 @@ import { PROBE_COUNTER_GPA, PROBE_GENERATION_GPA, ProbeCommand, probeGuestPath }
 import { debugReadGuest, postWaitWord } from '../../src/testing.js';
 import { MAX_RESTORE_AGENT_INPUT, Vm } from '../../src/vm/vm.js';
 import { needs, skipUnless } from '../helpers/needs.js';
-import { tempDir } from '../helpers/tmp.js';
+import { shmTempDir, tempDir } from '../helpers/tmp.js';
 import { bootProbe } from '../helpers/probe-vm.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -63,8 +63,7 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
   });
 
   /** A probe VM counting in a loop, paused and snapshotted into a new directory. */
-  async function countingSnapshot(): Promise<{ dir: string; vm: Vm; saved: bigint }> {
-    const dir = tempDir();
+  async function countingSnapshot(dir = tempDir()): Promise<{ dir: string; vm: Vm; saved: bigint }> {
     const vm = await bootProbe();
     vms.push(vm);
     postWaitWord(vm, ProbeCommand.count);
@@ -331,6 +330,107 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
       await clone.stop();
       await settled();
       expect(mappingsOf(memory)).toBe(0);
+    });
+
+    it('on a disk filesystem, the restore compares the files before it takes the prepared VM', async () => {
+      const { dir, saved } = await countingSnapshot(); // tempDir(): not tmpfs here
+      Vm.prepareRestore(dir);
+      await settled();
+      const before = Vm.restoreCounts();
+      const clone = await Vm.restore(dir, { paused: true });
+      vms.push(clone);
+      expect(Vm.restoreCounts()).toEqual({ ...before, takenAfterCheck: before.takenAfterCheck + 1 });
+      expect(counter(clone)).toBe(saved);
+    });
+
+    describe('on tmpfs', skipUnless('restores prepared on tmpfs', needs.shmTmpfs), () => {
+      it('a running restore takes the prepared VM at once; the guest goes on from the snapshot and answers its first request', async () => {
+        const dir = shmTempDir();
+        const template = await bootProbe({ memoryMiB: 16 });
+        vms.push(template);
+        expect((await generationOf(client(template))).asked).toBe(1);
+        await template.pause();
+        await template.snapshot(dir);
+        Vm.prepareRestore(dir);
+        await settled();
+        const before = Vm.restoreCounts();
+        const request = encodeFrame({ id: 7, type: 'probe.generation' });
+        const clone = await Vm.restore(dir, { agentInput: request });
+        vms.push(clone);
+        expect(Vm.restoreCounts()).toEqual({ ...before, takenNow: before.takenNow + 1 });
+        const agent = client(clone);
+        // Its second request ever (the template answered the first): it went on from the snapshot.
+        expect(await agent.adopt<Generation>(7, 'probe.generation')).toEqual({ generation: clone.generation, asked: 2 });
+        expect(clone.state).toBe('running');
+        // One prepare, one spare: the next restore of the directory assembles its own VM.
+        const other = await Vm.restore(dir);
+        vms.push(other);
+        expect(Vm.restoreCounts().assembled).toBe(before.assembled + 1);
+        expect(await generationOf(client(other))).toEqual({ generation: other.generation, asked: 2 });
+      });
+
+      it('a file touched after the prepare is noticed without a stat: the restore checks, and takes the long way', async () => {
+        const { dir, saved } = await countingSnapshot(shmTempDir());
+        Vm.prepareRestore(dir);
+        await settled();
+        const state = join(dir, 'state');
+        const { atime, mtime } = statSync(state);
+        utimesSync(state, atime, new Date(mtime.getTime() + 1000)); // same bytes, another mtime
+        const before = Vm.restoreCounts();
+        const clone = await Vm.restore(dir);
+        vms.push(clone);
+        expect(Vm.restoreCounts()).toEqual({ ...before, assembled: before.assembled + 1 });
+        await until(() => counter(clone) > saved, 'the clone to go on counting');
+        await settled();
+        expect(mappingsOf(join(dir, 'memory'))).toBe(1); // the clone's; the stale one was released
+      });
+
+      it('a paused restore takes the prepared VM after the file check, on a worker', async () => {
+        const { dir, saved } = await countingSnapshot(shmTempDir());
+        Vm.prepareRestore(dir);
+        await settled();
+        const before = Vm.restoreCounts();
+        const clone = await Vm.restore(dir, { paused: true });
+        vms.push(clone);
+        expect(Vm.restoreCounts()).toEqual({ ...before, takenAfterCheck: before.takenAfterCheck + 1 });
+        expect(counter(clone)).toBe(saved);
+      });
+
+      it('a clone paused at once and snapshotted holds the restored state (its timers loaded by the snapshot if vCPU 0 had not yet)', async () => {
+        const { dir, saved } = await countingSnapshot(shmTempDir());
+        Vm.prepareRestore(dir);
+        await settled();
+        const clone = await Vm.restore(dir);
+        vms.push(clone);
+        await clone.pause();
+        const again = shmTempDir();
+        await clone.snapshot(again);
+        const restored = await Vm.restore(again);
+        vms.push(restored);
+        expect(counter(restored)).toBeGreaterThanOrEqual(saved);
+        await until(() => counter(restored) > saved + 1000n, 'the second-generation clone to go on counting');
+      });
+
+      it('a 2-vCPU snapshot: the other vCPU waits for vCPU 0 to load the state, and the clone answers', async () => {
+        const dir = shmTempDir();
+        const vm = await bootProbe({ vcpus: 2 });
+        vms.push(vm);
+        await generationOf(client(vm));
+        await vm.pause();
+        await vm.snapshot(dir);
+        await vm.stop();
+        vms.splice(vms.indexOf(vm), 1);
+        Vm.prepareRestore(dir);
+        await settled();
+        const before = Vm.restoreCounts();
+        const clone = await Vm.restore(dir);
+        vms.push(clone);
+        expect(Vm.restoreCounts().takenNow).toBe(before.takenNow + 1);
+        expect(await generationOf(client(clone))).toMatchObject({ generation: clone.generation });
+        const threadsBefore = threads();
+        await clone.stop();
+        expect(threads()).toBeLessThanOrEqual(threadsBefore - 2); // both vCPU threads joined
+      });
     });
 
     it('a snapshot written again after the prepare is restored from its new files', async () => {

@@ -113,6 +113,10 @@ class DeviceManager {
   void set_paused(bool paused, bool wake = true);
   // Wakes every device's worker for every queue and for host work.
   void wake_all();
+  // GuestMemory::prefault of every ready queue's rings (descriptor table, available and used
+  // rings): the pages a device worker reads and writes first when the VM runs. For a VM
+  // restored ahead of time, before it runs (the addresses are the guest's, checked there).
+  void prefault_queues();
 
  private:
   struct Placed {

@@ -168,6 +168,21 @@ Status GuestMemory::fill_zero(uint64_t address, uint64_t length) {
   return {};
 }
 
+void GuestMemory::prefault(uint64_t address, uint64_t length) {
+  uint8_t* host = checked_host_range(address, length);
+  if (host == nullptr || length == 0) return;
+  // Whole pages around the range; the mapping is page-aligned, so they stay inside it.
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t first = reinterpret_cast<uintptr_t>(host) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(host) + length + page - 1) & ~(page - 1);
+#ifdef MADV_POPULATE_WRITE
+  (void)madvise(reinterpret_cast<void*>(first), end - first, MADV_POPULATE_WRITE);  // a hint: errors do not matter
+#else
+  (void)first;
+  (void)end;
+#endif
+}
+
 uint64_t GuestMemory::host_address_for_kvm(const GuestRegion& region) const {
   return reinterpret_cast<uint64_t>(mapping_ + region.file_offset);
 }

@@ -60,6 +60,11 @@ class GuestMemory {
   Status read(uint64_t address, std::span<uint8_t> out) const;
   Status write(uint64_t address, std::span<const uint8_t> in);
   Status fill_zero(uint64_t address, uint64_t length);
+  // Makes the host pages of [address, address + length) present and this mapping's own, as a
+  // write would (MADV_POPULATE_WRITE: a copy-on-write mapping copies them now), without
+  // changing their content. A hint: a range outside RAM, or a kernel without it, does nothing.
+  // For pages the host will write soon, so that the write does not fault then.
+  void prefault(uint64_t address, uint64_t length);
 
   template <typename T>
   Result<T> read_obj(uint64_t address) const {

@@ -20,8 +20,9 @@ class VcpuExitHandler {
   // Called after every return from KVM_RUN, before the exit is handled: writes KVM buffered
   // without exiting (coalesced port I/O) are played first, so devices see them in order.
   virtual void drain_buffered_writes() {}
-  // This vCPU left a pause (a resume) and is about to re-enter the guest.
-  virtual void vcpu_resumed(uint32_t /*vcpu_index*/) {}
+  // This vCPU left a pause (a resume) and is about to re-enter the guest. False: it must not
+  // (the handler ended the VM, vcpu_ended); the thread then finishes.
+  virtual bool vcpu_resumed(uint32_t /*vcpu_index*/) { return true; }
   // The guest or KVM ended this vCPU — a normal power-off or reset as well as a triple fault
   // or an internal error; `reason` says which. The VM ends.
   virtual void vcpu_ended(uint32_t vcpu_index, const std::string& reason, const std::string& detail) = 0;

@@ -179,7 +179,7 @@ void VcpuThread::run_loop() {
       if (request_ == Request::kStop) break;
       state_ = VcpuRunState::kRunning;
     }
-    if (resumed) handler_.vcpu_resumed(vcpu_.index());
+    if (resumed && !handler_.vcpu_resumed(vcpu_.index())) break;
     const int rc = vcpu_.run();
     handler_.drain_buffered_writes();
     if (rc == -EINTR || rc == -EAGAIN) {

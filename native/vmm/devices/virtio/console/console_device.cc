@@ -236,14 +236,9 @@ ConsoleStats ConsoleDevice::stats() {
   return stats_;
 }
 
-size_t ConsoleDevice::deliver_before_start(std::span<const uint8_t> data) {
-  // Queued without ringing the worker (write_input would): it is paused, and a wake-up now
-  // would only take a CPU from the thread finishing the restore. What does not fit the
-  // receive buffers now is put in when the worker is woken at resume.
-  const size_t taken = queue_input(data);
+void ConsoleDevice::fill_receive_buffers() {
   std::lock_guard guard(lock());
   if (activated() && mem_ != nullptr) (void)fill_receive_queue(kConsoleChainsPerWakeup);
-  return taken;
 }
 
 void ConsoleDevice::discard_host_buffers() {

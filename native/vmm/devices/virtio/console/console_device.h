@@ -76,13 +76,15 @@ class ConsoleDevice final : public VirtioDevice {
   // Drops the host-side buffers (both directions): a VM restored from a snapshot gets a fresh
   // agent channel, not bytes meant for, or written to, the VM it was saved from.
   void discard_host_buffers();
-  // A restore's first host → guest bytes (Vm::restore's `agent_input`): queued, and put into
-  // the guest's receive buffers right here, on the restoring thread, so the guest finds them
-  // as it starts. Only before the guest first runs (its vCPU threads may exist, parked): the
-  // worker leaves the queues alone while the VM is paused, and is not rung (it is woken at
-  // resume), and the device mutex is taken. Returns how many bytes were queued
-  // (what did not fit in the receive buffers is delivered by the worker once the VM runs).
-  size_t deliver_before_start(std::span<const uint8_t> data);
+  // A restore's first host → guest bytes (Vm::restore's `agent_input`), in two steps that
+  // leave the worker alone (it is paused, and is woken at resume): `queue_input` appends them
+  // to the host → guest buffer and returns how many it took; `fill_receive_buffers` puts what
+  // is queued into the guest's receive buffers right away, on the calling thread, so the guest
+  // finds it as it starts. Only before the guest first runs (its vCPU threads may exist,
+  // parked, or the one calling); the device mutex is taken. What does not fit the receive
+  // buffers is delivered by the worker once the VM runs.
+  size_t queue_input(std::span<const uint8_t> data);
+  void fill_receive_buffers();
 
   int queue_eventfd(uint16_t queue) const { return worker_->queue_eventfd(queue); }
 
@@ -95,8 +97,6 @@ class ConsoleDevice final : public VirtioDevice {
   ConsoleDevice(std::string name, ConsoleNotifications notify)
       : VirtioDevice(2), name_(std::move(name)), notify_(std::move(notify)) {}
   bool on_doorbell(uint16_t doorbell);  // worker thread; true: budget spent, work left
-  // Appends to the host → guest buffer (without waking the worker) → how many bytes it took.
-  size_t queue_input(std::span<const uint8_t> data);
   // Device mutex held; each returns true when it stopped at its budget with work left.
   bool fill_receive_queue(uint32_t budget);
   bool drain_transmit_queue(uint32_t budget);
