@@ -16,6 +16,8 @@ export interface FactoryBase<V extends FactoryVm = FactoryVm> {
    * template: a clone restored running). Without it, `getVm` resumes a `getBaseVm` VM.
    */
   getRunningVm?(config: CheckedFactoryVmConfig): Promise<V>;
+  /** A paused VM that is ready now (the pool's), handed out at once; undefined when there is none. */
+  takeReady?(): V | undefined;
   /**
    * A VM from this base was just handed over (or joined a pool): the base may now make the
    * next one ahead, in the background, without competing with that VM's start for a CPU.

@@ -66,12 +66,17 @@ export class CacheFactory<V extends FactoryVm> implements FactoryBase<V> {
   /** Takes a paused VM out of the pool, or waits for the next one made. */
   getBaseVm(_config: CheckedFactoryVmConfig): Promise<V> {
     if (this.#closing) return Promise.reject(this.#closedError());
-    const vm = this.#ready.shift();
-    if (vm) {
-      this.#refillSoon();
-      return Promise.resolve(vm);
-    }
+    const vm = this.takeReady();
+    if (vm) return Promise.resolve(vm);
     return new Promise<V>((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  /** A paused VM from the pool when one is ready, without a turn of the microtask queue; else undefined. */
+  takeReady(): V | undefined {
+    if (this.#closing) return undefined;
+    const vm = this.#ready.shift();
+    if (vm) this.#refillSoon();
+    return vm;
   }
 
   /** Kata's CloseFactory, once: stop the producers, stop every VM not handed out, close the base. */

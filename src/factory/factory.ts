@@ -93,7 +93,10 @@ export class Factory<V extends FactoryVm = FactoryVm> {
       // A template clone comes running (its uniqueness check may be on its way already); any
       // other base VM is paused and resumed here.
       const running = this.base.getRunningVm !== undefined;
-      const vm = running ? await this.base.getRunningVm!(this.base.config()) : await this.base.getBaseVm(this.base.config());
+      // A ready pooled VM is taken at once: an await costs a turn of the microtask queue.
+      const vm = running
+        ? await this.base.getRunningVm!(this.base.config())
+        : (this.base.takeReady?.() ?? (await this.base.getBaseVm(this.base.config())));
       try {
         // The request that makes a clone unique goes out before a resume: the guest finds it as
         // it wakes, and still sees the resume first, then the request (B39's order). A probe

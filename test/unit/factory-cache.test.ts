@@ -46,6 +46,20 @@ describe('cache factory (B35)', () => {
     await Promise.all([vm.stop(), factory.close()]);
   });
 
+  it('takeReady hands a ready VM out at once (and schedules its replacement); nothing when the pool is empty or closed', async () => {
+    const { factory, pool } = await pooled(1);
+    expect(pool.takeReady()).toBeUndefined(); // the first VM is still being made
+    await pool.filled();
+    const vm = pool.takeReady();
+    expect(vm?.state).toBe('paused');
+    expect(pool.readyCount).toBe(0);
+    await pool.filled(); // replaced
+    expect(pool.readyCount).toBe(1);
+    const closing = factory.close();
+    expect(pool.takeReady()).toBeUndefined();
+    await Promise.all([closing, vm!.stop()]);
+  });
+
   it('makes a VM unique as it joins the pool; the hand-over only resumes it and syncs the time', async () => {
     const { factory, pool, hypervisor } = await pooled(1, { template: true });
     await pool.filled();
