@@ -1,5 +1,6 @@
 #include "vmm/vstate/vcpu_state.h"
 
+#include <cstring>
 #include <memory>
 
 #include "vmm/util/state_codec.h"
@@ -71,6 +72,19 @@ Result<std::vector<kvm_msr_entry>> read_msrs(const KvmVcpu& vcpu, const std::vec
     next += got.value() + 1;  // the one after the prefix is not readable here
   }
   return out;
+}
+
+// The local APIC's timer is counting down: one-shot or periodic mode with a non-zero initial
+// count (SDM vol. 3, 11.5.4). In TSC-deadline mode its deadline is an MSR, loaded with them.
+bool lapic_timer_counts(const kvm_lapic_state& lapic) {
+  constexpr size_t kLvtTimer = 0x320;
+  constexpr size_t kInitialCount = 0x380;
+  uint32_t lvt = 0;
+  uint32_t initial = 0;
+  std::memcpy(&lvt, lapic.regs + kLvtTimer, sizeof lvt);
+  std::memcpy(&initial, lapic.regs + kInitialCount, sizeof initial);
+  const uint32_t mode = (lvt >> 17) & 3;  // 0 one-shot, 1 periodic, 2 TSC-deadline
+  return mode != 2 && initial != 0;
 }
 
 }  // namespace
@@ -156,6 +170,8 @@ Status restore_vcpu_state(KvmVcpu& vcpu, std::span<const uint8_t> state, VcpuSta
   // Order as KVM expects (Firecracker's): sregs before regs (mode); XCR0 before the XSAVE
   // area it describes; the LAPIC before the MSRs (the TSC deadline timer lives in it); MP
   // state and pending events last. The registers step comes first when the two are split.
+  // A LAPIC whose timer is not counting down goes with the registers: nothing in it runs on.
+  const bool lapic_with_timers = lapic_timer_counts(lapic);
   if (step != VcpuStateStep::kTimers) {
     NV_TRY(vcpu.set_sregs(sregs));
     NV_TRY(vcpu.set_regs(regs));
@@ -163,9 +179,10 @@ Status restore_vcpu_state(KvmVcpu& vcpu, std::span<const uint8_t> state, VcpuSta
     NV_TRY(vcpu.set_xcrs(xcrs));
     NV_TRY(vcpu.set_xsave(*xsave));
     NV_TRY(vcpu.set_debugregs(debugregs));
+    if (!lapic_with_timers) NV_TRY(vcpu.set_lapic(lapic));
   }
   if (step != VcpuStateStep::kRegisters) {
-    NV_TRY(vcpu.set_lapic(lapic));
+    if (lapic_with_timers) NV_TRY(vcpu.set_lapic(lapic));
     NV_TRY(vcpu.set_msrs(msrs));
     NV_TRY(vcpu.set_mp_state(mp));
     NV_TRY(vcpu.set_vcpu_events(events));

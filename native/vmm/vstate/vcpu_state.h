@@ -20,8 +20,9 @@ namespace nodevisor::vmm {
 Result<std::vector<uint8_t>> save_vcpu_state(const KvmVcpu& vcpu);
 // A restore may load the state in two steps, the registers first and the rest later (a VM
 // restored ahead of time: restore_spares.h). The timers step is what goes on counting
-// once it is loaded (the LAPIC timer, the TSC and its deadline, kvmclock) and what must come
-// after it (MP state, pending events): loaded early, the guest would find the time it waited.
+// once it is loaded (the TSC and its deadline, kvmclock, and the LAPIC when its timer counts
+// down) and what must come after it (MP state, pending events): loaded early, the guest would
+// find the time it waited.
 enum class VcpuStateStep { kAll, kRegisters, kTimers };
 // Every step checks the whole of `state` first.
 Status restore_vcpu_state(KvmVcpu& vcpu, std::span<const uint8_t> state, VcpuStateStep step = VcpuStateStep::kAll);
