@@ -75,6 +75,27 @@ describe('VM factory (probe guest)', skipUnless('VM factory on the probe guest, 
     expect(await clones[42]!.agent.echo('still me')).toBe('still me');
   });
 
+  it('clones made four at a time, back to back, each answer their uniqueness check and stop', async () => {
+    // Restores taken the moment their VM was prepared: the prepared VM's vCPU thread may not
+    // have parked yet when it is resumed, and must still load the clone's state first.
+    const { factory } = await make({ template: true, cache: 0 });
+    const before = Vm.restoreCounts();
+    let made = 0;
+    const worker = async () => {
+      for (let i = 0; i < 300; i++) {
+        const vm = await factory.getVm(vmConfig());
+        expect(vm.vm.state).toBe('running');
+        made++;
+        await vm.stop();
+      }
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
+    expect(made).toBe(1200);
+    const counts = Vm.restoreCounts();
+    expect(counts.takenNow).toBeGreaterThan(before.takenNow); // the tmpfs template's clones took prepared VMs at once
+    expect(counts.takenNow + counts.takenAfterCheck + counts.assembled).toBe(before.takenNow + before.takenAfterCheck + before.assembled + 1200);
+  });
+
   it('a pool hands over N distinct running VMs, refills, and close stops the rest', async () => {
     const { factory } = await make({ template: true, cache: 3 });
     const pool = factory.baseFactory as CacheFactory<FactoryVmHandle>;

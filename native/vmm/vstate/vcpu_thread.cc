@@ -45,6 +45,7 @@ Status VcpuThread::spawn(bool paused) {
     std::lock_guard lock(mutex_);
     // A stop asked before the thread exists (the guest ended on another vCPU) still holds.
     if (request_ != Request::kStop) request_ = paused ? Request::kPause : Request::kRun;
+    paused_at_spawn_ = paused;
     state_ = VcpuRunState::kRunning;
   }
   // Small stack: the loop needs little, and hundreds of VMs may live in one process.
@@ -175,7 +176,10 @@ void VcpuThread::run_loop() {
         changed_.notify_all();
         changed_.wait(lock, [this] { return request_ != Request::kPause; });
         resumed = true;
+      } else if (paused_at_spawn_) {
+        resumed = true;  // resumed before this thread first got here
       }
+      paused_at_spawn_ = false;
       if (request_ == Request::kStop) break;
       state_ = VcpuRunState::kRunning;
     }

@@ -68,6 +68,9 @@ class VcpuThread {
   std::condition_variable changed_;
   Request request_ = Request::kRun;
   VcpuRunState state_ = VcpuRunState::kIdle;
+  // Spawned paused and not yet through its mailbox: a resume that comes before the thread
+  // first parks is still a resume (vcpu_resumed), though the thread never waited. mutex_.
+  bool paused_at_spawn_ = false;
 };
 
 // Installs the no-op kick signal handler once per process. Returns an error if it cannot.
