@@ -84,8 +84,10 @@ export class Factory<V extends FactoryVm = FactoryVm> {
   getVm(requested: FactoryVmConfig): Promise<V> {
     return withSpan('GetVM', { subsystem: 'factory' }, async () => {
       if (this.#closed) throw closedError();
-      const checked = checkFactoryVmConfig(requested, 'requested VM config');
-      const mismatch = vmConfigMismatch(checked, this.base.config());
+      // The factory's own config (what `config()` returns) fits by definition: not checked again.
+      const own = this.base.config();
+      const checked = requested === own ? own : checkFactoryVmConfig(requested, 'requested VM config');
+      const mismatch = checked === own ? undefined : vmConfigMismatch(checked, own);
       if (mismatch) {
         logger('factory').info({ reason: mismatch }, 'fallback to direct factory vm');
         return this.hypervisor.boot(checked);
@@ -94,9 +96,7 @@ export class Factory<V extends FactoryVm = FactoryVm> {
       // other base VM is paused and resumed here.
       const running = this.base.getRunningVm !== undefined;
       // A ready pooled VM is taken at once: an await costs a turn of the microtask queue.
-      const vm = running
-        ? await this.base.getRunningVm!(this.base.config())
-        : (this.base.takeReady?.() ?? (await this.base.getBaseVm(this.base.config())));
+      const vm = running ? await this.base.getRunningVm!(own) : (this.base.takeReady?.() ?? (await this.base.getBaseVm(own)));
       try {
         // The request that makes a clone unique goes out before a resume: the guest finds it as
         // it wakes, and still sees the resume first, then the request (B39's order). A probe

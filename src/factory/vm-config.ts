@@ -58,8 +58,9 @@ function optionalInteger(value: unknown, name: string, fallback: number, min: nu
 
 /**
  * Kata B30: checks a factory's (or a requested) VM config and returns a copy with the
- * defaults filled in. Like Kata, paths are only checked to be non-empty, not to exist: the VMM
- * reports a missing file with its path when it opens it.
+ * defaults filled in, frozen (a factory hands its own out as `config()`, and a request that is
+ * that very object is not checked again). Like Kata, paths are only checked to be non-empty,
+ * not to exist: the VMM reports a missing file with its path when it opens it.
  */
 export function checkFactoryVmConfig(config: FactoryVmConfig, what = 'vmConfig'): CheckedFactoryVmConfig {
   if (typeof config !== 'object' || config === null) throw invalid(`${what} must be an object { hypervisorConfig }`);
@@ -73,22 +74,22 @@ export function checkFactoryVmConfig(config: FactoryVmConfig, what = 'vmConfig')
     if (typeof p !== 'object' || p === null || typeof p.key !== 'string' || typeof (p.value ?? '') !== 'string') {
       throw invalid(`${what}.hypervisorConfig.kernelParams[${i}] must be { key: string, value: string }`);
     }
-    return { key: p.key, value: p.value ?? '' };
+    return Object.freeze({ key: p.key, value: p.value ?? '' });
   });
   if (hc.debug !== undefined && typeof hc.debug !== 'boolean') throw invalid(`${what}.hypervisorConfig.debug must be a boolean`);
-  return {
-    hypervisorConfig: {
+  return Object.freeze({
+    hypervisorConfig: Object.freeze({
       kernelPath: hc.kernelPath,
       imagePath: optionalPath(hc.imagePath, `${what}.hypervisorConfig.imagePath`),
       initrdPath: optionalPath(hc.initrdPath, `${what}.hypervisorConfig.initrdPath`),
-      kernelParams,
+      kernelParams: Object.freeze(kernelParams) as Param[],
       memorySize: optionalInteger(hc.memorySize, `${what}.hypervisorConfig.memorySize`, DEFAULT_MEMORY_MIB, MIN_MEMORY_MIB, MAX_MEMORY_MIB),
       numVCPUs: optionalInteger(hc.numVCPUs, `${what}.hypervisorConfig.numVCPUs`, DEFAULT_VCPUS, 1, MAX_VCPUS),
       hotplugSlots: optionalInteger(hc.hotplugSlots, `${what}.hypervisorConfig.hotplugSlots`, 0, 0, MAX_DISKS),
       hotplugNetSlots: optionalInteger(hc.hotplugNetSlots, `${what}.hypervisorConfig.hotplugNetSlots`, 0, 0, MAX_DISKS),
       debug: hc.debug ?? false,
-    },
-  };
+    }),
+  });
 }
 
 function sameParams(a: readonly Param[], b: readonly Param[]): boolean {

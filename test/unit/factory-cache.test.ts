@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { CacheFactory } from '../../src/factory/cache.js';
 import { buildFactory, type NewFactoryConfig } from '../../src/factory/factory.js';
 import { tempDir } from '../helpers/tmp.js';
-import { DirStateFs, FakeHypervisor } from './factory-fake-hypervisor.js';
+import { DirStateFs, FakeHypervisor, type FakeVm } from './factory-fake-hypervisor.js';
 
 const vmConfig = { hypervisorConfig: { kernelPath: '/k.elf', kernelParams: [] } };
 
@@ -50,7 +50,7 @@ describe('cache factory (B35)', () => {
     const { factory, pool } = await pooled(1);
     expect(pool.takeReady()).toBeUndefined(); // the first VM is still being made
     await pool.filled();
-    const vm = pool.takeReady();
+    const vm = pool.takeReady() as FakeVm | undefined;
     expect(vm?.state).toBe('paused');
     expect(pool.readyCount).toBe(0);
     await pool.filled(); // replaced

@@ -34,6 +34,18 @@ describe('checkFactoryVmConfig (B30)', () => {
     expect(checked.hypervisorConfig.kernelParams).not.toBe(config.hypervisorConfig.kernelParams);
   });
 
+  it('returns a frozen copy: a factory\'s config() cannot be changed behind its back', () => {
+    const checked = checkFactoryVmConfig({ hypervisorConfig: { kernelPath: '/k.elf', kernelParams: [{ key: 'a', value: 'b' }] } });
+    expect(Object.isFrozen(checked)).toBe(true);
+    expect(Object.isFrozen(checked.hypervisorConfig)).toBe(true);
+    expect(Object.isFrozen(checked.hypervisorConfig.kernelParams)).toBe(true);
+    expect(Object.isFrozen(checked.hypervisorConfig.kernelParams[0])).toBe(true);
+    expect(() => {
+      (checked.hypervisorConfig as { memorySize: number }).memorySize = 0;
+    }).toThrow(TypeError);
+    expect(() => checked.hypervisorConfig.kernelParams.push({ key: 'c', value: '' })).toThrow(TypeError);
+  });
+
   it('accepts a kernel without image or initrd (the probe guest), unlike Kata', () => {
     expect(() => checkFactoryVmConfig(hc())).not.toThrow();
   });
