@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <system_error>
 
@@ -27,6 +29,18 @@ constexpr uint32_t kChangeEvents = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_C
 bool reports_every_change(const std::string& dir) {
   struct statfs fs {};
   return statfs(dir.c_str(), &fs) == 0 && (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
+}
+
+// `dir` is its own canonical path (absolute, no symlink, no . or ..): what inotify watches (an
+// inode) and what a restore names (a path) cannot drift apart through a symlink swapped later.
+// A rename or a mount over one of its ancestors still could; the factory's directory is its
+// own tmpfs mount.
+bool names_itself(const std::string& dir) {
+  char resolved[PATH_MAX];
+  if (realpath(dir.c_str(), resolved) == nullptr) return false;
+  std::string trimmed = dir;
+  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+  return trimmed == resolved;
 }
 
 }  // namespace
@@ -64,15 +78,21 @@ std::unique_ptr<Vm> RestoreSpares::take(const std::string& dir, const WaitPortWo
     if (spare_ && spare_->dir == dir && spare_->words == words) {
       out = std::move(spare_);
       if (wanted_ == dir) wanted_.clear();  // one prepare, one spare: the next is asked for again
+      checking_++;  // forget() waits for this: the spare still maps the directory's file
     }
   }
   if (!out) return nullptr;
   // Still the files it was made from? A snapshot rewritten since is restored the long way
-  // (and checked again); the VM made from the old one is stopped (its ~Vm, here).
-  if (!out->opened.files_unchanged(dir)) return nullptr;
+  // (and checked again); the VM made from the old one is stopped here, before forget() may
+  // go on.
+  std::unique_ptr<Vm> vm;
+  if (out->opened.files_unchanged(dir)) vm = std::move(out->vm);
+  out.reset();
   std::lock_guard lock(mutex_);
-  counts_.taken_after_check++;
-  return std::move(out->vm);
+  if (vm) counts_.taken_after_check++;
+  checking_--;
+  idle_.notify_all();
+  return vm;
 }
 
 std::unique_ptr<Vm> RestoreSpares::take_now(const std::string& dir, const WaitPortWords& words) {
@@ -106,7 +126,7 @@ void RestoreSpares::forget(const std::string& dir) {
   {
     std::unique_lock lock(mutex_);
     if (wanted_ == dir) wanted_.clear();
-    idle_.wait(lock, [this] { return !preparing_; });
+    idle_.wait(lock, [this] { return !preparing_ && checking_ == 0; });
     if (spare_ && spare_->dir == dir) dropped = std::move(spare_);
     if (watched_dir_ == dir) unwatch_locked();
   }
@@ -137,15 +157,21 @@ bool RestoreSpares::watch_locked(const std::string& dir) {
     changes_.reset(inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
     if (!changes_.valid()) return false;
   }
-  // Twice at most: what is reported before the watch is (re)made is dropped; a watch the
-  // kernel removed meanwhile (its directory gone) shows in what was reported, and is made again.
+  // Twice at most: what is reported before this is dropped; a watch the kernel removed or
+  // that no longer names `dir` (moved, deleted, unmounted: read_changes_locked forgets it)
+  // is made again. inotify_add_watch on an inode already watched returns its watch: the
+  // path is looked up each time, so a directory replaced at `dir` gets a watch of its own.
   for (int attempt = 0; attempt < 2; ++attempt) {
-    if (watched_dir_ != dir) {
+    const int wd = inotify_add_watch(changes_.get(), dir.c_str(), kChangeEvents);
+    if (wd < 0) {
       unwatch_locked();
-      changes_wd_ = inotify_add_watch(changes_.get(), dir.c_str(), kChangeEvents);
-      if (changes_wd_ < 0) return false;
-      watched_dir_ = dir;
+      return false;
     }
+    if (wd != changes_wd_) {
+      unwatch_locked();
+      changes_wd_ = wd;
+    }
+    watched_dir_ = dir;
     (void)read_changes_locked();
     if (watched_dir_ == dir) return true;
   }
@@ -167,13 +193,15 @@ bool RestoreSpares::read_changes_locked() {
       inotify_event event;
       std::memcpy(&event, buffer + at, sizeof event);
       at += static_cast<ssize_t>(sizeof event) + event.len;
-      if (event.mask & IN_Q_OVERFLOW) changed = true;
-      if (event.wd != changes_wd_ || changes_wd_ < 0) continue;  // an earlier directory's watch
-      changed = true;
-      if (event.mask & IN_IGNORED) {  // the kernel removed the watch: the directory is gone
-        changes_wd_ = -1;
+      if (event.mask & IN_Q_OVERFLOW) {  // events were lost: the watch is not trusted again
+        changed = true;
         watched_dir_.clear();
       }
+      if (event.wd != changes_wd_ || changes_wd_ < 0) continue;  // an earlier directory's watch
+      changed = true;
+      // The watched inode no longer is `dir` (moved, deleted, its filesystem unmounted, the
+      // watch removed): a spare made later watches again (watch_locked).
+      if (event.mask & (IN_IGNORED | IN_MOVE_SELF | IN_DELETE_SELF | IN_UNMOUNT)) watched_dir_.clear();
     }
   }
 }
@@ -187,7 +215,7 @@ void RestoreSpares::unwatch_locked() {
 std::unique_ptr<RestoreSpares::Spare> RestoreSpares::make(const std::string& dir, const WaitPortWords& words) {
   // Watched before the files are read, so that no change after this goes unseen.
   bool watched = false;
-  if (reports_every_change(dir)) {
+  if (reports_every_change(dir) && names_itself(dir)) {
     std::lock_guard lock(mutex_);
     watched = watch_locked(dir);
   }

@@ -47,9 +47,10 @@ class RestoreSpares {
   // Compares the files' identity (two stat calls): a worker thread's call.
   std::unique_ptr<Vm> take(const std::string& dir, const WaitPortWords& words);
   // The same without touching a file, for the JS thread (then Vm::resume_restore): only a
-  // spare on a filesystem where inotify sees every change (tmpfs, ramfs), watched since before
-  // it was read, with no change reported since. Otherwise nullptr, and the spare stays for
-  // `take` to judge.
+  // spare on a filesystem where inotify sees every change (tmpfs, ramfs), at a path without
+  // symlinks, watched since before it was read, with no change reported since. Otherwise
+  // nullptr, and the spare stays for `take` to judge. Not seen: a rename of, or a mount over,
+  // one of the directory's ancestors (the factory's directory is a tmpfs of its own).
   std::unique_ptr<Vm> take_now(const std::string& dir, const WaitPortWords& words);
 
   // How restores went in this process (for tests and diagnostics): taken by `take_now`, taken
@@ -101,6 +102,7 @@ class RestoreSpares {
   WaitPortWords wanted_words_;
   std::unique_ptr<Spare> spare_;
   bool preparing_ = false;
+  int checking_ = 0;  // take() calls comparing a spare's files (it still maps them)
   bool stopping_ = false;
   Counts counts_;
   // One inotify instance for the process's spares, kept until exit: closing one waits for an

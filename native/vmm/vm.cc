@@ -37,8 +37,9 @@ VmEventSink& null_event_sink() {
     void on_phase(uint8_t, uint64_t) override {}
     void on_exit(const VmExitInfo&) override {}
   };
-  static NullSink sink;
-  return sink;
+  // Never destroyed: a spare VM stopped during static destruction (~RestoreSpares) still reports to it.
+  static NullSink* sink = new NullSink;
+  return *sink;
 }
 
 Vm::~Vm() {
@@ -122,6 +123,11 @@ Status Vm::add_legacy_devices() {
         // a closed (or already reused) fd number.
         std::lock_guard lock(irq_mutex_);
         if (kvm_vm_.fd() < 0) return;
+        // A restore whose LAPIC is still to load (complete_restore) would lose it: pulsed then.
+        if (restore_pending_.load(std::memory_order_acquire)) {
+          serial_irq_deferred_ = true;
+          return;
+        }
         (void)kvm_vm_.set_irq_line(Serial8250::kCom1Irq, true);
         (void)kvm_vm_.set_irq_line(Serial8250::kCom1Irq, false);
       });
@@ -244,7 +250,11 @@ Status Vm::pause() {
     }
     // Unblock a vCPU parked on the wait port first, so it reaches its mailbox.
     wait_port_->set_held(true);
-    for (auto& t : threads_) t->request_pause();
+    {
+      // Serialised with vCPU 0 letting the other vCPUs go after a restore (complete_restore).
+      std::lock_guard restore(restore_mutex_);
+      for (auto& t : threads_) t->request_pause();
+    }
     for (auto& t : threads_) threads.push_back(t.get());
     pausers_++;
   }
@@ -276,9 +286,20 @@ Status Vm::resume() {
     if (state_ != VmState::kPaused) {
       return plain_error("EBUSY", std::string("cannot resume a VM that is ") + vm_state_name(state_));
     }
-    state_ = VmState::kRunning;
   }
   {
+    std::lock_guard restore(restore_mutex_);
+    if (restore_failed_) return plain_error("EBADSNAPSHOT", "cannot resume: the restore could not be finished");
+  }
+  {
+    std::lock_guard lock(state_mutex_);
+    state_ = VmState::kRunning;
+  }
+  // A restore whose time state is still to load (resume_restore): only vCPU 0 goes; it loads
+  // the state, then lets the devices and the other vCPUs go (complete_restore). Nothing else
+  // runs the guest or raises an interrupt before.
+  const bool restoring = restore_pending_.load(std::memory_order_acquire);
+  if (!restoring) {
     std::shared_ptr<virtio::DeviceManager> set = virtio_devices();
     if (set) {
       set->set_paused(false, /*wake=*/false);
@@ -286,21 +307,21 @@ Status Vm::resume() {
     }
   }
   wait_port_->set_held(false);
-  for (auto& t : threads_) t->request_resume();
+  if (restoring) {
+    if (!threads_.empty()) threads_.front()->request_resume();
+  } else {
+    for (auto& t : threads_) t->request_resume();
+  }
   return {};
 }
 
 bool Vm::vcpu_resumed(uint32_t vcpu_index) {
-  // vCPU thread. A restore resumed with its time state still to load (resume_restore): vCPU 0
-  // loads it, the others wait, so no vCPU runs the guest before it is there.
-  if (restore_pending_.load(std::memory_order_acquire)) {
-    if (vcpu_index == 0) {
-      Status completed = complete_restore();
-      if (!completed.ok()) {
-        vcpu_ended(0, "internal-error", "the restore could not be finished: " + completed.error().message);
-        return false;
-      }
-    } else if (!wait_restore_completed()) {
+  // vCPU thread. A restore resumed with its time state still to load (resume_restore): only
+  // vCPU 0 was let go; it loads the state, then lets the devices and the other vCPUs go.
+  if (vcpu_index == 0 && restore_pending_.load(std::memory_order_acquire)) {
+    Status completed = complete_restore(/*release=*/true);
+    if (!completed.ok()) {
+      vcpu_ended(0, "internal-error", "the restore could not be finished: " + completed.error().message);
       return false;
     }
   }
@@ -327,13 +348,6 @@ void Vm::stop() {
     if (set) set->request_stop();
   }
   for (auto& t : threads_) t->request_stop();
-  {
-    // A vCPU waiting for vCPU 0 to finish a restore (vcpu_resumed) gives up: vCPU 0 may never
-    // get there now.
-    std::lock_guard lock(restore_mutex_);
-    restore_abandoned_ = true;
-  }
-  restore_done_.notify_all();
   for (auto& t : threads_) t->join();
   // A pause() waiting for the vCPUs (they are finished now) lets go of them first.
   pausers_done_.wait(control, [this] { return pausers_ == 0; });

@@ -182,11 +182,10 @@ class Vm final : private VcpuExitHandler {
   Status load_time_state();
   void hand_in_agent_input();
   // A restore resumed with its time state still to load (resume_restore): vCPU 0 loads it as it
-  // leaves its pause, or a snapshot of a VM paused before that does; the other vCPUs wait.
-  // Returns the failure, once, to the thread that did it.
-  Status complete_restore();
-  // Another vCPU's wait for that; false when the restore failed or the VM is stopping.
-  bool wait_restore_completed();
+  // leaves its pause and, with `release`, lets the devices and the other vCPUs go (resume()
+  // held them back); a snapshot of a VM paused before that loads it on the snapshot thread.
+  // Returns the failure, once, to the thread that did it; resume() refuses after one.
+  Status complete_restore(bool release);
   void end(VmExitInfo info);
   // Writes this VM's generation id where the guest reads it (VmGeneration::address), if anywhere.
   Status publish_generation();
@@ -210,12 +209,12 @@ class Vm final : private VcpuExitHandler {
   std::string unfinished_state_path_;
   // resume_restore's hand-off to vCPU 0 (complete_restore). restore_mutex_ guards the flags
   // and unfinished_ while it is pending; the atomic is the vCPU threads' quick check.
+  // Lock order: control_mutex_, restore_mutex_, then a VcpuThread's, a device's or irq_mutex_.
   std::atomic<bool> restore_pending_{false};
   std::mutex restore_mutex_;
-  std::condition_variable restore_done_;
-  bool restore_input_ = false;      // agent input was queued: complete_restore hands it in
-  bool restore_failed_ = false;     // complete_restore failed: the other vCPUs do not run
-  bool restore_abandoned_ = false;  // stop() began: waiting vCPUs give up
+  bool restore_input_ = false;   // agent input was queued: complete_restore hands it in
+  bool restore_failed_ = false;  // complete_restore failed: the VM does not run again
+  bool serial_irq_deferred_ = false;  // a COM1 interrupt raised while the restore was pending; irq_mutex_
 
   KvmVm kvm_vm_;
   std::unique_ptr<GuestMemory> memory_;

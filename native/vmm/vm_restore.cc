@@ -83,7 +83,7 @@ Status Vm::snapshot(const std::string& dir) {
   }
   // A restore resumed and paused again before vCPU 0 loaded its time state (resume_restore):
   // loaded now (the vCPUs are parked), so the snapshot holds the restored VM, not an assembly.
-  if (restore_pending_.load(std::memory_order_acquire)) NV_TRY(complete_restore());
+  if (restore_pending_.load(std::memory_order_acquire)) NV_TRY(complete_restore(/*release=*/false));
   // Net slots are recorded empty: a tap is host state (an fd, a device in some netns) that a
   // clone could not share. Endpoints given at boot cannot be emptied, so such a VM is refused.
   if (!config_.netdevs.empty()) {
@@ -264,23 +264,36 @@ void Vm::hand_in_agent_input() {
   if (wait_port_ && config_.wait_words.virtio_work != 0) wait_port_->post_coalesced(config_.wait_words.virtio_work);
 }
 
-Status Vm::complete_restore() {
+Status Vm::complete_restore(bool release) {
   std::lock_guard lock(restore_mutex_);
   if (!restore_pending_.load(std::memory_order_relaxed)) return {};  // done already, by another thread
   Status loaded = load_time_state();
   if (loaded.ok() && restore_input_) hand_in_agent_input();
   unfinished_.reset();
   restore_failed_ = !loaded.ok();
-  restore_pending_.store(false, std::memory_order_release);
-  restore_done_.notify_all();
+  {
+    // Under irq_mutex_: a COM1 interrupt raised meanwhile was kept back (add_legacy_devices).
+    std::lock_guard irq(irq_mutex_);
+    restore_pending_.store(false, std::memory_order_release);
+    if (serial_irq_deferred_ && loaded.ok() && kvm_vm_.fd() >= 0) {
+      (void)kvm_vm_.set_irq_line(Serial8250::kCom1Irq, true);
+      (void)kvm_vm_.set_irq_line(Serial8250::kCom1Irq, false);
+    }
+    serial_irq_deferred_ = false;
+  }
+  // vCPU 0, resumed: the devices and the other vCPUs go now, unless a pause came meanwhile
+  // (pause() asks under restore_mutex_; vCPU 0's own request then says so), when they stay
+  // parked and the next resume() lets them all go.
+  if (loaded.ok() && release && !threads_.empty() && threads_.front()->run_requested()) {
+    if (std::shared_ptr<virtio::DeviceManager> set = virtio_devices()) {
+      set->set_paused(false, /*wake=*/false);
+      devices_need_wake_.store(true);  // woken by vcpu_resumed, next
+    }
+    for (size_t i = 1; i < threads_.size(); ++i) threads_[i]->request_resume();
+  }
   return loaded;
 }
 
-bool Vm::wait_restore_completed() {
-  std::unique_lock lock(restore_mutex_);
-  restore_done_.wait(lock, [this] { return !restore_pending_.load(std::memory_order_relaxed) || restore_abandoned_; });
-  return !restore_failed_ && !restore_abandoned_;
-}
 
 
 Status Vm::restore_from(const snapshot::VmSnapshot& snap, snapshot::RestoreKernel kernel, const std::string& state_path) {

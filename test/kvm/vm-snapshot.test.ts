@@ -4,7 +4,7 @@
  * and bad snapshots are refused with errors that name the file, leaving nothing behind.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -409,6 +409,67 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
         vms.push(restored);
         expect(counter(restored)).toBeGreaterThanOrEqual(saved);
         await until(() => counter(restored) > saved + 1000n, 'the second-generation clone to go on counting');
+      });
+
+      it('a directory replaced by renames after the prepare is noticed, again and again: each restore is of the new snapshot', async () => {
+        const parent = shmTempDir();
+        const dir = join(parent, 'snap');
+        /** A probe asked `asked` times, snapshotted into `path`. */
+        const snapshotAsked = async (asked: number, path: string) => {
+          const vm = await bootProbe({ memoryMiB: 16 });
+          vms.push(vm);
+          const agent = client(vm);
+          for (let i = 0; i < asked; i++) await generationOf(agent);
+          await vm.pause();
+          await vm.snapshot(path);
+        };
+        await snapshotAsked(1, dir);
+        for (const [round, asked] of [3, 5].entries()) {
+          Vm.prepareRestore(dir); // the second round's spare is of the directory swapped in by the first
+          await settled();
+          await snapshotAsked(asked, join(parent, 'next'));
+          renameSync(dir, join(parent, `old-${round}`));
+          renameSync(join(parent, 'next'), dir);
+          const before = Vm.restoreCounts();
+          const clone = await Vm.restore(dir);
+          vms.push(clone);
+          expect(Vm.restoreCounts().takenNow).toBe(before.takenNow); // not taken at once
+          expect(await generationOf(client(clone))).toEqual({ generation: clone.generation, asked: asked + 1 });
+        }
+      });
+
+      it('a directory named through a symlink is not taken at once (the watch and the path could drift apart)', async () => {
+        const { dir, saved } = await countingSnapshot(shmTempDir());
+        const link = join(shmTempDir(), 'link');
+        symlinkSync(dir, link);
+        Vm.prepareRestore(link);
+        await settled();
+        const before = Vm.restoreCounts();
+        const clone = await Vm.restore(link);
+        vms.push(clone);
+        expect(Vm.restoreCounts()).toEqual({ ...before, takenAfterCheck: before.takenAfterCheck + 1 });
+        expect(counter(clone)).toBeGreaterThanOrEqual(saved);
+      });
+
+      it('a 2-vCPU clone taken at once can be paused right away, and resumed, and answers', async () => {
+        const dir = shmTempDir();
+        const vm = await bootProbe({ vcpus: 2, memoryMiB: 16 });
+        vms.push(vm);
+        await generationOf(client(vm));
+        await vm.pause();
+        await vm.snapshot(dir);
+        for (let round = 0; round < 20; round++) {
+          Vm.prepareRestore(dir);
+          await settled();
+          const clone = await Vm.restore(dir);
+          vms.push(clone);
+          await clone.pause(); // vCPU 0 may not have loaded the state yet: nothing may hang
+          expect(clone.state).toBe('paused');
+          await clone.resume();
+          expect(await generationOf(client(clone))).toMatchObject({ generation: clone.generation });
+          await clone.stop();
+          vms.splice(vms.indexOf(clone), 1);
+        }
       });
 
       it('a 2-vCPU snapshot: the other vCPU waits for vCPU 0 to load the state, and the clone answers', async () => {

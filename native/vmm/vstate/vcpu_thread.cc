@@ -123,6 +123,11 @@ void VcpuThread::request_resume() {
   changed_.notify_all();
 }
 
+bool VcpuThread::run_requested() const {
+  std::lock_guard lock(mutex_);
+  return request_ == Request::kRun;
+}
+
 void VcpuThread::request_stop() {
   {
     std::lock_guard lock(mutex_);

@@ -38,6 +38,8 @@ class VcpuThread {
   // (after a stop) wait until the thread acted on them.
   void request_pause();
   void request_resume();
+  // The latest request is to run (not pause or stop). Any thread.
+  bool run_requested() const;
   void request_stop();
   // Waits until the thread is paused (after request_pause) or finished.
   void wait_paused_or_finished();
