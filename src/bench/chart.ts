@@ -5,7 +5,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 
-import * as vega from 'vega';
+import type * as vega from 'vega';
 
 /** One bar: `value` for `series` within `group`; `high` draws a tick above it (e.g. p99 over p50). */
 export interface BarRow {
@@ -155,7 +155,10 @@ function formatValue(v: number): string {
 
 /** Lays out and renders a Vega spec to an SVG document, headless. */
 export async function renderSvg(spec: vega.Spec): Promise<string> {
-  const view = new vega.View(vega.parse(spec), { renderer: 'none' });
+  // Loaded on first use, after a bench's measurements: a charting library in the heap while
+  // they run would make V8's marking steps (on the JS thread being timed) longer.
+  const { View, parse } = await import('vega');
+  const view = new View(parse(spec), { renderer: 'none' });
   try {
     return await view.toSVG();
   } finally {

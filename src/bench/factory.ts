@@ -17,7 +17,9 @@
  * Everything runs on the JS thread of this process, one VM at a time unless said otherwise; a
  * VM is stopped after its sample, outside the timed span, and the background teardown of
  * stopped VMs is drained before the next latency sample (it would compete for the CPU; the
- * sustained run keeps it in the loop, as a server would).
+ * sustained run keeps it in the loop, as a server would). Each latency series starts with a
+ * full garbage collection (gc.ts): the garbage of the series before it is not collected in
+ * steps on the JS thread while this one is timed; what a series allocates itself still is.
  */
 import { readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
@@ -34,6 +36,7 @@ import { probeGuestPath } from '../guest/probe.js';
 import { Vm } from '../vm/vm.js';
 import { packageRoot } from '../native/binding.js';
 import { writeGroupedBarChart, type BarRow } from './chart.js';
+import { collectGarbage } from './gc.js';
 // Types only: registry.ts imports this file when it loads, so a value import back would be a cycle.
 import type { Bench } from './registry.js';
 import { round2, summarize, type Summary } from './stats.js';
@@ -128,6 +131,7 @@ async function timeCold(memoryMiB: number, iterations: number): Promise<number[]
   const hypervisor = vmHypervisor();
   const config = checkFactoryVmConfig(vmConfigOf(memoryMiB));
   const samples: number[] = [];
+  collectGarbage();
   for (let i = 0; i < iterations + 5; i++) {
     await Vm.drainTeardown();
     const t0 = nowUs();
@@ -146,6 +150,7 @@ async function timeGetVm(
 ): Promise<number[]> {
   const config = factory.config();
   const samples: number[] = [];
+  collectGarbage();
   for (let i = 0; i < iterations + 5; i++) {
     await options.beforeEach?.();
     await Vm.drainTeardown();
@@ -162,6 +167,7 @@ async function timeGetVm(
 async function timeHandOverBursts(factory: Factory<FactoryVmHandle>, pool: CacheFactory<FactoryVmHandle>, burst: number, iterations: number): Promise<number[]> {
   const config = factory.config();
   const samples: number[] = [];
+  collectGarbage();
   for (let round = 0; samples.length < iterations + burst; round++) {
     await pool.filled();
     await Vm.drainTeardown();

@@ -9,6 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 
 import { packageRoot } from '../native/binding.js';
+import { collectGarbage } from './gc.js';
 import { benches, type BenchContext } from './registry.js';
 
 interface Args {
@@ -44,6 +45,10 @@ async function main(): Promise<number> {
       continue;
     }
     process.stdout.write(`== ${bench.name}: ${bench.title}\n`);
+    // Each bench starts with the heap collected: the previous one's garbage (its samples, the
+    // charts it rendered) is not left for V8 to collect in steps on the JS thread while this
+    // one measures.
+    collectGarbage();
     try {
       const result = await bench.run(ctx);
       results[bench.name] = result;

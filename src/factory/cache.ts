@@ -67,16 +67,26 @@ export class CacheFactory<V extends FactoryVm> implements FactoryBase<V> {
   getBaseVm(_config: CheckedFactoryVmConfig): Promise<V> {
     if (this.#closing) return Promise.reject(this.#closedError());
     const vm = this.takeReady();
-    if (vm) return Promise.resolve(vm);
+    if (vm) {
+      this.#refillSoon();
+      return Promise.resolve(vm);
+    }
     return new Promise<V>((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 
-  /** A paused VM from the pool when one is ready, without a turn of the microtask queue; else undefined. */
+  /**
+   * A paused VM from the pool when one is ready, without a turn of the microtask queue; else
+   * undefined. Its replacement is started by `prepareNext`, which the caller calls once it has
+   * handed the VM over (the factory does, on the next turn of the event loop).
+   */
   takeReady(): V | undefined {
     if (this.#closing) return undefined;
-    const vm = this.#ready.shift();
-    if (vm) this.#refillSoon();
-    return vm;
+    return this.#ready.shift();
+  }
+
+  /** A pooled VM was handed over: its replacement is started now. */
+  prepareNext(): void {
+    this.#refill();
   }
 
   /** Kata's CloseFactory, once: stop the producers, stop every VM not handed out, close the base. */

@@ -46,13 +46,14 @@ describe('cache factory (B35)', () => {
     await Promise.all([vm.stop(), factory.close()]);
   });
 
-  it('takeReady hands a ready VM out at once (and schedules its replacement); nothing when the pool is empty or closed', async () => {
+  it('takeReady hands a ready VM out at once, prepareNext replaces it; nothing when the pool is empty or closed', async () => {
     const { factory, pool } = await pooled(1);
     expect(pool.takeReady()).toBeUndefined(); // the first VM is still being made
     await pool.filled();
     const vm = pool.takeReady() as FakeVm | undefined;
     expect(vm?.state).toBe('paused');
     expect(pool.readyCount).toBe(0);
+    pool.prepareNext();
     await pool.filled(); // replaced
     expect(pool.readyCount).toBe(1);
     const closing = factory.close();
