@@ -111,10 +111,11 @@ export class Factory<V extends FactoryVm = FactoryVm> {
         await stopQuietly(vm, 'hand-over failed');
         throw wrapError(`cannot hand over VM ${vm.id}`, err);
       }
-      // The next VM is prepared once the caller has this one: on the next turn of the event
-      // loop, so that the preparation does not take a CPU from this VM's first steps.
+      // The next VM is prepared once the caller has this one: a tick runs after the promise
+      // continuations queued now, the caller's among them (a setImmediate costs the hand-over
+      // more: it arms the loop's check handle).
       if (this.base.prepareNext) {
-        setImmediate(() => {
+        process.nextTick(() => {
           if (!this.#closed) this.base.prepareNext?.();
         });
       }
