@@ -177,9 +177,11 @@ class Vm final : private VcpuExitHandler {
   Status restore_from(const snapshot::VmSnapshot& snap, snapshot::RestoreKernel kernel, const std::string& state_path);
   // The rest of a restore, on an assembled VM: timers and clock, `sink`, the agent input, resume.
   Status finish_restore(VmEventSink& sink, std::span<const uint8_t> agent_input, bool paused);
-  // Parts of it: the PIT, the clock and each vCPU's timers from `unfinished_`; the queued agent
-  // input into the guest's buffers, with the wait-port word that says so.
+  // Parts of it: the PIT, the clock and each vCPU's timers from `unfinished_`; the agent input
+  // queued on the host side (E2BIG when it does not fit), then put into the guest's buffers
+  // with the wait-port word that says so.
   Status load_time_state();
+  Status queue_agent_input(std::span<const uint8_t> agent_input);
   void hand_in_agent_input();
   // A restore resumed with its time state still to load (resume_restore): vCPU 0 loads it as it
   // leaves its pause and, with `release`, lets the devices and the other vCPUs go (resume()

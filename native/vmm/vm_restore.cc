@@ -194,12 +194,7 @@ Status Vm::finish_restore(VmEventSink& sink, std::span<const uint8_t> agent_inpu
   if (!unfinished_) return plain_error("EINVAL", "this VM's restore was finished already");
   NV_TRY(load_time_state());
   if (!agent_input.empty()) {
-    std::shared_ptr<virtio::DeviceManager> set = virtio_devices();
-    if (!set || set->console() == nullptr) return plain_error("EINVAL", "the snapshot's VM has no agent channel for the agent input");
-    if (set->console()->queue_input(agent_input) != agent_input.size()) {
-      return plain_error("E2BIG", "the agent input (" + std::to_string(agent_input.size()) +
-                                      " bytes) is more than the agent channel's buffer takes");
-    }
+    NV_TRY(queue_agent_input(agent_input));
     hand_in_agent_input();
   }
   unfinished_.reset();
@@ -215,15 +210,8 @@ Status Vm::finish_restore(VmEventSink& sink, std::span<const uint8_t> agent_inpu
 
 Status Vm::resume_restore(VmEventSink& sink, std::span<const uint8_t> agent_input) {
   if (!unfinished_) return plain_error("EINVAL", "this VM's restore was finished already");
-  if (!agent_input.empty()) {
-    std::shared_ptr<virtio::DeviceManager> set = virtio_devices();
-    if (!set || set->console() == nullptr) return plain_error("EINVAL", "the snapshot's VM has no agent channel for the agent input");
-    // Host memory only: the guest's buffers are filled by vCPU 0 (complete_restore).
-    if (set->console()->queue_input(agent_input) != agent_input.size()) {
-      return plain_error("E2BIG", "the agent input (" + std::to_string(agent_input.size()) +
-                                      " bytes) is more than the agent channel's buffer takes");
-    }
-  }
+  // Host memory only: the guest's buffers are filled by vCPU 0 (complete_restore).
+  if (!agent_input.empty()) NV_TRY(queue_agent_input(agent_input));
   {
     std::lock_guard lock(restore_mutex_);
     restore_input_ = !agent_input.empty();
@@ -252,6 +240,16 @@ Status Vm::load_time_state() {
   for (uint32_t index = 0; index < vcpus_.size(); ++index) {
     Status restored = restore_vcpu_state(*vcpus_[index], snap.vcpus[index], VcpuStateStep::kTimers);
     if (!restored.ok()) return bad("vCPU " + std::to_string(index), restored.error());
+  }
+  return {};
+}
+
+Status Vm::queue_agent_input(std::span<const uint8_t> agent_input) {
+  std::shared_ptr<virtio::DeviceManager> set = virtio_devices();
+  if (!set || set->console() == nullptr) return plain_error("EINVAL", "the snapshot's VM has no agent channel for the agent input");
+  if (set->console()->queue_input(agent_input) != agent_input.size()) {
+    return plain_error("E2BIG", "the agent input (" + std::to_string(agent_input.size()) +
+                                    " bytes) is more than the agent channel's buffer takes");
   }
   return {};
 }

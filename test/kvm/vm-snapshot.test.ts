@@ -62,6 +62,17 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
     for (const vm of vms.splice(0)) await vm.stop();
   });
 
+  /** A probe VM (16 MiB unless said) that answered probe.generation `asked` times, paused and snapshotted into `dir`. */
+  async function askedSnapshot(asked: number, dir: string, config: { vcpus?: number; memoryMiB?: number } = {}): Promise<Vm> {
+    const vm = await bootProbe({ memoryMiB: 16, ...config });
+    vms.push(vm);
+    const agent = client(vm);
+    for (let i = 1; i <= asked; i++) expect((await generationOf(agent)).asked).toBe(i);
+    await vm.pause();
+    await vm.snapshot(dir);
+    return vm;
+  }
+
   /** A probe VM counting in a loop, paused and snapshotted into a new directory. */
   async function countingSnapshot(dir = tempDir()): Promise<{ dir: string; vm: Vm; saved: bigint }> {
     const vm = await bootProbe();
@@ -332,8 +343,9 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
       expect(mappingsOf(memory)).toBe(0);
     });
 
-    it('on a disk filesystem, the restore compares the files before it takes the prepared VM', async () => {
-      const { dir, saved } = await countingSnapshot(); // tempDir(): not tmpfs here
+    /** Restores a prepared counting snapshot in `dir` paused: the prepared VM, taken after the file check. */
+    async function pausedRestoreAfterCheck(dir: string): Promise<void> {
+      const { saved } = await countingSnapshot(dir);
       Vm.prepareRestore(dir);
       await settled();
       const before = Vm.restoreCounts();
@@ -341,16 +353,16 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
       vms.push(clone);
       expect(Vm.restoreCounts()).toEqual({ ...before, takenAfterCheck: before.takenAfterCheck + 1 });
       expect(counter(clone)).toBe(saved);
+    }
+
+    it('on a disk filesystem, the restore compares the files before it takes the prepared VM', async () => {
+      await pausedRestoreAfterCheck(tempDir()); // not tmpfs here
     });
 
     describe('on tmpfs', skipUnless('restores prepared on tmpfs', needs.shmTmpfs), () => {
       it('a running restore takes the prepared VM at once; the guest goes on from the snapshot and answers its first request', async () => {
         const dir = shmTempDir();
-        const template = await bootProbe({ memoryMiB: 16 });
-        vms.push(template);
-        expect((await generationOf(client(template))).asked).toBe(1);
-        await template.pause();
-        await template.snapshot(dir);
+        await askedSnapshot(1, dir);
         Vm.prepareRestore(dir);
         await settled();
         const before = Vm.restoreCounts();
@@ -386,14 +398,7 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
       });
 
       it('a paused restore takes the prepared VM after the file check, on a worker', async () => {
-        const { dir, saved } = await countingSnapshot(shmTempDir());
-        Vm.prepareRestore(dir);
-        await settled();
-        const before = Vm.restoreCounts();
-        const clone = await Vm.restore(dir, { paused: true });
-        vms.push(clone);
-        expect(Vm.restoreCounts()).toEqual({ ...before, takenAfterCheck: before.takenAfterCheck + 1 });
-        expect(counter(clone)).toBe(saved);
+        await pausedRestoreAfterCheck(shmTempDir());
       });
 
       it('a clone paused at once and snapshotted holds the restored state (its timers loaded by the snapshot if vCPU 0 had not yet)', async () => {
@@ -414,20 +419,11 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
       it('a directory replaced by renames after the prepare is noticed, again and again: each restore is of the new snapshot', async () => {
         const parent = shmTempDir();
         const dir = join(parent, 'snap');
-        /** A probe asked `asked` times, snapshotted into `path`. */
-        const snapshotAsked = async (asked: number, path: string) => {
-          const vm = await bootProbe({ memoryMiB: 16 });
-          vms.push(vm);
-          const agent = client(vm);
-          for (let i = 0; i < asked; i++) await generationOf(agent);
-          await vm.pause();
-          await vm.snapshot(path);
-        };
-        await snapshotAsked(1, dir);
+        await askedSnapshot(1, dir);
         for (const [round, asked] of [3, 5].entries()) {
           Vm.prepareRestore(dir); // the second round's spare is of the directory swapped in by the first
           await settled();
-          await snapshotAsked(asked, join(parent, 'next'));
+          await askedSnapshot(asked, join(parent, 'next'));
           renameSync(dir, join(parent, `old-${round}`));
           renameSync(join(parent, 'next'), dir);
           const before = Vm.restoreCounts();
@@ -453,11 +449,7 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
 
       it('a 2-vCPU clone taken at once can be paused right away, and resumed, and answers', async () => {
         const dir = shmTempDir();
-        const vm = await bootProbe({ vcpus: 2, memoryMiB: 16 });
-        vms.push(vm);
-        await generationOf(client(vm));
-        await vm.pause();
-        await vm.snapshot(dir);
+        await askedSnapshot(1, dir, { vcpus: 2 });
         for (let round = 0; round < 20; round++) {
           Vm.prepareRestore(dir);
           await settled();
@@ -474,11 +466,7 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
 
       it('a 2-vCPU snapshot: the other vCPU waits for vCPU 0 to load the state, and the clone answers', async () => {
         const dir = shmTempDir();
-        const vm = await bootProbe({ vcpus: 2 });
-        vms.push(vm);
-        await generationOf(client(vm));
-        await vm.pause();
-        await vm.snapshot(dir);
+        const vm = await askedSnapshot(1, dir, { vcpus: 2, memoryMiB: 128 });
         await vm.stop();
         vms.splice(vms.indexOf(vm), 1);
         Vm.prepareRestore(dir);
@@ -496,20 +484,10 @@ describe('Vm snapshots', skipUnless('snapshot and restore probe VMs', needs.kvm)
 
     it('a snapshot written again after the prepare is restored from its new files', async () => {
       const dir = tempDir();
-      const first = await bootProbe({ memoryMiB: 16 });
-      vms.push(first);
-      expect((await generationOf(client(first))).asked).toBe(1);
-      await first.pause();
-      await first.snapshot(dir);
+      await askedSnapshot(1, dir);
       Vm.prepareRestore(dir);
       await settled();
-
-      const second = await bootProbe({ memoryMiB: 16 });
-      vms.push(second);
-      const agent = client(second);
-      for (let i = 0; i < 3; i++) await generationOf(agent);
-      await second.pause();
-      await second.snapshot(dir); // new files renamed into place: the prepared restore is stale
+      await askedSnapshot(3, dir); // new files renamed into place: the prepared restore is stale
       const clone = await Vm.restore(dir);
       vms.push(clone);
       expect(await generationOf(client(clone))).toEqual({ generation: clone.generation, asked: 4 });
