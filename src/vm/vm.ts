@@ -112,7 +112,11 @@ export class Vm extends EventEmitter<VmEvents> {
    * its pages until they write), every vCPU and device restored, hot-plugged disks reopened by
    * path, a fresh agent channel, a new `generation`. Runs at once unless `{ paused: true }`.
    * A truncated, corrupted, foreign-version or other-CPU snapshot rejects with a
-   * NodevisorError (code EBADSNAPSHOT) naming the file; nothing is left behind.
+   * NodevisorError (code EBADSNAPSHOT) naming the file; nothing is left behind. A VM prepared
+   * for `dir` (`Vm.prepareRestore`) is taken instead of building one: at once, on this thread,
+   * for a running restore of a directory on tmpfs or ramfs that did not change (its vCPU 0 then
+   * loads the clock and timers before the guest runs; a failure there ends the VM with exit
+   * `internal-error`), else after a libuv worker compared its files.
    */
   static async restore(dir: string, options: RestoreOptions = {}): Promise<Vm> {
     if (typeof dir !== 'string' || dir.length === 0 || dir.includes('\0')) {
