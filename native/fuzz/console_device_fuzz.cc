@@ -55,6 +55,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   std::vector<uint8_t> input(host_bytes, 'i');
   size_t out_total = 0;
+  // A restore's agent input: queued, then put into the receive buffers on this thread, as
+  // vCPU 0 (or the restoring worker) does before the guest runs (Vm::complete_restore).
+  if (script & 0x20) {
+    (void)dev->queue_input(input);
+    dev->fill_receive_buffers();
+  }
   for (int step = 0; step < 4; step++) {
     if (script & (1 << step)) (void)dev->write_input(input);
     // What the worker does for each doorbell, here, so a crash reproduces.
