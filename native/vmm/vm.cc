@@ -281,18 +281,16 @@ Status Vm::resume() {
   std::lock_guard control(control_mutex_);
   if (pausers_ > 0) return plain_error("EBUSY", "cannot resume a VM while a pause is in progress");
   {
+    std::lock_guard restore(restore_mutex_);
+    if (restore_failed_) return plain_error("EBADSNAPSHOT", "cannot resume: the restore could not be finished");
+  }
+  {
+    // Checked and set at once: a vCPU ending the VM meanwhile must not be overwritten.
     std::lock_guard lock(state_mutex_);
     if (state_ == VmState::kRunning) return {};
     if (state_ != VmState::kPaused) {
       return plain_error("EBUSY", std::string("cannot resume a VM that is ") + vm_state_name(state_));
     }
-  }
-  {
-    std::lock_guard restore(restore_mutex_);
-    if (restore_failed_) return plain_error("EBADSNAPSHOT", "cannot resume: the restore could not be finished");
-  }
-  {
-    std::lock_guard lock(state_mutex_);
     state_ = VmState::kRunning;
   }
   // A restore whose time state is still to load (resume_restore): only vCPU 0 goes; it loads
