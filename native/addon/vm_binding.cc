@@ -366,9 +366,10 @@ Napi::Value vm_drain_teardown(const Napi::CallbackInfo& info) {
 // vmRestore(dir, onEvent, options) -> Promise<VmHandle>: a new VM from a snapshot directory,
 // built on a libuv worker (reads the state file, maps the memory file, KVM ioctls, reopens
 // disks) or from the restore prepared for `dir` (vmPrepareRestore), and started there, paused
-// or running (`options.paused`): the vCPU threads are spawned off the JS thread, and a running
-// restore's guest gets going while JS sets up its side. `options.agentInput` (copied here) is
-// in the guest's agent channel before it runs. src/vm `Vm.restore` checks the arguments first.
+// or running (`options.paused`): no vCPU thread is spawned on the JS thread, and a running
+// restore's guest gets going while JS sets up its side. A running restore of a VM prepared on
+// tmpfs is taken right here instead (below). `options.agentInput` (copied here) is in the
+// guest's agent channel before it runs. src/vm `Vm.restore` checks the arguments first.
 Napi::Value vm_restore(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsString() || !info[1].IsFunction() || !info[2].IsObject()) {

@@ -121,26 +121,21 @@ void RestoreSpares::count_assembled() {
   counts_.assembled++;
 }
 
-void RestoreSpares::forget(const std::string& dir) {
+void RestoreSpares::forget(const std::string& dir) { drop(&dir); }
+
+void RestoreSpares::drop_all() { drop(nullptr); }
+
+void RestoreSpares::drop(const std::string* dir) {
+  const auto matches = [dir](const std::string& other) { return dir == nullptr || other == *dir; };
   std::unique_ptr<Spare> dropped;
   {
     std::unique_lock lock(mutex_);
-    if (wanted_ == dir) wanted_.clear();
+    if (matches(wanted_)) wanted_.clear();
     idle_.wait(lock, [this] { return !preparing_ && checking_ == 0; });
-    if (spare_ && spare_->dir == dir) dropped = std::move(spare_);
-    if (watched_dir_ == dir) unwatch_locked();
+    if (spare_ && matches(spare_->dir)) dropped = std::move(spare_);
+    if (matches(watched_dir_)) unwatch_locked();
   }
   // Stopped here, off the lock: its threads are joined, its kernel objects go to the reaper.
-}
-
-void RestoreSpares::drop_all() {
-  std::unique_ptr<Spare> dropped;
-  {
-    std::unique_lock lock(mutex_);
-    wanted_.clear();
-    idle_.wait(lock, [this] { return !preparing_; });
-    dropped = std::move(spare_);
-  }
 }
 
 bool RestoreSpares::has_work() const {

@@ -88,6 +88,8 @@ class RestoreSpares {
   bool has_work() const;  // mutex_ held
   void run();
   std::unique_ptr<Spare> make(const std::string& dir, const WaitPortWords& words);
+  // forget(*dir), or with no `dir`, drop_all.
+  void drop(const std::string* dir);
   // mutex_ held. Watches `dir` (and only it) and drops the changes reported so far; false when
   // it cannot be watched. `read_changes_locked` takes what was reported since: true when any of
   // it is about the watched directory, or when some was lost.

@@ -205,10 +205,9 @@ Status Vm::start(bool paused) {
   debug_port_->set_origin(monotonic_ns());
   if (paused) {
     // As pause() leaves it: the wait port returns at once, device workers leave memory alone.
+    // (A restored VM is always started so: assemble_restore; its restore resumes it.)
     wait_port_->set_held(true);
     pause_virtio(true);
-  } else if (restoring_) {
-    pause_virtio(false);  // a restored VM's devices were paused while their state was loaded
   }
   // Every VcpuThread exists before the first one runs: a guest that ends at once makes end()
   // walk threads_ from a vCPU thread, which must not see the vector grow under it.
@@ -297,13 +296,7 @@ Status Vm::resume() {
   // the state, then lets the devices and the other vCPUs go (complete_restore). Nothing else
   // runs the guest or raises an interrupt before.
   const bool restoring = restore_pending_.load(std::memory_order_acquire);
-  if (!restoring) {
-    std::shared_ptr<virtio::DeviceManager> set = virtio_devices();
-    if (set) {
-      set->set_paused(false, /*wake=*/false);
-      devices_need_wake_.store(true);
-    }
-  }
+  if (!restoring) release_virtio();
   wait_port_->set_held(false);
   if (restoring) {
     if (!threads_.empty()) threads_.front()->request_resume();

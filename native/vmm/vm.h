@@ -172,21 +172,29 @@ class Vm final : private VcpuExitHandler {
   std::shared_ptr<virtio::DeviceManager> virtio_devices() const;
   void shut_down_virtio();
   void pause_virtio(bool paused);
+  // Unpauses the devices without waking their workers: vCPU 0 does, as it leaves its pause.
+  void release_virtio();
   Status setup_vcpus(const x86_64::BootEntry& boot);
   // vm_snapshot.cc: builds this (new) VM from a decoded snapshot.
   Status restore_from(const snapshot::VmSnapshot& snap, snapshot::RestoreKernel kernel, const std::string& state_path);
-  // The rest of a restore, on an assembled VM: timers and clock, `sink`, the agent input, resume.
+  // The rest of a restore, on an assembled VM, all on the calling thread (a worker): the time
+  // state and the agent input (complete_restore), then `sink`, then a resume unless `paused`.
   Status finish_restore(VmEventSink& sink, std::span<const uint8_t> agent_input, bool paused);
-  // Parts of it: the PIT, the clock and each vCPU's timers from `unfinished_`; the agent input
-  // queued on the host side (E2BIG when it does not fit), then put into the guest's buffers
-  // with the wait-port word that says so.
+  // What both ways of finishing start with: `agent_input` queued on the host side (E2BIG when
+  // it does not fit) and the restore marked pending for complete_restore.
+  Status begin_restore(std::span<const uint8_t> agent_input);
+  // Binds the caller's sink: nothing has run, so nothing was reported to the placeholder; the
+  // threads that will report (parked vCPUs, paused device workers) see it once resumed.
+  void bind_sink(VmEventSink& sink);
+  // Parts of complete_restore: the PIT, the clock and each vCPU's timers from `unfinished_`;
+  // the queued agent input into the guest's buffers, with the wait-port word that says so.
   Status load_time_state();
-  Status queue_agent_input(std::span<const uint8_t> agent_input);
   void hand_in_agent_input();
-  // A restore resumed with its time state still to load (resume_restore): vCPU 0 loads it as it
-  // leaves its pause and, with `release`, lets the devices and the other vCPUs go (resume()
-  // held them back); a snapshot of a VM paused before that loads it on the snapshot thread.
-  // Returns the failure, once, to the thread that did it; resume() refuses after one.
+  // Loads a pending restore's time state and hands in its agent input: on a worker
+  // (finish_restore), on vCPU 0 as it leaves its pause after resume_restore — with `release`,
+  // it then lets the devices and the other vCPUs go (resume() held them back) — or on the
+  // snapshot thread for a VM paused before vCPU 0 got there. Returns the failure, once, to the
+  // thread that did it; resume() refuses after one.
   Status complete_restore(bool release);
   void end(VmExitInfo info);
   // Writes this VM's generation id where the guest reads it (VmGeneration::address), if anywhere.
@@ -202,8 +210,8 @@ class Vm final : private VcpuExitHandler {
   void drain_buffered_writes() override;
 
   const VmConfig config_;
-  // Where events go. An assembled restore reports to a sink that drops them until
-  // finish_restore binds the caller's (before any thread of the VM runs).
+  // Where events go. An assembled restore reports to a sink that drops them until its restore
+  // binds the caller's (bind_sink, before any thread of the VM runs).
   std::atomic<VmEventSink*> sink_;
   VmEventSink& sink() const { return *sink_.load(std::memory_order_acquire); }
   // An assembled restore not finished yet: the snapshot its timers and clock come from.

@@ -191,35 +191,41 @@ Result<std::unique_ptr<Vm>> Vm::assemble_restore(const snapshot::OpenedSnapshot&
 }
 
 Status Vm::finish_restore(VmEventSink& sink, std::span<const uint8_t> agent_input, bool paused) {
-  if (!unfinished_) return plain_error("EINVAL", "this VM's restore was finished already");
-  NV_TRY(load_time_state());
-  if (!agent_input.empty()) {
-    NV_TRY(queue_agent_input(agent_input));
-    hand_in_agent_input();
-  }
-  unfinished_.reset();
+  NV_TRY(begin_restore(agent_input));
+  NV_TRY(complete_restore(/*release=*/false));
   // The caller's sink last: a restore that fails above ends with its "stopped" event going
-  // nowhere, as for a VM that never started. Nothing has run, so nothing was reported to the
-  // placeholder; the threads that will report (parked vCPUs, paused device workers) see this
-  // store once they are resumed.
-  sink_.store(&sink, std::memory_order_release);
-  debug_port_->set_origin(monotonic_ns());  // phases count from now, not from the assembly
+  // nowhere, as for a VM that never started.
+  bind_sink(sink);
   if (!paused) NV_TRY(resume());
   return {};
 }
 
 Status Vm::resume_restore(VmEventSink& sink, std::span<const uint8_t> agent_input) {
-  if (!unfinished_) return plain_error("EINVAL", "this VM's restore was finished already");
-  // Host memory only: the guest's buffers are filled by vCPU 0 (complete_restore).
-  if (!agent_input.empty()) NV_TRY(queue_agent_input(agent_input));
-  {
-    std::lock_guard lock(restore_mutex_);
-    restore_input_ = !agent_input.empty();
-    restore_pending_.store(true, std::memory_order_release);
-  }
-  sink_.store(&sink, std::memory_order_release);
-  debug_port_->set_origin(monotonic_ns());
+  // Host memory only here: vCPU 0 loads the time state and fills the guest's buffers.
+  NV_TRY(begin_restore(agent_input));
+  bind_sink(sink);
   return resume();
+}
+
+Status Vm::begin_restore(std::span<const uint8_t> agent_input) {
+  if (!unfinished_) return plain_error("EINVAL", "this VM's restore was finished already");
+  if (!agent_input.empty()) {
+    std::shared_ptr<virtio::DeviceManager> set = virtio_devices();
+    if (!set || set->console() == nullptr) return plain_error("EINVAL", "the snapshot's VM has no agent channel for the agent input");
+    if (set->console()->queue_input(agent_input) != agent_input.size()) {
+      return plain_error("E2BIG", "the agent input (" + std::to_string(agent_input.size()) +
+                                      " bytes) is more than the agent channel's buffer takes");
+    }
+  }
+  std::lock_guard lock(restore_mutex_);
+  restore_input_ = !agent_input.empty();
+  restore_pending_.store(true, std::memory_order_release);
+  return {};
+}
+
+void Vm::bind_sink(VmEventSink& sink) {
+  sink_.store(&sink, std::memory_order_release);
+  debug_port_->set_origin(monotonic_ns());  // phases count from now, not from the assembly
 }
 
 Status Vm::load_time_state() {
@@ -240,16 +246,6 @@ Status Vm::load_time_state() {
   for (uint32_t index = 0; index < vcpus_.size(); ++index) {
     Status restored = restore_vcpu_state(*vcpus_[index], snap.vcpus[index], VcpuStateStep::kTimers);
     if (!restored.ok()) return bad("vCPU " + std::to_string(index), restored.error());
-  }
-  return {};
-}
-
-Status Vm::queue_agent_input(std::span<const uint8_t> agent_input) {
-  std::shared_ptr<virtio::DeviceManager> set = virtio_devices();
-  if (!set || set->console() == nullptr) return plain_error("EINVAL", "the snapshot's VM has no agent channel for the agent input");
-  if (set->console()->queue_input(agent_input) != agent_input.size()) {
-    return plain_error("E2BIG", "the agent input (" + std::to_string(agent_input.size()) +
-                                    " bytes) is more than the agent channel's buffer takes");
   }
   return {};
 }
@@ -283,16 +279,11 @@ Status Vm::complete_restore(bool release) {
   // (pause() asks under restore_mutex_; vCPU 0's own request then says so), when they stay
   // parked and the next resume() lets them all go.
   if (loaded.ok() && release && !threads_.empty() && threads_.front()->run_requested()) {
-    if (std::shared_ptr<virtio::DeviceManager> set = virtio_devices()) {
-      set->set_paused(false, /*wake=*/false);
-      devices_need_wake_.store(true);  // woken by vcpu_resumed, next
-    }
+    release_virtio();  // woken by vcpu_resumed, next
     for (size_t i = 1; i < threads_.size(); ++i) threads_[i]->request_resume();
   }
   return loaded;
 }
-
-
 
 Status Vm::restore_from(const snapshot::VmSnapshot& snap, snapshot::RestoreKernel kernel, const std::string& state_path) {
   const auto bad = [&](const std::string& what, const Error& e) { return snapshot::bad_snapshot(state_path, what + ": " + e.message); };

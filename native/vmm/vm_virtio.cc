@@ -132,4 +132,11 @@ void Vm::pause_virtio(bool paused) {
   if (set) set->set_paused(paused);
 }
 
+void Vm::release_virtio() {
+  std::shared_ptr<virtio::DeviceManager> set = virtio_devices();
+  if (!set) return;
+  set->set_paused(false, /*wake=*/false);
+  devices_need_wake_.store(true);  // vCPU 0 wakes them as it leaves its pause (vcpu_resumed)
+}
+
 }  // namespace nodevisor::vmm

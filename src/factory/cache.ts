@@ -77,7 +77,7 @@ export class CacheFactory<V extends FactoryVm> implements FactoryBase<V> {
   /**
    * A paused VM from the pool when one is ready, without a turn of the microtask queue; else
    * undefined. Its replacement is started by `prepareNext`, which the caller calls once it has
-   * handed the VM over (the factory does, on the next turn of the event loop).
+   * handed the VM over (the factory does, on a tick after the hand-over).
    */
   takeReady(): V | undefined {
     if (this.#closing) return undefined;
