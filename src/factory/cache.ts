@@ -57,9 +57,10 @@ export class CacheFactory<V extends FactoryVm> implements FactoryBase<V> {
   async filled(): Promise<void> {
     while (this.#ready.length < this.count) {
       if (this.#closing) throw this.#closedError();
-      // No producer yet: a refill is scheduled (#refillSoon); let it start.
-      if (this.#producing.size === 0) await new Promise((resolve) => setImmediate(resolve));
-      else await Promise.race([...this.#producing]);
+      // Replacements not started yet (a refill scheduled for later, or a VM taken and never
+      // followed by `prepareNext`) start now: there is always a producer to wait for.
+      this.#refill();
+      await Promise.race([...this.#producing]);
     }
   }
 
@@ -71,6 +72,9 @@ export class CacheFactory<V extends FactoryVm> implements FactoryBase<V> {
       this.#refillSoon();
       return Promise.resolve(vm);
     }
+    // A waiter is served by a producer: start the missing ones (a VM taken with `takeReady`
+    // whose hand-over failed before `prepareNext`, for one), or it could wait for ever.
+    this.#refill();
     return new Promise<V>((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 

@@ -61,6 +61,20 @@ describe('cache factory (B35)', () => {
     await Promise.all([closing, vm!.stop()]);
   });
 
+  it('a VM taken with takeReady and no prepareNext after it: getBaseVm and filled() start its replacement', async () => {
+    const { factory, pool } = await pooled(1);
+    await pool.filled();
+    const taken = pool.takeReady() as FakeVm | undefined;
+    expect(taken?.state).toBe('paused');
+    // The taker failed before it could call prepareNext: nothing produces, yet nobody waits for ever.
+    const next = (await pool.getBaseVm(factory.config())) as FakeVm;
+    expect(next.id).not.toBe(taken!.id);
+    expect(pool.takeReady()).toBeUndefined();
+    await pool.filled(); // starts the missing producer itself
+    expect(pool.readyCount).toBe(1);
+    await Promise.all([taken!.stop(), next.stop(), factory.close()]);
+  });
+
   it('makes a VM unique as it joins the pool; the hand-over only resumes it and syncs the time', async () => {
     const { factory, pool, hypervisor } = await pooled(1, { template: true });
     await pool.filled();
@@ -87,6 +101,39 @@ describe('cache factory (B35)', () => {
     expect(hypervisor.journal[mark]).toBe(`resume ${id}`);
     expect(hypervisor.journal.slice(mark + 1).every((l) => !l.endsWith(` ${id}`))).toBe(true);
     await Promise.all([vm.stop(), factory.close()]);
+  });
+
+  it('a pooled probe VM is the caller\'s before its replacement is started, for the factory\'s config or an equal one', async () => {
+    const { factory, pool, hypervisor } = await pooled(1, { template: true }, (hv) => (hv.guest = 'probe'));
+    for (const requested of [factory.config(), vmConfig]) {
+      await pool.filled();
+      const id = hypervisor.live().find((vm) => vm.state === 'paused')!.id;
+      const restoresBefore = hypervisor.journal.filter((l) => l.startsWith('restore ')).length;
+      const vm = await factory.getVm(requested);
+      // The caller runs on before the pool starts a replacement (it would compete for the CPU).
+      const restoresAtHandOver = hypervisor.journal.filter((l) => l.startsWith('restore ')).length;
+      expect(vm.id).toBe(id);
+      expect(vm.state).toBe('running');
+      expect(restoresAtHandOver).toBe(restoresBefore);
+      await pool.filled();
+      expect(hypervisor.journal.filter((l) => l.startsWith('restore ')).length).toBe(restoresBefore + 1);
+      await vm.stop();
+    }
+    await factory.close();
+  });
+
+  it('a pooled VM whose resume fails is stopped, the error names it, and the pool makes another', async () => {
+    const { factory, pool, hypervisor } = await pooled(1, { template: true }, (hv) => (hv.guest = 'probe'));
+    await pool.filled();
+    const id = hypervisor.live()[0]!.id;
+    hypervisor.failOn('resume', new Error('KVM_RUN failed'), 1);
+    const err = (await factory.getVm(factory.config()).catch((e: unknown) => e)) as Error & { cause?: Error };
+    expect(err.message).toBe(`cannot hand over VM ${id}: KVM_RUN failed`);
+    expect(hypervisor.vms.find((vm) => vm.id === id)!.state).toBe('stopped');
+    const next = await factory.getVm(factory.config());
+    expect(next.id).not.toBe(id);
+    expect(next.state).toBe('running');
+    await Promise.all([next.stop(), factory.close()]);
   });
 
   it('a clone that is not unique never joins the pool: it is stopped and the cache closes', async () => {
