@@ -17,9 +17,16 @@ const NO_PROVIDER = new ProxyTracerProvider().getDelegate();
  * object when there is none: this runs on every VM hand-over.
  */
 function recordingTracer(): Tracer | undefined {
+  return tracing() ? trace.getTracerProvider().getTracer(TRACER_NAME) : undefined;
+}
+
+/**
+ * Whether a tracer provider is registered, so `withSpan` would record a span. A caller on a
+ * hot path may skip `withSpan` (and the async function it wraps) when this is false.
+ */
+export function tracing(): boolean {
   const provider = trace.getTracerProvider();
-  if (provider instanceof ProxyTracerProvider && provider.getDelegate() === NO_PROVIDER) return undefined;
-  return provider.getTracer(TRACER_NAME);
+  return !(provider instanceof ProxyTracerProvider && provider.getDelegate() === NO_PROVIDER);
 }
 
 /** What `fn` gets when no tracer provider is registered: records nothing, as the API's own. */
