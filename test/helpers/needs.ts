@@ -15,6 +15,7 @@
  */
 import { accessSync, constants, existsSync, statfsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 
 import type { TestOptions } from 'vitest';
 
@@ -87,6 +88,7 @@ const DEBIAN_PACKAGE: Record<string, string> = {
   tc: 'iproute2',
   ping: 'iputils-ping',
   losetup: 'util-linux',
+  taskset: 'util-linux',
   unshare: 'util-linux',
   nsenter: 'util-linux',
   script: 'bsdutils',
@@ -136,6 +138,11 @@ export const needs = {
   ),
   /** A tmpfs at /dev/shm (restores prepared there are taken without a file check: vmm/restore_spares.h). */
   shmTmpfs: need(isTmpfs('/dev/shm'), '/dev/shm is not a tmpfs'),
+  /** At least `n` CPUs this process may run on (its affinity, not the machine's count). */
+  cpus(n: number): Need {
+    const have = availableParallelism();
+    return need(have >= n, `needs ${n} CPUs to run on; this process has ${have}`);
+  },
   /** A command on PATH; the reason names the Debian package that has it. */
   command(cmd: string): Need {
     let n = commandNeeds.get(cmd);

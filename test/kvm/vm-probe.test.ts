@@ -1,6 +1,7 @@
 /**
  * Tier 3 (DESIGN §6): the VMM boots the probe guest. Needs /dev/kvm and the built addon.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { rootLogger, setLogger } from '../../src/log/logger.js';
 import { debugReadGuest, dispatchNativeEvent, postWaitWord } from '../../src/testing.js';
 import { Vm, type VmExit, type VmPhase } from '../../src/vm/vm.js';
 import { needs, skipUnless } from '../helpers/needs.js';
-import { vcpuThreads } from '../helpers/threads.js';
+import { jsThreadCpus, threadCpus, vcpuThreads } from '../helpers/threads.js';
 import { until } from '../helpers/wait.js';
 
 function waitFor<T>(vm: Vm, event: 'phase' | 'exit', match: (value: T) => boolean, ms = 5000): Promise<T> {
@@ -116,6 +117,47 @@ describe('Vm with the probe guest', skipUnless('boot the probe guest in a KVM VM
     await vm.stop(); // stop while the guest is busy running
     expect(vm.state).toBe('stopped');
   });
+
+  it(
+    'a resumed vCPU first runs on another CPU than the thread that resumed it, then gets all its CPUs back',
+    skipUnless('vCPU steering on resume', needs.cpus(2), needs.command('taskset')),
+    async () => {
+      const { vm } = await bootProbe();
+      postWaitWord(vm, ProbeCommand.count);
+      await until(() => counter(vm) > 0n, 'the guest counter to advance');
+      const js = jsThreadCpus();
+      const vcpu = threadCpus('nv-vcpu0')[0]!;
+      const all = vcpu.allowed;
+      // The case steering is for: the parked vCPU thread last ran on the CPU the resuming
+      // (JS) thread runs on, and may run anywhere. Left to itself, the scheduler woke it right
+      // there, ahead of the JS thread, in about a third of the rounds (measured here).
+      const here = String(js.lastCpu);
+      const taskset = (cpus: string, tid: number) => execFileSync('taskset', ['-pc', cpus, String(tid)], { stdio: 'ignore' });
+      const rounds = 20;
+      let elsewhere = 0;
+      try {
+        taskset(here, process.pid);
+        for (let i = 0; i < rounds; i++) {
+          taskset(here, vcpu.tid); // moves the counting thread here
+          await vm.pause();
+          taskset(all, vcpu.tid); // parked, last ran here, may run anywhere
+          expect(threadCpus('nv-vcpu0')[0]!.lastCpu).toBe(js.lastCpu);
+          const paused = counter(vm);
+          await vm.resume();
+          await until(() => counter(vm) > paused, 'the counter to advance after resume');
+          const after = threadCpus('nv-vcpu0')[0]!;
+          if (after.lastCpu !== js.lastCpu) elsewhere++;
+          expect(after.allowed).toBe(all); // its CPU set is whole again
+        }
+      } finally {
+        taskset(js.allowed, process.pid);
+        await vm.stop();
+      }
+      // Every first run is elsewhere; a round may still read this CPU when the scheduler
+      // moved the counting thread back in between (other test files share the CPUs).
+      expect(elsewhere).toBeGreaterThanOrEqual(rounds - 2);
+    },
+  );
 
   it('logs and ignores a native event of a kind it does not know, instead of taking it for the end', async () => {
     const lines: string[] = [];

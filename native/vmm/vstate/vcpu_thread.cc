@@ -118,9 +118,39 @@ void VcpuThread::request_resume() {
   {
     std::lock_guard lock(mutex_);
     if (request_ != Request::kPause) return;
+    // Before the request is posted: the thread reads home_cpus_ only after it saw kRun.
+    steer_away_from_caller();
     request_ = Request::kRun;
   }
   changed_.notify_all();
+}
+
+void VcpuThread::steer_away_from_caller() {
+  // Caller's thread (the JS thread for Vm::resume), mutex_ held. request_ is kPause, so no
+  // stop was asked and the thread is not joined: thread_ names it (a thread that already
+  // ended makes the calls fail, harmlessly). Two syscalls, a few µs.
+  // Measured on this project's 2-CPU machine: without this, the woken vCPU thread lands on
+  // the caller's CPU in about one hand-over in five and runs the guest there for ~50 µs
+  // before the caller goes on (the scheduler often skips looking for an idle CPU); with it,
+  // hand-over p90 / p99 went from 120–165 / 240–260 µs to 86–92 / 109–115 µs.
+  if (steered_ || !spawned_ || state_ == VcpuRunState::kFinished) return;
+  const int here = sched_getcpu();
+  if (here < 0) return;
+  if (pthread_getaffinity_np(thread_, sizeof home_cpus_, &home_cpus_) != 0) return;
+  if (!CPU_ISSET(here, &home_cpus_) || CPU_COUNT(&home_cpus_) < 2) return;
+  cpu_set_t elsewhere = home_cpus_;
+  CPU_CLR(here, &elsewhere);
+  steered_ = pthread_setaffinity_np(thread_, sizeof elsewhere, &elsewhere) == 0;
+}
+
+void VcpuThread::restore_cpus() {
+  // vCPU thread, mutex_ held, right after it woke: widening the set moves nothing, it only
+  // lets the scheduler place this thread anywhere again. Under mutex_, so a resume right
+  // after a pause steers from the widened set. A failure leaves the narrower set, which
+  // still runs the guest.
+  if (!steered_) return;
+  steered_ = false;
+  (void)pthread_setaffinity_np(pthread_self(), sizeof home_cpus_, &home_cpus_);
 }
 
 bool VcpuThread::run_requested() const {
@@ -185,6 +215,7 @@ void VcpuThread::run_loop() {
         resumed = true;  // resumed before this thread first got here
       }
       paused_at_spawn_ = false;
+      if (resumed) restore_cpus();
       if (request_ == Request::kStop) break;
       state_ = VcpuRunState::kRunning;
     }

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <mutex>
 #include <pthread.h>
+#include <sched.h>
 
 #include <string>
 
@@ -37,6 +38,9 @@ class VcpuThread {
   // Requests; each returns at once. `wait_paused_or_finished` (after a pause) and `join`
   // (after a stop) wait until the thread acted on them.
   void request_pause();
+  // Wakes a paused thread. It first runs on another CPU than the caller's (when its CPU set
+  // has one): woken where the caller runs, it would preempt the caller — the JS thread
+  // handing a VM over — for the guest's first steps. It widens its CPU set back itself.
   void request_resume();
   // The latest request is to run (not pause or stop). Any thread.
   bool run_requested() const;
@@ -57,6 +61,11 @@ class VcpuThread {
   std::string where() const;
   void kick();
   void set_state(VcpuRunState state);
+  // Both with mutex_ held. On the caller of request_resume: narrows this (parked) thread's
+  // CPU set to its CPUs other than the caller's. On the vCPU thread, once it woke: restores
+  // the set it had.
+  void steer_away_from_caller();
+  void restore_cpus();
 
   KvmVcpu& vcpu_;
   VcpuExitHandler& handler_;
@@ -73,6 +82,10 @@ class VcpuThread {
   // Spawned paused and not yet through its mailbox: a resume that comes before the thread
   // first parks is still a resume (vcpu_resumed), though the thread never waited. mutex_.
   bool paused_at_spawn_ = false;
+  // The thread's CPU set before steer_away_from_caller narrowed it; `steered_` says it is
+  // narrowed. mutex_.
+  cpu_set_t home_cpus_{};
+  bool steered_ = false;
 };
 
 // Installs the no-op kick signal handler once per process. Returns an error if it cannot.
