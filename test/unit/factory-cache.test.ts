@@ -23,6 +23,11 @@ async function pooled(cache: number, over: Partial<NewFactoryConfig> = {}, prepa
   return { factory, pool, hypervisor, stateFs, statePath };
 }
 
+/** Restores begun so far (the journal says `restore` until the fake names the VM). */
+function restoresStarted(hv: FakeHypervisor): number {
+  return hv.journal.filter((l) => l.split(' ')[0] === 'restore').length;
+}
+
 describe('cache factory (B35)', () => {
   it('fills the pool with N paused VMs in the background', async () => {
     const { factory, pool, hypervisor } = await pooled(3);
@@ -108,18 +113,32 @@ describe('cache factory (B35)', () => {
     for (const requested of [factory.config(), vmConfig]) {
       await pool.filled();
       const id = hypervisor.live().find((vm) => vm.state === 'paused')!.id;
-      const restoresBefore = hypervisor.journal.filter((l) => l.startsWith('restore ')).length;
+      const restoresBefore = restoresStarted(hypervisor);
       const vm = await factory.getVm(requested);
       // The caller runs on before the pool starts a replacement (it would compete for the CPU).
-      const restoresAtHandOver = hypervisor.journal.filter((l) => l.startsWith('restore ')).length;
+      const restoresAtHandOver = restoresStarted(hypervisor);
       expect(vm.id).toBe(id);
       expect(vm.state).toBe('running');
       expect(restoresAtHandOver).toBe(restoresBefore);
       await pool.filled();
-      expect(hypervisor.journal.filter((l) => l.startsWith('restore ')).length).toBe(restoresBefore + 1);
+      expect(restoresStarted(hypervisor)).toBe(restoresBefore + 1);
       await vm.stop();
     }
     await factory.close();
+  });
+
+  it('a burst of getVm calls in a row is served from the pool before any replacement is started', async () => {
+    const { factory, pool, hypervisor } = await pooled(3, { template: true }, (hv) => (hv.guest = 'probe'));
+    await pool.filled();
+    const restores = () => restoresStarted(hypervisor);
+    const before = restores();
+    const vms: FakeVm[] = [];
+    for (let i = 0; i < 3; i++) vms.push((await factory.getVm(factory.config())) as FakeVm);
+    expect(restores()).toBe(before);
+    expect(new Set(vms.map((vm) => vm.id)).size).toBe(3);
+    await pool.filled();
+    expect(restores()).toBe(before + 3);
+    await Promise.all([...vms.map((vm) => vm.stop()), factory.close()]);
   });
 
   it('a pooled VM whose resume fails is stopped, the error names it, and the pool makes another', async () => {

@@ -122,14 +122,16 @@ export class FakeHypervisor implements Hypervisor<FakeVm> {
   }
 
   async boot(config: CheckedFactoryVmConfig): Promise<FakeVm> {
+    const entry = this.journal.length; // step's line; others may follow it before it is named
     await this.step('boot', undefined);
     const vm = new FakeVm(this, `vm${++this.ids}`, this.guest, config, 'running', this.nextGeneration());
     this.vms.push(vm);
-    this.journal[this.journal.length - 1] = `boot ${vm.id}`;
+    this.journal[entry] = `boot ${vm.id}`;
     return vm;
   }
 
   async restore(dir: string, template: TemplateInfo, options: { running?: boolean } = {}): Promise<FakeVm> {
+    const entry = this.journal.length;
     await this.step('restore', undefined);
     await readFile(join(dir, 'memory'));
     await readFile(join(dir, 'state'));
@@ -137,7 +139,7 @@ export class FakeHypervisor implements Hypervisor<FakeVm> {
     const state = options.running ? 'running' : 'paused';
     const vm = new FakeVm(this, `vm${++this.ids}`, template.guest, template.config, state, generation, template.generation);
     this.vms.push(vm);
-    this.journal[this.journal.length - 1] = `restore ${vm.id}`;
+    this.journal[entry] = `restore ${vm.id}`;
     return vm;
   }
 
