@@ -9,7 +9,8 @@
  *   between them (a burst of requests; the first of each burst starts from an idle process);
  * - pool take: `getBaseVm` on that full pool alone (the paused VM, before the resume).
  * Then sustained VM starts per second from the template for 10 s (with each getVm's latency
- * there: back to back, the previous VMs' teardown overlapping), and the resident memory (PSS,
+ * there: back to back, the previous VMs' teardown overlapping), once more with the whole
+ * process on one CPU (one-cpu.ts), and the resident memory (PSS,
  * /proc/self/smaps_rollup) each idle clone adds. "Ready": the guest answered on its agent channel
  * (for a pooled VM, when it joined the pool) and runs. Results are returned as JSON figures and drawn as SVG charts
  * (src/bench/chart.ts) into bench-results/.
@@ -37,6 +38,7 @@ import { Vm } from '../vm/vm.js';
 import { packageRoot } from '../native/binding.js';
 import { writeGroupedBarChart, type BarRow } from './chart.js';
 import { collectGarbage } from './gc.js';
+import { onOneCpu } from './one-cpu.js';
 // Types only: registry.ts imports this file when it loads, so a value import back would be a cycle.
 import type { Bench } from './registry.js';
 import { round2, summarize, type Summary } from './stats.js';
@@ -66,6 +68,8 @@ export interface LatencyFigure {
 export interface SustainedFigure {
   seconds: number;
   concurrency: number;
+  /** The CPUs the whole process ran on: every one it may use, or one (`onOneCpu`). */
+  cpus: 'all' | 'one';
   starts: number;
   perSecond: number;
   perSecondBuckets: number[];
@@ -81,6 +85,8 @@ export interface FactoryBenchResult {
   /** Why the clone figures are missing, when they are. */
   clonesSkipped?: string;
   sustained?: SustainedFigure[];
+  /** Why the run on one CPU is missing, when it is. */
+  oneCpuSkipped?: string;
   pssPerIdleClone?: { memoryMiB: number; clones: number; pssKiBPerClone: number; rssKiBPerClone: number }[];
   charts: string[];
 }
@@ -89,6 +95,11 @@ const nowUs = (): number => Number(process.hrtime.bigint()) / 1e3;
 
 function vmConfigOf(memoryMiB: number): FactoryVmConfig {
   return { hypervisorConfig: { kernelPath: probeGuestPath(), kernelParams: [], memorySize: memoryMiB } };
+}
+
+/** "1 getVm in flight", with "the process on one CPU" for the confined run. */
+function sustainedLabel(s: SustainedFigure): string {
+  return `${s.concurrency} getVm in flight${s.cpus === 'one' ? ', the process on one CPU' : ''}`;
 }
 
 function figure(path: StartPath, memoryMiB: number, samples: number[]): LatencyFigure {
@@ -183,7 +194,7 @@ async function timeHandOverBursts(factory: Factory<FactoryVmHandle>, pool: Cache
   return samples.slice(0, iterations);
 }
 
-async function sustainedStarts(seconds: number, concurrency: number): Promise<SustainedFigure> {
+async function sustainedStarts(seconds: number, concurrency: number, cpus: 'all' | 'one' = 'all'): Promise<SustainedFigure> {
   const { factory, done } = await templateFactory(128, 0);
   try {
     const config = factory.config();
@@ -217,6 +228,7 @@ async function sustainedStarts(seconds: number, concurrency: number): Promise<Su
     return {
       seconds: round2(elapsed),
       concurrency,
+      cpus,
       starts,
       perSecond: round2(starts / Math.min(elapsed, seconds)),
       perSecondBuckets: buckets,
@@ -292,11 +304,11 @@ async function drawCharts(result: FactoryBenchResult, dir: string): Promise<stri
     charts.push(
       await writeGroupedBarChart(join(dir, 'factory-sustained-starts.svg'), {
         title: `VM starts from the template, per second`,
-        subtitle: `${runs.map((r) => `${r.perSecond}/s with ${r.concurrency} in flight`).join(', ')}; getVm + stop, 128 MiB probe clones`,
+        subtitle: `${runs.map((r) => `${r.perSecond}/s with ${sustainedLabel(r)}`).join(', ')}; getVm + stop, 128 MiB probe clones`,
         xTitle: 'second',
         yTitle: 'starts in that second',
-        legendTitle: 'getVm in flight',
-        rows: runs.flatMap((r) => r.perSecondBuckets.map((n, i) => ({ group: String(i + 1), series: String(r.concurrency), value: n }))),
+        legendTitle: 'getVm in flight, CPUs',
+        rows: runs.flatMap((r) => r.perSecondBuckets.map((n, i) => ({ group: String(i + 1), series: sustainedLabel(r), value: n }))),
         rule: { value: 200, label: 'target 200/s' },
       }),
     );
@@ -358,6 +370,13 @@ export async function benchFactory(options: FactoryBenchOptions = {}): Promise<F
     for (const concurrency of options.sustainConcurrency ?? [1, 4]) {
       result.sustained.push(await sustainedStarts(options.sustainSeconds ?? 10, concurrency));
     }
+    // Issue 12's "≥ 200 starts/s on one core": the same run with every thread on one CPU.
+    try {
+      const seconds = options.sustainSeconds ?? 10;
+      result.sustained.push((await onOneCpu(() => sustainedStarts(seconds, 1, 'one'))).value);
+    } catch (err) {
+      result.oneCpuSkipped = `cannot confine the process to one CPU: ${err instanceof Error ? err.message : String(err)}`;
+    }
     const clones = options.pssClones ?? 50;
     result.pssPerIdleClone = [];
     for (const memoryMiB of [sizes[0]!, sizes[sizes.length - 1]!]) result.pssPerIdleClone.push(await pssPerClone(memoryMiB, clones));
@@ -384,10 +403,11 @@ export const factoryBench: Bench<FactoryBenchResult> = {
     if (r.clonesSkipped) lines.push(`   clone, hand-over, sustained, idle-clone memory: skipped (${r.clonesSkipped})`);
     for (const s of r.sustained ?? []) {
       lines.push(
-        `   sustained from the template: ${s.perSecond} starts/s (${s.starts} in ${s.seconds} s, ${s.concurrency} getVm in flight); ` +
+        `   sustained from the template: ${s.perSecond} starts/s (${s.starts} in ${s.seconds} s, ${sustainedLabel(s)}); ` +
           `getVm p50 ${round2(s.getVmUs.median)} µs, p99 ${round2(s.getVmUs.p99)} µs`,
       );
     }
+    if (r.oneCpuSkipped) lines.push(`   sustained on one CPU: skipped (${r.oneCpuSkipped})`);
     for (const p of r.pssPerIdleClone ?? []) {
       lines.push(`   idle clone at ${sizeLabel(p.memoryMiB)}: PSS ${p.pssKiBPerClone} KiB, RSS ${p.rssKiBPerClone} KiB (over ${p.clones} clones)`);
     }
