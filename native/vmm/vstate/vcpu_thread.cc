@@ -2,6 +2,7 @@
 
 #include <linux/kvm.h>
 #include <signal.h>
+#include <sys/sysinfo.h>
 
 #include <cstring>
 #include <mutex>
@@ -133,24 +134,37 @@ void VcpuThread::steer_away_from_caller() {
   // the caller's CPU in about one hand-over in five and runs the guest there for ~50 µs
   // before the caller goes on (the scheduler often skips looking for an idle CPU); with it,
   // hand-over p90 / p99 went from 120–165 / 240–260 µs to 86–92 / 109–115 µs.
+  // steered_ still set means the last widening failed: home_cpus_ is kept until one works.
   if (steered_ || !spawned_ || state_ == VcpuRunState::kFinished) return;
   const int here = sched_getcpu();
   if (here < 0) return;
-  if (pthread_getaffinity_np(thread_, sizeof home_cpus_, &home_cpus_) != 0) return;
-  if (!CPU_ISSET(here, &home_cpus_) || CPU_COUNT(&home_cpus_) < 2) return;
-  cpu_set_t elsewhere = home_cpus_;
+  cpu_set_t home;
+  if (pthread_getaffinity_np(thread_, sizeof home, &home) != 0) return;
+  if (!CPU_ISSET(here, &home) || CPU_COUNT(&home) < 2) return;
+  cpu_set_t elsewhere = home;
   CPU_CLR(here, &elsewhere);
-  steered_ = pthread_setaffinity_np(thread_, sizeof elsewhere, &elsewhere) == 0;
+  if (pthread_setaffinity_np(thread_, sizeof elsewhere, &elsewhere) != 0) return;
+  // What the thread asks for when it widens its set again. The kernel keeps an asked-for set
+  // and follows a cgroup cpuset only within it: a thread that may use every online CPU (no
+  // one restricted it) asks for every CPU, so a cpuset that grows later still reaches it.
+  // A set someone narrowed (taskset, a smaller cpuset) is asked for as it was.
+  static const int online = get_nprocs();
+  if (CPU_COUNT(&home) >= online) {
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) CPU_SET(cpu, &home_cpus_);
+  } else {
+    home_cpus_ = home;
+  }
+  steered_ = true;
 }
 
 void VcpuThread::restore_cpus() {
   // vCPU thread, mutex_ held, right after it woke: widening the set moves nothing, it only
   // lets the scheduler place this thread anywhere again. Under mutex_, so a resume right
-  // after a pause steers from the widened set. A failure leaves the narrower set, which
-  // still runs the guest.
+  // after a pause steers from the widened set. A failure (the cpuset changed meanwhile)
+  // leaves the narrower set, which still runs the guest, and steered_ set: the next wake
+  // tries again, and no resume steers from the narrowed set.
   if (!steered_) return;
-  steered_ = false;
-  (void)pthread_setaffinity_np(pthread_self(), sizeof home_cpus_, &home_cpus_);
+  if (pthread_setaffinity_np(pthread_self(), sizeof home_cpus_, &home_cpus_) == 0) steered_ = false;
 }
 
 bool VcpuThread::run_requested() const {

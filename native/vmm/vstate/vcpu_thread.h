@@ -82,8 +82,9 @@ class VcpuThread {
   // Spawned paused and not yet through its mailbox: a resume that comes before the thread
   // first parks is still a resume (vcpu_resumed), though the thread never waited. mutex_.
   bool paused_at_spawn_ = false;
-  // The thread's CPU set before steer_away_from_caller narrowed it; `steered_` says it is
-  // narrowed. mutex_.
+  // The CPU set the thread asks for again after steer_away_from_caller narrowed it (its set
+  // before, or every CPU when that held every online one); `steered_` says it is narrowed.
+  // mutex_.
   cpu_set_t home_cpus_{};
   bool steered_ = false;
 };
