@@ -38,7 +38,7 @@ import { Vm } from '../vm/vm.js';
 import { packageRoot } from '../native/binding.js';
 import { writeGroupedBarChart, type BarRow } from './chart.js';
 import { collectGarbage } from './gc.js';
-import { onOneCpu } from './one-cpu.js';
+import { ConfineError, onOneCpu } from './one-cpu.js';
 // Types only: registry.ts imports this file when it loads, so a value import back would be a cycle.
 import type { Bench } from './registry.js';
 import { round2, summarize, type Summary } from './stats.js';
@@ -375,7 +375,8 @@ export async function benchFactory(options: FactoryBenchOptions = {}): Promise<F
       const seconds = options.sustainSeconds ?? 10;
       result.sustained.push((await onOneCpu(() => sustainedStarts(seconds, 1, 'one'))).value);
     } catch (err) {
-      result.oneCpuSkipped = `cannot confine the process to one CPU: ${err instanceof Error ? err.message : String(err)}`;
+      if (!(err instanceof ConfineError)) throw err;
+      result.oneCpuSkipped = `cannot confine the process to one CPU: ${err.message}`;
     }
     const clones = options.pssClones ?? 50;
     result.pssPerIdleClone = [];
