@@ -97,14 +97,23 @@ export class Factory<V extends FactoryVm = FactoryVm> {
    * not served here: `#getVmInSpan` gives its error or its fallback, logged, in a span.
    */
   #served(requested: FactoryVmConfig): boolean {
-    const own = this.base.config();
-    // The factory's own config (what `config()` returns) fits by definition: not checked again.
-    if (requested === own) return true;
     try {
-      return vmConfigMismatch(checkFactoryVmConfig(requested, 'requested VM config'), own) === undefined;
+      return this.#fit(requested).mismatch === undefined;
     } catch {
       return false;
     }
+  }
+
+  /**
+   * `requested` checked, and why the factory's VMs do not fit it (undefined: they do). The
+   * factory's own config (what `config()` returns) fits by definition: not checked again.
+   * Throws for an invalid config.
+   */
+  #fit(requested: FactoryVmConfig): { checked: CheckedFactoryVmConfig; mismatch: string | undefined } {
+    const own = this.base.config();
+    if (requested === own) return { checked: own, mismatch: undefined };
+    const checked = checkFactoryVmConfig(requested, 'requested VM config');
+    return { checked, mismatch: vmConfigMismatch(checked, own) };
   }
 
   /** `getVm` in a span; `taken` is a pooled VM `getVm` took already (its config is the factory's). */
@@ -114,14 +123,12 @@ export class Factory<V extends FactoryVm = FactoryVm> {
       let running = false;
       if (vm === undefined) {
         if (this.#closed) throw closedError();
-        // The factory's own config (what `config()` returns) fits by definition: not checked again.
-        const own = this.base.config();
-        const checked = requested === own ? own : checkFactoryVmConfig(requested, 'requested VM config');
-        const mismatch = checked === own ? undefined : vmConfigMismatch(checked, own);
+        const { checked, mismatch } = this.#fit(requested);
         if (mismatch) {
           logger('factory').info({ reason: mismatch }, 'fallback to direct factory vm');
           return this.hypervisor.boot(checked);
         }
+        const own = this.base.config();
         // A template clone comes running (its uniqueness check may be on its way already); any
         // other base VM is paused and resumed here.
         running = this.base.getRunningVm !== undefined;

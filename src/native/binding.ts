@@ -124,7 +124,6 @@ export interface NativeVmTestMethods {
   debugReadGuest(address: number, length: number): Buffer;
 }
 
-/** The raw addon, as native/addon/module.cc exports it. Each entry says which thread runs it. */
 /** How a process's restores went: see `Vm.restoreCounts`. */
 export interface RestoreCounts {
   /** Restores that took a VM prepared ahead at once, on the calling thread (its directory on tmpfs or ramfs, unchanged). */
@@ -135,6 +134,7 @@ export interface RestoreCounts {
   assembled: number;
 }
 
+/** The raw addon, as native/addon/module.cc exports it. Each entry says which thread runs it. */
 export interface NativeAddon {
   /** JS thread. Hands the error class to C++ once, right after loading. */
   init(errorClass: typeof NodevisorError): void;
