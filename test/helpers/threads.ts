@@ -3,15 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 /** Names of this process's vCPU threads. */
 export function vcpuThreads(): string[] {
-  return readdirSync('/proc/self/task')
-    .map((tid) => {
-      try {
-        return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
-      } catch {
-        return '';
-      }
-    })
-    .filter((name) => name.startsWith('nv-vcpu'));
+  return threadCpus('nv-vcpu').map((thread) => thread.name);
 }
 
 /** One thread of this process: its name, the CPUs it may run on, and the CPU it last ran on. */
@@ -23,7 +15,7 @@ export interface ThreadCpus {
   lastCpu: number;
 }
 
-/** This process's threads whose name starts with `prefix`, with their CPUs. */
+/** This process's threads whose name starts with `prefix` (all of them for ''), with their CPUs. */
 export function threadCpus(prefix: string): ThreadCpus[] {
   const found: ThreadCpus[] = [];
   for (const tid of readdirSync('/proc/self/task')) {

@@ -1,19 +1,13 @@
 /** The bench's one-CPU confinement (src/bench/one-cpu.ts) on this process's real threads. */
-import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 import { onOneCpu } from '../../src/bench/one-cpu.js';
 import { needs, skipUnless } from '../helpers/needs.js';
+import { threadCpus } from '../helpers/threads.js';
 
 /** Cpus_allowed_list of every thread of this process. */
 function everyThreadsCpus(): string[] {
-  return readdirSync('/proc/self/task').flatMap((tid) => {
-    try {
-      return [/^Cpus_allowed_list:\s*(\S+)$/m.exec(readFileSync(`/proc/self/task/${tid}/status`, 'utf8'))![1]!];
-    } catch {
-      return []; // ended while we looked
-    }
-  });
+  return threadCpus('').map((thread) => thread.allowed);
 }
 
 describe('onOneCpu', skipUnless('one-CPU confinement', needs.cpus(2), needs.command('taskset')), () => {
