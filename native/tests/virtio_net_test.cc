@@ -120,6 +120,8 @@ TEST(net_tap_frames_fill_guest_buffers_when_they_come) {
   auto got = r.h.read_bytes(kBuffers, frame.size());
   frame[10] = 1;  // num_buffers
   CHECK(got == frame);
+  // The worker publishes the used element, then raises the interrupt: wait for it a little.
+  for (int i = 0; i < 1000 && r.h.irqs->load() == 0; i++) usleep(1000);
   CHECK(*r.h.irqs > 0);
 }
 
